@@ -1,0 +1,8 @@
+// Benchmark entry points behind `linattn bench`. Each takes the subcommand's arguments (after
+// `--device X` was consumed) and returns a process exit code.
+#pragma once
+
+namespace linattn::bench {
+int bench_main_cpu(int argc, char** argv);   // bench/cpu_bench.cpp
+int bench_main_cuda(int argc, char** argv);  // bench/cuda_bench.cu (a stub without CUDA)
+}  // namespace linattn::bench
