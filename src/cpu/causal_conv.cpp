@@ -1,0 +1,162 @@
+// CausalConvWithState on the CPU, float32 math (SEMANTICS.md): P = concat(past or zeros, input),
+// y[l] = act(bias + sum_j w[j] P[l+j]), present_state = the last k-1 columns of P.
+//
+// Two loop orders, chosen by the memory layout so the innermost loop runs over contiguous data:
+// - channels last (channel stride 1): a block of channels per work item; the k most recent
+//   input rows live in a ring of k rows (the past state seeds the first k-1), so each output row
+//   is k fused multiply-adds over contiguous channel rows and the state is never copied whole.
+// - channels first (time stride 1): one channel per step; its k-1 past values and L inputs form
+//   one contiguous row, and the outputs are accumulated over time, tap by tap.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/thread_pool.hpp"
+#include "cpu/float_rows.hpp"
+
+namespace linattn::detail::cpu {
+namespace {
+
+constexpr int64_t kChannelBlock = 256;  // channels per work item in the channels-last kernel
+constexpr int64_t kChannelGroup = 16;   // channels per work item in the channels-first kernel
+
+inline void grow(std::vector<float>& b, int64_t n) {
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+}
+
+inline void activate(float* __restrict y, int64_t n, bool silu) {
+  if (!silu) return;
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] / (1.f + std::exp(-y[i]));
+}
+
+struct ChannelsLastScratch {
+  std::vector<float> w, bias, ring, acc;
+};
+
+// Channels c0 .. c0+n-1 of batch b; channel stride 1 for the input and output rows.
+void conv_channels_last(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n,
+                        ChannelsLastScratch& sc) {
+  const int64_t K = p.K, S = K - 1, L = p.L;
+  const linattn_dtype at = p.act_dtype;
+  grow(sc.w, K * n);
+  grow(sc.bias, n);
+  grow(sc.ring, K * n);
+  grow(sc.acc, n);
+  float* __restrict w = sc.w.data();  // w[j*n + c]: tap-major, so each tap is a contiguous row
+  float* __restrict ring = sc.ring.data();  // P[m] lives in ring row m % K
+  float* __restrict acc = sc.acc.data();
+
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t j = 0; j < K; ++j)
+      w[j * n + c] = load_as_float(p.w, (c0 + c) * p.w_sc + j * p.w_sk, at);
+  if (p.bias != nullptr) {
+    for (int64_t c = 0; c < n; ++c) sc.bias[c] = load_as_float(p.bias, (c0 + c) * p.bias_sc, at);
+  } else {
+    std::fill(sc.bias.begin(), sc.bias.begin() + n, 0.f);
+  }
+
+  // P[0 .. k-2] = past (or zeros), read in full before anything is stored.
+  for (int64_t j = 0; j < S; ++j) {
+    float* __restrict row = ring + j * n;
+    if (p.past != nullptr) {
+      for (int64_t c = 0; c < n; ++c)
+        row[c] = load_as_float(p.past, b * p.past_sb + (c0 + c) * p.past_sc + j, p.past_dtype);
+    } else {
+      for (int64_t c = 0; c < n; ++c) row[c] = 0.f;
+    }
+  }
+
+  for (int64_t l = 0; l < L; ++l) {
+    // P[l + k - 1] = x[l]
+    load_row(p.x, b * p.x_sb + c0 * p.x_sc + l * p.x_sl, n, at, ring + ((l + S) % K) * n);
+    for (int64_t c = 0; c < n; ++c) acc[c] = sc.bias[c];
+    for (int64_t j = 0; j < K; ++j) {
+      const float* __restrict pj = ring + ((l + j) % K) * n;
+      const float* __restrict wj = w + j * n;
+      for (int64_t c = 0; c < n; ++c) acc[c] += wj[c] * pj[c];
+    }
+    activate(acc, n, p.silu);
+    store_row(p.y, b * p.y_sb + c0 * p.y_sc + l * p.y_sl, n, at, acc);
+  }
+
+  // present = P[L .. L+k-2]
+  for (int64_t j = 0; j < S; ++j) {
+    const float* row = ring + ((L + j) % K) * n;
+    for (int64_t c = 0; c < n; ++c)
+      store_from_float(p.present, b * p.pres_sb + (c0 + c) * p.pres_sc + j, p.present_dtype,
+                       row[c]);
+  }
+}
+
+struct ChannelsFirstScratch {
+  std::vector<float> P, acc, w;
+};
+
+// One channel c of batch b; any strides, contiguous over time in the usual layout.
+void conv_channels_first(const CausalConvParams& p, int64_t b, int64_t c,
+                         ChannelsFirstScratch& sc) {
+  const int64_t K = p.K, S = K - 1, L = p.L;
+  const linattn_dtype at = p.act_dtype;
+  grow(sc.P, S + L);
+  grow(sc.acc, L);
+  grow(sc.w, K);
+  float* __restrict P = sc.P.data();
+  float* __restrict acc = sc.acc.data();
+
+  if (p.past != nullptr) {
+    load_row(p.past, b * p.past_sb + c * p.past_sc, S, p.past_dtype, P);
+  } else {
+    for (int64_t j = 0; j < S; ++j) P[j] = 0.f;
+  }
+  if (p.x_sl == 1) {
+    load_row(p.x, b * p.x_sb + c * p.x_sc, L, at, P + S);
+  } else {
+    for (int64_t l = 0; l < L; ++l)
+      P[S + l] = load_as_float(p.x, b * p.x_sb + c * p.x_sc + l * p.x_sl, at);
+  }
+  for (int64_t j = 0; j < K; ++j) sc.w[j] = load_as_float(p.w, c * p.w_sc + j * p.w_sk, at);
+
+  const float bias = p.bias != nullptr ? load_as_float(p.bias, c * p.bias_sc, at) : 0.f;
+  for (int64_t l = 0; l < L; ++l) acc[l] = bias;
+  for (int64_t j = 0; j < K; ++j) {
+    const float wj = sc.w[j];
+    const float* __restrict pj = P + j;
+    for (int64_t l = 0; l < L; ++l) acc[l] += wj * pj[l];
+  }
+  activate(acc, L, p.silu);
+  if (p.y_sl == 1) {
+    store_row(p.y, b * p.y_sb + c * p.y_sc, L, at, acc);
+  } else {
+    for (int64_t l = 0; l < L; ++l)
+      store_from_float(p.y, b * p.y_sb + c * p.y_sc + l * p.y_sl, at, acc[l]);
+  }
+
+  if (S > 0) store_row(p.present, b * p.pres_sb + c * p.pres_sc, S, p.present_dtype, P + L);
+}
+
+}  // namespace
+
+Status causal_conv(const CausalConvParams& p, const Exec& e) {
+  if (p.B == 0 || p.C == 0) return Status();
+  if (p.x_sc == 1 && p.y_sc == 1) {
+    const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
+    e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
+      thread_local ChannelsLastScratch sc;
+      const int64_t b = item / blocks, c0 = (item % blocks) * kChannelBlock;
+      conv_channels_last(p, b, c0, std::min(kChannelBlock, p.C - c0), sc);
+    });
+  } else {
+    const int64_t groups = (p.C + kChannelGroup - 1) / kChannelGroup;
+    e.pool->parallel_for(p.B * groups, [&](int64_t item, int) {
+      thread_local ChannelsFirstScratch sc;
+      const int64_t b = item / groups, c0 = (item % groups) * kChannelGroup;
+      const int64_t c1 = std::min(p.C, c0 + kChannelGroup);
+      for (int64_t c = c0; c < c1; ++c) conv_channels_first(p, b, c, sc);
+    });
+  }
+  return Status();
+}
+
+}  // namespace linattn::detail::cpu
