@@ -58,6 +58,13 @@ Status check_output_aliasing(const char* op, Operand& out, const Operand* inputs
       << strides_string(*out.t) << ") overlaps " << in.name << " (shape "
       << shape_string(*in.t) << ", strides " << strides_string(*in.t) << ")";
     if (alias_ok == &in) {
+      if (out.t->data != in.t->data) {
+        m << " starting " << static_cast<long long>(out.span.begin - in.span.begin)
+          << " bytes from it";
+      } else if (out.t->dtype != in.t->dtype) {
+        m << " with dtype " << dtype_string(out.t->dtype) << " instead of "
+          << dtype_string(in.t->dtype);
+      }
       m << "; " << out.name << " may alias " << in.name
         << " only exactly (same data pointer, dtype and strides)";
     } else {
