@@ -205,9 +205,9 @@ Status check_no_self_overlap(const char* op, const char* name, const linattn_ten
       std::ostringstream m;
       m << op << ": " << name << " has shape " << shape_string(t) << " and strides "
         << strides_string(t) << ": stride " << i << " (" << t.strides[i]
-        << ") is smaller than the " << block
-        << " elements of the dims inside it, so elements overlap (an output must not alias "
-           "itself)";
+        << ") is smaller than " << block
+        << ", the span in elements of the dims inside it, so elements overlap (an output "
+           "must not alias itself)";
       return invalid(m.str());
     }
     block = t.strides[i] * (t.shape[i] - 1) + block;
