@@ -42,18 +42,48 @@ float round_to(linattn_dtype dtype, float value) {
   }
 }
 
-double relative_error(const linattn_tensor& got, const linattn_tensor& want) {
+void ErrorAccumulator::add(const linattn_tensor& got, const linattn_tensor& want) {
   std::vector<double> a, b;
   for_each_offset(got, [&](int64_t o) { a.push_back(load_element(got.data, got.dtype, o)); });
   for_each_offset(want, [&](int64_t o) { b.push_back(load_element(want.data, want.dtype, o)); });
-  if (a.size() != b.size()) return NAN;
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return NAN;
-    diff += (a[i] - b[i]) * (a[i] - b[i]);
-    norm += b[i] * b[i];
+  if (a.size() != b.size()) {
+    mismatch = true;
+    return;
   }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) nonfinite = true;
+    diff2 += (a[i] - b[i]) * (a[i] - b[i]);
+    ref2 += b[i] * b[i];
+  }
+}
+
+double ErrorAccumulator::relative() const {
+  if (nonfinite || mismatch) return NAN;
+  return ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+}
+
+double relative_error(const linattn_tensor& got, const linattn_tensor& want) {
+  ErrorAccumulator acc;
+  acc.add(got, want);
+  return acc.relative();
+}
+
+void l2_normalise_heads(const linattn_tensor& t, int64_t head_dim) {
+  if (t.rank != 3 || head_dim <= 0) return;
+  const int64_t heads = t.shape[2] / head_dim;
+  std::vector<double> v(static_cast<size_t>(head_dim));
+  for (int64_t b = 0; b < t.shape[0]; ++b)
+    for (int64_t s = 0; s < t.shape[1]; ++s)
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t base = b * t.strides[0] + s * t.strides[1] + h * head_dim;
+        double norm2 = 0;
+        for (int64_t i = 0; i < head_dim; ++i) {
+          v[i] = load_element(t.data, t.dtype, base + i);
+          norm2 += v[i] * v[i];
+        }
+        const double inv = 1.0 / std::sqrt(norm2 + 1e-6);
+        for (int64_t i = 0; i < head_dim; ++i) store_element(t.data, t.dtype, base + i, v[i] * inv);
+      }
 }
 
 linattn_tensor subview(const linattn_tensor& base, int64_t offset, std::vector<int64_t> shape,

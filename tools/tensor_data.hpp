@@ -39,6 +39,24 @@ void for_each_offset(const linattn_tensor& t, F&& f) {
 // the difference when want is all zeros). NaN when any element of got is not finite.
 double relative_error(const linattn_tensor& got, const linattn_tensor& want);
 
+// The same error accumulated over several comparisons (e.g. every decode step).
+struct ErrorAccumulator {
+  double diff2 = 0, ref2 = 0;
+  bool nonfinite = false, mismatch = false;
+  void add(const linattn_tensor& got, const linattn_tensor& want);
+  double relative() const;
+};
+
+// Scales each head vector (the last dim split into pieces of head_dim) of a rank-3 host view to
+// unit L2 norm, as the models do to q and k before the delta rule (eps 1e-6 as in DESIGN.md).
+void l2_normalise_heads(const linattn_tensor& t, int64_t head_dim);
+
+// Stores f() into every element of a host view.
+template <class F>
+void fill_view(const linattn_tensor& t, F&& f) {
+  for_each_offset(t, [&](int64_t o) { store_element(t.data, t.dtype, o, f()); });
+}
+
 // A view of part of a tensor: the same base with an element offset, a shape and strides.
 linattn_tensor subview(const linattn_tensor& base, int64_t offset, std::vector<int64_t> shape,
                        std::vector<int64_t> strides);
