@@ -56,6 +56,9 @@ std::string CausalConvCase::name() const {
   return s;
 }
 
+void PrintTo(const LinearAttentionCase& c, std::ostream* os) { *os << c.name(); }
+void PrintTo(const CausalConvCase& c, std::ostream* os) { *os << c.name(); }
+
 namespace {
 
 double logsigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 
@@ -64,6 +65,10 @@ struct CausalConvCase {
   uint64_t seed = 1;
   std::string name() const;
 };
+
+// GoogleTest prints parameters with these.
+void PrintTo(const LinearAttentionCase& c, std::ostream* os);
+void PrintTo(const CausalConvCase& c, std::ostream* os);
 
 // Inputs of one case; absent optional inputs have rank 0.
 struct LinearAttentionInputs {
