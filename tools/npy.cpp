@@ -246,7 +246,7 @@ bool parse(const unsigned char* bytes, size_t size, const std::string& name, Arr
   const size_t elem = size_of(dtype);
   int64_t numel = 0;
   if (!checked_numel(shape, elem, &numel))
-    return fail(error, name, "the shape's size overflows");
+    return fail(error, name, "the shape's size overflows (or exceeds 1 TiB)");
   const uint64_t want = static_cast<uint64_t>(numel) * elem;
   const uint64_t have = size - header_start - header_len;
   if (have < want)
