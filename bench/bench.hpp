@@ -5,4 +5,6 @@
 namespace linattn::bench {
 int bench_main_cpu(int argc, char** argv);   // bench/cpu_bench.cpp
 int bench_main_cuda(int argc, char** argv);  // bench/cuda_bench.cu (a stub without CUDA)
+// Chunked-prefill timing table (bench/chunked_bench.cu; CUDA builds only).
+int bench_chunked_prefill(int argc, char** argv);
 }  // namespace linattn::bench

@@ -1,0 +1,168 @@
+// Timing of the chunked prefill on the shapes of docs/PERFORMANCE.md (gated_delta, d = 128,
+// bfloat16 q/k/v with unit q and k, float32 state in and out). Inputs are generated on the
+// device; each shape is timed with events over repeated launches, median reported.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "bench.hpp"
+#include "core/backend.hpp"
+#include "core/dtype.hpp"
+#include "cuda/chunked_options.cuh"
+#include "cuda/chunked_prefill.hpp"
+
+namespace linattn::bench {
+namespace {
+
+using detail::LinearAttentionParams;
+
+__device__ float hash_uniform(uint64_t x) {  // (0, 1)
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+  return (static_cast<float>(x >> 40) + 0.5f) / 16777216.f;
+}
+
+__device__ float hash_normal(uint64_t x) {
+  const float u1 = hash_uniform(2 * x), u2 = hash_uniform(2 * x + 1);
+  return sqrtf(-2.f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+// kind 0: unit vectors of length d; 1: N(0,1); 2: logsigmoid(1.5 N + 2.5); 3: sigmoid(N).
+__global__ void fill_kernel(uint16_t* dst, int64_t vectors, int d, int kind, uint64_t seed) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= vectors) return;
+  float norm = 1.f;
+  if (kind == 0) {
+    float n2 = 0.f;
+    for (int j = 0; j < d; ++j) { const float x = hash_normal(seed + i * d + j); n2 += x * x; }
+    norm = rsqrtf(n2);
+  }
+  for (int j = 0; j < d; ++j) {
+    float x = hash_normal(seed + i * d + j);
+    if (kind == 0) x *= norm;
+    if (kind == 2) x = -log1pf(expf(-(1.5f * x + 2.5f)));
+    if (kind == 3) x = 1.f / (1.f + expf(-x));
+    dst[i * d + j] = detail::float_to_bf16_bits(x);
+  }
+}
+
+__global__ void fill_f32(float* dst, int64_t n, uint64_t seed) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] = 0.5f * hash_normal(seed + i);
+}
+
+struct Shape {
+  int hqk, hv;
+  int64_t B, T;
+  double target_ms;
+};
+
+#define BENCH_CUDA(x)                                                              \
+  do {                                                                             \
+    cudaError_t e_ = (x);                                                          \
+    if (e_ != cudaSuccess) {                                                       \
+      std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));                \
+      return -1.0;                                                                 \
+    }                                                                              \
+  } while (0)
+
+double time_shape(const Shape& s, bool split, int reps) {
+  const int d = 128;
+  const int64_t BT = s.B * s.T;
+  uint16_t *q, *k, *v, *g, *beta, *out;
+  float *past, *present;
+  const int64_t nstate = s.B * s.hv * d * d;
+  BENCH_CUDA(cudaMalloc(&q, BT * s.hqk * d * 2));
+  BENCH_CUDA(cudaMalloc(&k, BT * s.hqk * d * 2));
+  BENCH_CUDA(cudaMalloc(&v, BT * s.hv * d * 2));
+  BENCH_CUDA(cudaMalloc(&g, BT * s.hv * 2));
+  BENCH_CUDA(cudaMalloc(&beta, BT * s.hv * 2));
+  BENCH_CUDA(cudaMalloc(&out, BT * s.hv * d * 2));
+  BENCH_CUDA(cudaMalloc(&past, nstate * 4));
+  BENCH_CUDA(cudaMalloc(&present, nstate * 4));
+  auto blocks = [](int64_t n) { return static_cast<unsigned>((n + 255) / 256); };
+  fill_kernel<<<blocks(BT * s.hqk), 256>>>(q, BT * s.hqk, d, 0, 1);
+  fill_kernel<<<blocks(BT * s.hqk), 256>>>(k, BT * s.hqk, d, 0, 1ull << 40);
+  fill_kernel<<<blocks(BT * s.hv), 256>>>(v, BT * s.hv, d, 1, 2ull << 40);
+  fill_kernel<<<blocks(BT * s.hv), 256>>>(g, BT * s.hv, 1, 2, 3ull << 40);
+  fill_kernel<<<blocks(BT * s.hv), 256>>>(beta, BT * s.hv, 1, 3, 4ull << 40);
+  fill_f32<<<blocks(nstate), 256>>>(past, nstate, 5ull << 40);
+  BENCH_CUDA(cudaGetLastError());
+
+  LinearAttentionParams p;
+  p.B = s.B; p.T = s.T; p.Hq = s.hqk; p.Hk = s.hqk; p.Hkv = s.hv; p.Hout = std::max(s.hqk, s.hv);
+  p.dk = d; p.dv = d; p.rule = LINATTN_RULE_GATED_DELTA; p.gated = true; p.delta = true;
+  p.scale = 1.f / std::sqrt(static_cast<float>(d));
+  p.act_dtype = LINATTN_BFLOAT16; p.past_dtype = LINATTN_FLOAT32; p.present_dtype = LINATTN_FLOAT32;
+  p.q = q; p.q_st = s.hqk * d; p.q_sb = s.T * p.q_st;
+  p.k = k; p.k_st = s.hqk * d; p.k_sb = s.T * p.k_st;
+  p.v = v; p.v_st = s.hv * d; p.v_sb = s.T * p.v_st;
+  p.decay = g; p.g_st = s.hv; p.g_sb = s.T * s.hv;
+  p.beta = beta; p.beta_st = s.hv; p.beta_sb = s.T * s.hv;
+  p.out = out; p.o_st = p.Hout * d; p.o_sb = s.T * p.o_st;
+  p.past = past; p.past_sk = d; p.past_sh = d * d; p.past_sb = s.hv * p.past_sh;
+  p.present = present; p.pres_sk = d; p.pres_sh = d * d; p.pres_sb = s.hv * p.pres_sh;
+
+  detail::cuda::ChunkedOptions o;
+  o.split_state = split;
+  detail::Exec e;
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  std::vector<float> ms;
+  for (int i = 0; i < reps + 2; ++i) {
+    BENCH_CUDA(cudaEventRecord(a));
+    detail::Status st = detail::cuda::chunked_prefill_with(p, e, o);
+    BENCH_CUDA(cudaEventRecord(b));
+    if (!st.ok()) {
+      std::fprintf(stderr, "chunked prefill: %s\n", st.message().c_str());
+      return -1.0;
+    }
+    BENCH_CUDA(cudaEventSynchronize(b));
+    float t = 0.f;
+    BENCH_CUDA(cudaEventElapsedTime(&t, a, b));
+    if (i >= 2) ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out, (void*)past, (void*)present})
+    cudaFree(ptr);
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int bench_chunked_prefill(int argc, char** argv) {
+  int reps = 10;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
+  const Shape shapes[] = {{16, 32, 1, 8192, 0.30},  {16, 32, 8, 8192, 1.0},
+                          {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
+                          {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
+  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state\n");
+  std::printf("%-8s %-14s %-6s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
+              "target", "Mtok/s", "TFLOP/s", "vs tgt");
+  int rc = 0;
+  for (const Shape& s : shapes) {
+    for (bool split : {true, false}) {
+      const double t = time_shape(s, split, reps);
+      if (t < 0) { rc = 1; continue; }
+      const double tokens = static_cast<double>(s.B * s.T);
+      const double flops = 174e3 * tokens * s.hv;
+      char hk[16], bt[24];
+      std::snprintf(hk, sizeof hk, "%d/%d", s.hqk, s.hv);
+      std::snprintf(bt, sizeof bt, "%lldx%lld", (long long)s.B, (long long)s.T);
+      std::printf("%-8s %-14s %-6s %10.3f %10.2f %12.1f %9.1f %8.2fx\n", hk, bt, split ? "hi+lo" : "hi",
+                  t, s.target_ms, tokens / t / 1e3, flops / t / 1e9, t / s.target_ms);
+    }
+  }
+  return rc;
+}
+
+}  // namespace linattn::bench

@@ -1,0 +1,113 @@
+// Warp-level tensor-core building blocks for the chunked prefill: ldmatrix fragment loads and
+// mma.sync m16n8k16 (bf16 or f16 operands, float32 accumulators) over tiles in shared memory.
+// Operands are stored as 16-bit bit patterns (uint16_t); BF16 picks the interpretation.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace linattn::detail::cuda::chunked {
+
+template <bool BF16>
+__device__ __forceinline__ uint16_t to_bits(float x) {
+  if constexpr (BF16) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  } else {
+    return __half_as_ushort(__float2half_rn(x));
+  }
+}
+
+template <bool BF16>
+__device__ __forceinline__ float from_bits(uint16_t h) {
+  if constexpr (BF16) {
+    return __bfloat162float(__ushort_as_bfloat16(h));
+  } else {
+    return __half2float(__ushort_as_half(h));
+  }
+}
+
+// Two values as one 32-bit word, the first at the lower address.
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  return static_cast<uint32_t>(to_bits<BF16>(lo)) | (static_cast<uint32_t>(to_bits<BF16>(hi)) << 16);
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+template <bool BF16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (BF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// acc (a 16 x 8*NT tile at rows row0.., columns col0..) += A[row0.., 0..K) * B[0..K, col0..).
+// A_KM: A is stored k-major ([k][m], i.e. A^T row-major) rather than [m][k].
+// B_KN: B is stored [k][n] (row-major B) rather than [n][k].
+// Accumulator element acc[j][e]: row row0 + lane/4 + 8*(e/2), column col0 + 8*j + 2*(lane%4) + e%2.
+template <bool BF16, int NT, bool A_KM, bool B_KN>
+__device__ __forceinline__ void warp_gemm(float (&acc)[NT][4], const uint16_t* A, int lda,
+                                          const uint16_t* B, int ldb, int K, int row0, int col0) {
+  static_assert(NT % 2 == 0, "n tiles come in pairs");
+  const int lane = threadIdx.x & 31;
+  const int mi = lane >> 3, r8 = lane & 7;
+#pragma unroll 4
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t a[4];
+    if constexpr (A_KM) {
+      ldsm_x4_t(a, A + (k0 + (mi >> 1) * 8 + r8) * lda + row0 + (mi & 1) * 8);
+    } else {
+      ldsm_x4(a, A + (row0 + (lane & 15)) * lda + k0 + (lane >> 4) * 8);
+    }
+#pragma unroll
+    for (int p = 0; p < NT / 2; ++p) {
+      const int n0 = col0 + 16 * p;
+      uint32_t b[4];
+      if constexpr (B_KN) {
+        ldsm_x4_t(b, B + (k0 + (mi & 1) * 8 + r8) * ldb + n0 + (mi >> 1) * 8);
+      } else {
+        ldsm_x4(b, B + (n0 + (mi >> 1) * 8 + r8) * ldb + k0 + (mi & 1) * 8);
+      }
+      mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
+      mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+template <int NT>
+__device__ __forceinline__ void zero_acc(float (&acc)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.f;
+  }
+}
+
+}  // namespace linattn::detail::cuda::chunked

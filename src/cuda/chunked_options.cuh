@@ -1,0 +1,17 @@
+// Knobs of the chunked prefill that tests and benchmarks set explicitly; the library entry
+// (chunked_prefill) always uses the defaults.
+#pragma once
+
+#include "cuda/chunked_prefill.hpp"
+
+namespace linattn::detail::cuda {
+
+struct ChunkedOptions {
+  // Feed the float32 state to the tensor cores as hi + lo 16-bit parts (two products instead of
+  // one for Q S and W S). Off: the state is rounded once per chunk to the activation type.
+  bool split_state = true;
+};
+
+Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const ChunkedOptions& o);
+
+}  // namespace linattn::detail::cuda
