@@ -7,6 +7,12 @@
 //   is k fused multiply-adds over contiguous channel rows and the state is never copied whole.
 // - channels first (time stride 1): one channel per step; its k-1 past values and L inputs form
 //   one contiguous row, and the outputs are accumulated over time, tap by tap.
+// Floating-point exceptions are never inspected by the library; without trapping math GCC may
+// turn the clamps in fast_exp into SIMD min/max and vectorise the fused SiLU.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +20,7 @@
 
 #include "core/backend.hpp"
 #include "core/thread_pool.hpp"
+#include "cpu/fast_exp.hpp"
 #include "cpu/float_rows.hpp"
 
 namespace linattn::detail::cpu {
@@ -28,7 +35,7 @@ inline void grow(std::vector<float>& b, int64_t n) {
 
 inline void activate(float* __restrict y, int64_t n, bool silu) {
   if (!silu) return;
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] / (1.f + std::exp(-y[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] / (1.f + fast_exp(-y[i]));
 }
 
 struct ChannelsLastScratch {
