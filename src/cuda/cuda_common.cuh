@@ -1,0 +1,140 @@
+// Device-side helpers shared by the CUDA kernels: typed loads and stores in float32, and the
+// launch check that turns a CUDA error into the library's Status.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/params.hpp"
+#include "core/status.hpp"
+
+namespace linattn::detail::cuda {
+
+// Activation dtype as a template parameter: the per-token loads sit in the hot loop.
+template <linattn_dtype DT>
+__device__ __forceinline__ float ld(const void* base, int64_t i) {
+  if constexpr (DT == LINATTN_FLOAT32) {
+    return __ldg(static_cast<const float*>(base) + i);
+  } else if constexpr (DT == LINATTN_FLOAT16) {
+    return __half2float(__ldg(static_cast<const __half*>(base) + i));
+  } else {
+    return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(base) + i));
+  }
+}
+
+template <linattn_dtype DT>
+__device__ __forceinline__ void st(void* base, int64_t i, float x) {
+  if constexpr (DT == LINATTN_FLOAT32) {
+    static_cast<float*>(base)[i] = x;
+  } else if constexpr (DT == LINATTN_FLOAT16) {
+    static_cast<__half*>(base)[i] = __float2half_rn(x);
+  } else {
+    static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16_rn(x);
+  }
+}
+
+// Runtime-dtype forms, for data touched once per call (states). The switch is uniform across
+// the grid, so it costs a branch, not divergence. Plain loads (no __ldg): a state may be
+// updated in place.
+__device__ __forceinline__ float ld_rt(const void* base, int64_t i, linattn_dtype t) {
+  switch (t) {
+    case LINATTN_FLOAT16: return __half2float(static_cast<const __half*>(base)[i]);
+    case LINATTN_BFLOAT16: return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[i]);
+    default: return static_cast<const float*>(base)[i];
+  }
+}
+
+__device__ __forceinline__ void st_rt(void* base, int64_t i, linattn_dtype t, float x) {
+  switch (t) {
+    case LINATTN_FLOAT16: static_cast<__half*>(base)[i] = __float2half_rn(x); break;
+    case LINATTN_BFLOAT16: static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16_rn(x); break;
+    default: static_cast<float*>(base)[i] = x; break;
+  }
+}
+
+// Four consecutive elements starting at i, which the caller guarantees is aligned to four
+// elements (16 bytes for float32, 8 for 16-bit types): one vector access.
+__device__ __forceinline__ void ld4_rt(const void* base, int64_t i, linattn_dtype t, float out[4]) {
+  if (t == LINATTN_FLOAT32) {
+    const float4 v = *reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
+    out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
+  } else {
+    const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(base) + i);
+    const uint32_t w[2] = {u.x, u.y};
+    for (int j = 0; j < 2; ++j) {
+      const uint16_t lo = static_cast<uint16_t>(w[j] & 0xffffu), hi = static_cast<uint16_t>(w[j] >> 16);
+      if (t == LINATTN_FLOAT16) {
+        out[2 * j] = __half2float(__ushort_as_half(lo));
+        out[2 * j + 1] = __half2float(__ushort_as_half(hi));
+      } else {
+        out[2 * j] = __bfloat162float(__ushort_as_bfloat16(lo));
+        out[2 * j + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
+      }
+    }
+  }
+}
+
+__device__ __forceinline__ void st4_rt(void* base, int64_t i, linattn_dtype t, const float x[4]) {
+  if (t == LINATTN_FLOAT32) {
+    *reinterpret_cast<float4*>(static_cast<float*>(base) + i) = make_float4(x[0], x[1], x[2], x[3]);
+  } else {
+    uint32_t w[2];
+    for (int j = 0; j < 2; ++j) {
+      uint16_t lo, hi;
+      if (t == LINATTN_FLOAT16) {
+        lo = __half_as_ushort(__float2half_rn(x[2 * j]));
+        hi = __half_as_ushort(__float2half_rn(x[2 * j + 1]));
+      } else {
+        lo = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j]));
+        hi = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j + 1]));
+      }
+      w[j] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+    }
+    *reinterpret_cast<uint2*>(static_cast<uint16_t*>(base) + i) = make_uint2(w[0], w[1]);
+  }
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
+
+// Checks the launch that was just issued: configuration errors show up here, asynchronously
+// raised faults at the caller's next synchronisation.
+inline Status launch_status(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) return Status::ok_status();
+  return Status(LINATTN_ERROR_DEVICE, std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+inline Status cuda_status(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return Status::ok_status();
+  return Status(LINATTN_ERROR_DEVICE, std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+}  // namespace linattn::detail::cuda
+
+namespace linattn::detail::cuda {
+
+// Makes e.device_id current for the scope of a call and restores the caller's device after, so
+// that a launch lands on the device of the context's stream.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device) {
+      if (cudaSetDevice(device) == cudaSuccess) switched_ = true;
+    }
+  }
+  ~DeviceGuard() {
+    if (switched_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool switched_ = false;
+};
+
+}  // namespace linattn::detail::cuda
