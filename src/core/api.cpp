@@ -56,7 +56,7 @@ Status null_argument(const char* where, const char* what) {
   return invalid(std::string(where) + ": " + what + " is NULL");
 }
 
-bool backend_known(linattn_backend b) {
+bool backend_known(int b) {
   return b == LINATTN_BACKEND_CPU || b == LINATTN_BACKEND_CUDA ||
          b == LINATTN_BACKEND_REFERENCE;
 }
@@ -87,9 +87,9 @@ Status create_context(const linattn_context_options* options, linattn_context** 
   if (!out) return null_argument(kWhere, "out");
   *out = nullptr;
   if (!options) return null_argument(kWhere, "options");
-  if (!backend_known(options->backend)) {
+  if (!backend_known(enum_value(options->backend))) {
     return invalid(std::string(kWhere) + ": unknown backend value " +
-                   std::to_string(static_cast<int>(options->backend)) +
+                   std::to_string(enum_value(options->backend)) +
                    "; expected LINATTN_BACKEND_CPU (0), LINATTN_BACKEND_CUDA (1) or "
                    "LINATTN_BACKEND_REFERENCE (2)");
   }
@@ -232,7 +232,7 @@ linattn_status linattn_linear_attention_workspace_size(const linattn_context* ct
 const char* linattn_last_error(void) { return t_last_error.c_str(); }
 
 const char* linattn_status_name(linattn_status status) {
-  switch (status) {
+  switch (enum_value(status)) {
     case LINATTN_OK: return "OK";
     case LINATTN_ERROR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
     case LINATTN_ERROR_UNSUPPORTED: return "UNSUPPORTED";
@@ -245,7 +245,7 @@ const char* linattn_status_name(linattn_status status) {
 }
 
 const char* linattn_dtype_name(linattn_dtype dtype) {
-  switch (dtype) {
+  switch (enum_value(dtype)) {
     case LINATTN_FLOAT32: return "float32";
     case LINATTN_FLOAT16: return "float16";
     case LINATTN_BFLOAT16: return "bfloat16";
@@ -256,7 +256,7 @@ const char* linattn_dtype_name(linattn_dtype dtype) {
   return "unknown";
 }
 
-size_t linattn_dtype_size(linattn_dtype dtype) { return dtype_bytes(dtype); }
+size_t linattn_dtype_size(linattn_dtype dtype) { return dtype_bytes(enum_value(dtype)); }
 
 int32_t linattn_cuda_available(void) {
   try {
@@ -320,7 +320,7 @@ linattn_status linattn_update_rule_from_string(const char* name, linattn_update_
 }
 
 const char* linattn_update_rule_name(linattn_update_rule rule) {
-  switch (rule) {
+  switch (enum_value(rule)) {
     case LINATTN_RULE_LINEAR: return "linear";
     case LINATTN_RULE_GATED: return "gated";
     case LINATTN_RULE_DELTA: return "delta";

@@ -105,7 +105,7 @@ Status check_shared_dtype(const char* op, const Operand* ops, int n, const char*
 Status check_linear_attention(const linattn_linear_attention_args& a, linattn_backend backend,
                               LinearAttentionParams* out) {
   // Attributes.
-  const int rule = static_cast<int>(a.update_rule);
+  const int rule = enum_value(a.update_rule);
   if (rule < LINATTN_RULE_LINEAR || rule > LINATTN_RULE_GATED_DELTA) {
     std::ostringstream m;
     m << kLA << ": update_rule has unknown value " << rule
@@ -354,7 +354,7 @@ Status check_linear_attention(const linattn_linear_attention_args& a, linattn_ba
 
 Status check_causal_conv(const linattn_causal_conv_args& a, linattn_backend backend,
                          CausalConvParams* out) {
-  const int act = static_cast<int>(a.activation);
+  const int act = enum_value(a.activation);
   if (act != LINATTN_ACTIVATION_NONE && act != LINATTN_ACTIVATION_SILU) {
     std::ostringstream m;
     m << kConv << ": activation has unknown value " << act

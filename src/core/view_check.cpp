@@ -4,7 +4,7 @@
 
 namespace linattn::detail {
 
-std::string dtype_string(linattn_dtype t) {
+std::string dtype_string(int t) {
   switch (t) {
     case LINATTN_FLOAT32: return "float32";
     case LINATTN_FLOAT16: return "float16";
@@ -13,10 +13,10 @@ std::string dtype_string(linattn_dtype t) {
     case LINATTN_INT32: return "int32";
     case LINATTN_INT64: return "int64";
   }
-  return "dtype(" + std::to_string(static_cast<int>(t)) + ")";
+  return "dtype(" + std::to_string(t) + ")";
 }
 
-size_t dtype_bytes(linattn_dtype t) {
+size_t dtype_bytes(int t) {
   switch (t) {
     case LINATTN_FLOAT32: return 4;
     case LINATTN_FLOAT16: return 2;
@@ -90,13 +90,14 @@ Status check_view(const char* op, const char* name, const linattn_tensor& t, int
       return invalid(m.str());
     }
   }
-  const size_t esize = dtype_bytes(t.dtype);
+  const size_t esize = dtype_bytes(enum_value(t.dtype));
   if (esize == 0) {
-    m << "has unknown dtype value " << static_cast<int>(t.dtype);
+    m << "has unknown dtype value " << enum_value(t.dtype);
     return invalid(m.str());
   }
-  if (t.memory != LINATTN_MEMORY_HOST && t.memory != LINATTN_MEMORY_CUDA) {
-    m << "has unknown memory space value " << static_cast<int>(t.memory);
+  const int mem = enum_value(t.memory);
+  if (mem != LINATTN_MEMORY_HOST && mem != LINATTN_MEMORY_CUDA) {
+    m << "has unknown memory space value " << mem;
     return invalid(m.str());
   }
   const linattn_memory want =

@@ -4,17 +4,30 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "core/status.hpp"
 #include "linattn/linattn.h"
 
 namespace linattn::detail {
 
+// The C ABI lets a caller store any integer in an enum field, and reading a value outside the
+// enumerators as the C++ enum type is undefined behaviour; every enum coming from the caller is
+// therefore read through its bits until it has been checked.
+template <class E>
+int enum_value(const E& e) {
+  static_assert(std::is_enum_v<E>);
+  std::underlying_type_t<E> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
+}
+
 // "float32", "float16", ...; "dtype(17)" for a value outside the enum.
-std::string dtype_string(linattn_dtype t);
+std::string dtype_string(int dtype);
 // Element size in bytes; 0 for a value outside the enum.
-size_t dtype_bytes(linattn_dtype t);
+size_t dtype_bytes(int dtype);
 
 // "(2, 5, 30)" for a view of rank 1..4; "()" when absent; the rank alone when malformed.
 std::string shape_string(const linattn_tensor& t);
