@@ -12,6 +12,7 @@ namespace linattn::detail::cpu {
 // Converts n elements starting at element `off` of `base` into dst.
 inline void load_row(const void* base, int64_t off, int64_t n, linattn_dtype t,
                      float* __restrict dst) {
+  if (n <= 0) return;  // empty rows (k = 1 state, T = 0) may come with null buffers
   switch (t) {
     case LINATTN_FLOAT32:
       std::memcpy(dst, static_cast<const float*>(base) + off, static_cast<size_t>(n) * 4);
@@ -42,6 +43,7 @@ inline const float* row_as_float(const void* base, int64_t off, int64_t n, linat
 
 inline void store_row(void* base, int64_t off, int64_t n, linattn_dtype t,
                       const float* __restrict src) {
+  if (n <= 0) return;
   switch (t) {
     case LINATTN_FLOAT32:
       std::memcpy(static_cast<float*>(base) + off, src, static_cast<size_t>(n) * 4);
