@@ -81,7 +81,11 @@ TEST(Context, CudaBackendUnavailableWithoutDevice) {
   linattn_context* ctx = nullptr;
   const linattn_status s = linattn_context_create(&o, &ctx);
   if (linattn_cuda_available()) {
-    EXPECT_EQ(s, LINATTN_OK) << linattn_last_error();
+    ASSERT_EQ(s, LINATTN_OK) << linattn_last_error();
+    // The workspace grows on demand and only then; reserving less is a no-op.
+    EXPECT_EQ(linattn_context_reserve_workspace(ctx, 1 << 20), LINATTN_OK) << linattn_last_error();
+    EXPECT_EQ(linattn_context_reserve_workspace(ctx, 1 << 10), LINATTN_OK) << linattn_last_error();
+    EXPECT_EQ(linattn_context_reserve_workspace(ctx, 4 << 20), LINATTN_OK) << linattn_last_error();
     linattn_context_destroy(ctx);
     GTEST_SKIP() << "a CUDA device is visible: the unavailable path cannot be exercised";
   }
