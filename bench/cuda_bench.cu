@@ -7,6 +7,8 @@
 // to exceed 4x the L2 cache, so no timed call finds its data in L2 from the previous one. Each
 // sample is a CUDA graph of several calls (launch gaps out of the number), timed with events;
 // the figure is the median over samples after a warm-up replay.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
