@@ -1,0 +1,19 @@
+// The fused recurrent kernel instantiated for the avx2 vector operations (simd_avx2.hpp).
+#include "cpu/recurrent.hpp"
+#include "cpu/simd_avx2.hpp"
+#include "cpu/recurrent_kernel.hpp"
+
+namespace linattn::detail::cpu {
+namespace {
+
+void run_avx2(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0, int32_t ncols) {
+  using K = RecurrentKernel<VecAvx2>;
+  thread_local K::Scratch scratch;  // grown on demand, reused so decode steps allocate nothing
+  K::run_item(p, b, h, c0, ncols, scratch);
+}
+
+}  // namespace
+
+RecurrentImpl recurrent_avx2() { return RecurrentImpl{RecurrentKernel<VecAvx2>::NB, &run_avx2}; }
+
+}  // namespace linattn::detail::cpu

@@ -1,0 +1,131 @@
+// AVX2 + FMA + F16C vector operations for the kernel templates (include only from *_avx2.cpp,
+// which are compiled with those instruction sets). Everything here is a member of a struct that
+// only this file defines, so no inline function is shared with code built for another set.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "linattn/linattn.h"
+
+namespace linattn::detail::cpu {
+
+struct VecAvx2 {
+  using R = __m256;
+  static constexpr int W = 8;
+  static constexpr const char* kName = "avx2";
+
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }  // a * b + c
+
+  // e^x, the polynomial of fast_exp.hpp in vector form.
+  static R exp(R x) {
+    x = _mm256_max_ps(x, set1(-87.0f));
+    x = _mm256_min_ps(x, set1(88.0f));
+    const R n = _mm256_round_ps(_mm256_mul_ps(x, set1(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const R r = _mm256_fmadd_ps(n, set1(2.12194440e-4f), _mm256_fnmadd_ps(n, set1(0.693359375f), x));
+    R p = set1(1.9875691500e-4f);
+    p = fma(p, r, set1(1.3981999507e-3f));
+    p = fma(p, r, set1(8.3334519073e-3f));
+    p = fma(p, r, set1(4.1665795894e-2f));
+    p = fma(p, r, set1(1.6666665459e-1f));
+    p = fma(p, r, set1(5.0000001201e-1f));
+    p = fma(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, set1(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  }
+
+  // 8 elements of storage type t at src as floats.
+  static R load8(const void* src, linattn_dtype t) {
+    switch (t) {
+      case LINATTN_FLOAT16:
+        return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(src)));
+      case LINATTN_BFLOAT16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(src))), 16));
+      default:
+        return _mm256_loadu_ps(static_cast<const float*>(src));
+    }
+  }
+  static void store8(void* dst, linattn_dtype t, R v) {
+    switch (t) {
+      case LINATTN_FLOAT16:
+        _mm_storeu_si128(static_cast<__m128i*>(dst),
+                         _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        break;
+      case LINATTN_BFLOAT16: {
+        // Round to nearest even on the bits; NaN keeps its top bits and is made quiet.
+        const __m256i u = _mm256_castps_si256(v);
+        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+        __m256i r = _mm256_srli_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+        const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+        const __m256 isnan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        r = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan), isnan));
+        const __m128i packed =
+            _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128(static_cast<__m128i*>(dst), packed);
+        break;
+      }
+      default:
+        _mm256_storeu_ps(static_cast<float*>(dst), v);
+        break;
+    }
+  }
+
+  static int64_t elem_bytes(linattn_dtype t) {
+    return t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
+  }
+
+  static void load_row(const void* base, int64_t off, int64_t n, linattn_dtype t, float* dst) {
+    if (n <= 0) return;
+    if (t == LINATTN_FLOAT64) {
+      const double* s = static_cast<const double*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
+    const int64_t es = elem_bytes(t);
+    const char* s = static_cast<const char*>(base) + off * es;
+    int64_t i = 0;
+    for (; i + W <= n; i += W) store(dst + i, load8(s + i * es, t));
+    if (i < n) {  // tail through a zero-padded copy, so nothing past the row is read
+      alignas(32) char tmp[32] = {};
+      std::memcpy(tmp, s + i * es, static_cast<size_t>((n - i) * es));
+      alignas(32) float f[W];
+      store(f, load8(tmp, t));
+      std::memcpy(dst + i, f, static_cast<size_t>(n - i) * 4);
+    }
+  }
+
+  static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    if (n <= 0) return;
+    if (t == LINATTN_FLOAT64) {
+      double* d = static_cast<double*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+      return;
+    }
+    const int64_t es = elem_bytes(t);
+    char* d = static_cast<char*>(base) + off * es;
+    int64_t i = 0;
+    for (; i + W <= n; i += W) store8(d + i * es, t, load(src + i));
+    if (i < n) {
+      alignas(32) float f[W] = {};
+      std::memcpy(f, src + i, static_cast<size_t>(n - i) * 4);
+      alignas(32) char tmp[32];
+      store8(tmp, t, load(f));
+      std::memcpy(d + i * es, tmp, static_cast<size_t>((n - i) * es));
+    }
+  }
+};
+
+}  // namespace linattn::detail::cpu

@@ -1,0 +1,117 @@
+// AVX-512 (F, BW, VL, DQ) + F16C vector operations for the kernel templates (include only from
+// *_avx512.cpp). Same contract as simd_avx2.hpp with 16 lanes; tails use masked loads/stores.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "linattn/linattn.h"
+
+namespace linattn::detail::cpu {
+
+struct VecAvx512 {
+  using R = __m512;
+  static constexpr int W = 16;
+  static constexpr const char* kName = "avx512";
+
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R zero() { return _mm512_setzero_ps(); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+
+  static R exp(R x) {
+    x = _mm512_max_ps(x, set1(-87.0f));
+    x = _mm512_min_ps(x, set1(88.0f));
+    const R n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const R r = _mm512_fmadd_ps(n, set1(2.12194440e-4f), _mm512_fnmadd_ps(n, set1(0.693359375f), x));
+    R p = set1(1.9875691500e-4f);
+    p = fma(p, r, set1(1.3981999507e-3f));
+    p = fma(p, r, set1(8.3334519073e-3f));
+    p = fma(p, r, set1(4.1665795894e-2f));
+    p = fma(p, r, set1(1.6666665459e-1f));
+    p = fma(p, r, set1(5.0000001201e-1f));
+    p = fma(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, set1(1.0f)));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  }
+
+  // Up to 16 elements (mask m) of storage type t at src as floats; unselected lanes are zero.
+  static R loadm(const void* src, linattn_dtype t, __mmask16 m) {
+    switch (t) {
+      case LINATTN_FLOAT16:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src));
+      case LINATTN_BFLOAT16:
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src)), 16));
+      default:
+        return _mm512_maskz_loadu_ps(m, src);
+    }
+  }
+  static void storem(void* dst, linattn_dtype t, R v, __mmask16 m) {
+    switch (t) {
+      case LINATTN_FLOAT16:
+        _mm256_mask_storeu_epi16(dst, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        break;
+      case LINATTN_BFLOAT16: {
+        const __m512i u = _mm512_castps_si512(v);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+        const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        const __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        r = _mm512_mask_mov_epi32(r, isnan, nan);
+        _mm256_mask_storeu_epi16(dst, m, _mm512_cvtepi32_epi16(r));
+        break;
+      }
+      default:
+        _mm512_mask_storeu_ps(dst, m, v);
+        break;
+    }
+  }
+
+  static int64_t elem_bytes(linattn_dtype t) {
+    return t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
+  }
+  static __mmask16 mask(int64_t k) {
+    return k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << k) - 1u);
+  }
+
+  static void load_row(const void* base, int64_t off, int64_t n, linattn_dtype t, float* dst) {
+    if (n <= 0) return;
+    if (t == LINATTN_FLOAT64) {
+      const double* s = static_cast<const double*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
+    const int64_t es = elem_bytes(t);
+    const char* s = static_cast<const char*>(base) + off * es;
+    for (int64_t i = 0; i < n; i += W) {
+      const __mmask16 m = mask(n - i);
+      _mm512_mask_storeu_ps(dst + i, m, loadm(s + i * es, t, m));
+    }
+  }
+
+  static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    if (n <= 0) return;
+    if (t == LINATTN_FLOAT64) {
+      double* d = static_cast<double*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+      return;
+    }
+    const int64_t es = elem_bytes(t);
+    char* d = static_cast<char*>(base) + off * es;
+    for (int64_t i = 0; i < n; i += W) {
+      const __mmask16 m = mask(n - i);
+      storem(d + i * es, t, _mm512_maskz_loadu_ps(m, src + i), m);
+    }
+  }
+};
+
+}  // namespace linattn::detail::cpu

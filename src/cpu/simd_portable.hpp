@@ -1,0 +1,38 @@
+// Portable vector operations for the kernel templates: GCC/Clang vector extensions of 4 floats,
+// which lower to SSE2 on x86-64 and NEON on AArch64 (and to scalar code elsewhere). Include only
+// from *_portable.cpp: the row conversions are the baseline ones of float_rows.hpp.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/fast_exp.hpp"
+#include "cpu/float_rows.hpp"
+
+namespace linattn::detail::cpu {
+
+struct VecPortable {
+  typedef float R __attribute__((vector_size(16)));
+  static constexpr int W = 4;
+  static constexpr const char* kName = "portable";
+
+  static R load(const float* p) { R v; std::memcpy(&v, p, sizeof v); return v; }
+  static void store(float* p, R v) { std::memcpy(p, &v, sizeof v); }
+  static R set1(float x) { return R{x, x, x, x}; }
+  static R zero() { return R{0.f, 0.f, 0.f, 0.f}; }
+  static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
+  static R mul(R a, R b) { return a * b; }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R exp(R x) {
+    return R{fast_exp(x[0]), fast_exp(x[1]), fast_exp(x[2]), fast_exp(x[3])};
+  }
+  static void load_row(const void* base, int64_t off, int64_t n, linattn_dtype t, float* dst) {
+    cpu::load_row(base, off, n, t, dst);
+  }
+  static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    cpu::store_row(base, off, n, t, src);
+  }
+};
+
+}  // namespace linattn::detail::cpu
