@@ -6,8 +6,9 @@
 // diagonal blocks by forward substitution, then the off-diagonal blocks level by level),
 // W = T diag(b L) K and U' = T diag(b) V, U = U' - W S, the outputs of every query head that
 // reads this state, and S <- L_C S + K^T diag(exp(G_C - G)) U. Products run on mma.sync with
-// 16-bit operands (the activation type) and float32 accumulation; S feeds them as hi + lo parts
-// so that its rounding does not dominate the error at long T.
+// 16-bit operands (the activation type) and float32 accumulation. P o Q K^T and the float32
+// state S feed the tensor cores as hi + lo 16-bit parts: their rounding was the largest error
+// term (P o Q K^T with decay, S without).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -39,11 +40,12 @@ struct KernelArgs {
 template <int DK, bool DELTA>
 constexpr size_t smem_bytes() {
   constexpr size_t ldk = DK + 8;
-  size_t h16 = 2 * kC * ldk          // K, Q
-               + kC * kLd            // V slab
+  size_t h16 = 4 * kC * ldk          // K, Q (two buffers each: the next chunk is prefetched)
+               + 2 * kC * kLd        // V slab (two buffers)
                + 2 * DK * kLd        // S hi, lo
                + 3 * kC * kLd;       // U, U scaled to the chunk end, masked Q K^T
   size_t f32 = 2 * kC;               // G, beta
+  if (!DELTA) f32 += kC * kLd / 2;   // low part of P o Q K^T (shares A's space with the delta rule)
   if (DELTA) {
     h16 += kC * ldk + 2 * kC * kLd;  // -W, T diag(b), T diag(b L)
     f32 += 2 * kC * kLdf + 3 * 256;  // A, T, block scratch
@@ -52,18 +54,27 @@ constexpr size_t smem_bytes() {
 }
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
+// Aligned rows go through cp.async (visible after cp_async_wait_all and a barrier); others are
+// copied synchronously.
 template <int COLS>
 __device__ __forceinline__ void load_tile(uint16_t* dst, int ld, const uint16_t* src,
                                           int64_t stride, int n, bool vec) {
   constexpr int kVpr = COLS / 8;
+  if (vec) {
+#pragma unroll
+    for (int k = 0; k < kC * kVpr / kThreads; ++k) {
+      const int i = threadIdx.x + k * kThreads;
+      const int r = i / kVpr, cv = (i % kVpr) * 8;
+      cp_async16(dst + r * ld + cv, src + (r < n ? r * stride + cv : 0), r < n);
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < kC * kVpr; i += kThreads) {
     const int r = i / kVpr, cv = (i % kVpr) * 8;
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
     if (r < n) {
       const uint16_t* s = src + r * stride + cv;
-      if (vec) {
-        val = __ldg(reinterpret_cast<const uint4*>(s));
-      } else {
+      {
         val.x = s[0] | (static_cast<uint32_t>(s[1]) << 16);
         val.y = s[2] | (static_cast<uint32_t>(s[3]) << 16);
         val.z = s[4] | (static_cast<uint32_t>(s[5]) << 16);
@@ -104,10 +115,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
   constexpr int NTS = DK == 128 ? 8 : 4;
 
   extern __shared__ __align__(16) unsigned char smem[];
-  uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);
-  uint16_t* Qs = Ks + kC * LDK;
-  uint16_t* Vs = Qs + kC * LDK;
-  uint16_t* Shi = Vs + kC * kLd;
+  uint16_t* Kbuf = reinterpret_cast<uint16_t*>(smem);  // [2][kC][LDK]
+  uint16_t* Qbuf = Kbuf + 2 * kC * LDK;                 // [2][kC][LDK]
+  uint16_t* Vbuf = Qbuf + 2 * kC * LDK;                 // [2][kC][kLd]
+  uint16_t* Shi = Vbuf + 2 * kC * kLd;
   uint16_t* Slo = Shi + DK * kLd;
   uint16_t* Us = Slo + DK * kLd;
   uint16_t* Uds = Us + kC * kLd;
@@ -120,6 +131,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
   float* As = Bs + kC;
   float* Ts = As + kC * kLdf;
   float* scr = Ts + kC * kLdf;
+  // Low 16-bit part of P o Q K^T: A is free once T is built.
+  uint16_t* Plo = reinterpret_cast<uint16_t*>(Bs + kC);
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -151,20 +164,43 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
   write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
 
   const int64_t nchunks = (p.T + kC - 1) / kC;
+  const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
+  // Prefetch of chunk c: K, V and the first query head's Q into buffer c & 1 (asynchronous),
+  // g (warp 0, two tokens a lane) and beta (warps 2-3) into registers.
+  float gn0 = 0.f, gn1 = 0.f, bn = 0.f;
+  auto prefetch = [&](int64_t c) {
+    const int64_t t0 = c * kC;
+    const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+    const int buf = static_cast<int>(c & 1);
+    load_tile<DK>(Kbuf + buf * kC * LDK, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
+    load_tile<kSlab>(Vbuf + buf * kC * kLd, kLd, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
+    load_tile<DK>(Qbuf + buf * kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
+    if (w == 0) {
+      gn0 = gn1 = 0.f;
+      if (p.decay) {
+        const int64_t base = b * p.g_sb + h;
+        if (2 * lane < n) gn0 = load_as_float(p.decay, base + (t0 + 2 * lane) * p.g_st, p.act_dtype);
+        if (2 * lane + 1 < n) gn1 = load_as_float(p.decay, base + (t0 + 2 * lane + 1) * p.g_st, p.act_dtype);
+      }
+    } else if (DELTA && (w == 2 || w == 3)) {
+      const int r = tid - 64;
+      bn = r < n ? load_as_float(p.beta, b * p.beta_sb + (t0 + r) * p.beta_st + (p.beta_shared ? 0 : h),
+                                 p.act_dtype)
+                 : 0.f;
+    }
+  };
+  if (nchunks > 0) prefetch(0);
   for (int64_t ch = 0; ch < nchunks; ++ch) {
     const int64_t t0 = ch * kC;
     const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
-    load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-    load_tile<kSlab>(Vs, kLd, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
+    const int buf = static_cast<int>(ch & 1);
+    uint16_t* Ks = Kbuf + buf * kC * LDK;
+    uint16_t* Qs = Qbuf + buf * kC * LDK;
+    uint16_t* Vs = Vbuf + buf * kC * kLd;
     if (w == 0) {
       // G = inclusive prefix sum of g over the chunk (padding rows add 0, so G[63] = G at the
       // last real token).
-      float g0 = 0.f, g1 = 0.f;
-      if (p.decay) {
-        const int64_t base = b * p.g_sb + h;
-        if (2 * lane < n) g0 = load_as_float(p.decay, base + (t0 + 2 * lane) * p.g_st, p.act_dtype);
-        if (2 * lane + 1 < n) g1 = load_as_float(p.decay, base + (t0 + 2 * lane + 1) * p.g_st, p.act_dtype);
-      }
+      const float g0 = gn0, g1 = gn1;
       float s = g0 + g1;
 #pragma unroll
       for (int off = 1; off < 32; off <<= 1) {
@@ -173,16 +209,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
       }
       Gs[2 * lane] = s - g1;
       Gs[2 * lane + 1] = s;
-    } else if (w == 2 || w == 3) {
-      const int r = tid - 64;
-      float bv = 0.f;
-      if (DELTA && r < n) {
-        bv = load_as_float(p.beta, b * p.beta_sb + (t0 + r) * p.beta_st + (p.beta_shared ? 0 : h),
-                           p.act_dtype);
-      }
-      Bs[r] = bv;
+    } else if (DELTA && (w == 2 || w == 3)) {
+      Bs[tid - 64] = bn;
     }
+    cp_async_wait_all();
     __syncthreads();
+    // Buffer ch+1 & 1 was last read during chunk ch-1, which ended with a barrier.
+    if (ch + 1 < nchunks) prefetch(ch + 1);
 
     const float gend = Gs[kC - 1];
     const uint16_t* Ucur = Vs;  // the new values: V itself without the delta rule
@@ -224,7 +257,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
           const int j = e >> 8, i = j + d, r = (e >> 4) & 15, c = e & 15;
           const float* arow = As + (16 * i + r) * kLdf;
           float acc = 0.f;
-          for (int m = 16 * j; m < 16 * i; ++m) acc += arow[m] * Ts[m * kLdf + 16 * j + c];
+          for (int m0 = 16 * j; m0 < 16 * i; m0 += 16) {
+#pragma unroll
+            for (int m = m0; m < m0 + 16; ++m) acc += arow[m] * Ts[m * kLdf + 16 * j + c];
+          }
           scr[e] = acc;
         }
         __syncthreads();
@@ -301,9 +337,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U).
     for (int jq = 0; jq < qpk; ++jq) {
       const int qh = p.query_head(h, jq), oh = p.output_head(h, jq);
-      const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + qh * DK;
-      load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
-      __syncthreads();
+      if (jq > 0) {  // the first head's Q came with the prefetch
+        const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + qh * DK;
+        load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
+        cp_async_wait_all();
+        __syncthreads();
+      }
       {
         float acc[4][4];
         zero_acc(acc);
@@ -315,7 +354,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
             const int r = row0 + g + 8 * hh, s = col0 + 8 * j + 2 * t4;
             const float p0 = s <= r ? __expf(Gs[r] - Gs[s]) * acc[j][2 * hh] : 0.f;
             const float p1 = s + 1 <= r ? __expf(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
-            *reinterpret_cast<uint32_t*>(Pm + r * kLd + s) = pack2<BF16>(p0, p1);
+            const uint32_t hi = pack2<BF16>(p0, p1);
+            *reinterpret_cast<uint32_t*>(Pm + r * kLd + s) = hi;
+            *reinterpret_cast<uint32_t*>(Plo + r * kLd + s) =
+                pack2<BF16>(p0 - from_bits<BF16>(static_cast<uint16_t>(hi & 0xffffu)),
+                            p1 - from_bits<BF16>(static_cast<uint16_t>(hi >> 16)));
           }
         }
       }
@@ -333,7 +376,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_prefill_kernel(const Kern
         }
       }
       __syncthreads();
+      // P o Q K^T as hi + lo: its rounding would otherwise be the largest error term.
       warp_gemm<BF16, 4, false, true>(ao, Pm, kLd, Ucur, kLd, row0 + 16, row0, col0);
+      warp_gemm<BF16, 4, false, true>(ao, Plo, kLd, Ucur, kLd, row0 + 16, row0, col0);
       uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {

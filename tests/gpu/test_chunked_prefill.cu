@@ -306,13 +306,17 @@ TEST(ChunkedPrefill, StatesAndLayouts) {
   check(c);
 }
 
-TEST(ChunkedPrefill, LongWithoutStateSplit) {
-  // The state rounded once per chunk to bfloat16: recorded for comparison, looser bound.
-  Cfg c;
-  c.T = 4096;
-  c.split = false;
-  c.tol = 1e-2;
-  check(c);
+TEST(ChunkedPrefill, StateRoundedOnce) {
+  // ChunkedOptions::split_state off: the state rounded once per chunk to bfloat16. With decay it
+  // meets the same bound; without decay it does not (measured about 3.3e-3 for delta), which is
+  // why the split is the default.
+  for (auto rule : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA}) {
+    Cfg c;
+    c.T = 4096;
+    c.rule = rule;
+    c.split = false;
+    check(c);
+  }
 }
 
 TEST(ChunkedPrefill, Supports) {
