@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "core/dtype.hpp"
 #include "linattn/linattn.h"
@@ -49,9 +54,28 @@ struct Rng {
   float normalish() { return 1.7f * (uniform() + uniform() + uniform()) / 1.7320508f; }
 };
 
+struct FreeDeleter {
+  void operator()(char* p) const { std::free(p); }
+};
+using Bytes = std::unique_ptr<char, FreeDeleter>;
+
+// Large buffers on 2 MiB boundaries with transparent huge pages requested, as an inference
+// engine's arena would have them: the strided per-head reads of a long prefill otherwise pay a
+// TLB miss per token row.
+Bytes alloc_bytes(size_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t align = n >= kHuge ? kHuge : 64;
+  const size_t size = (n + align - 1) / align * align;
+  char* p = static_cast<char*>(std::aligned_alloc(align, size));
+#if defined(MADV_HUGEPAGE)
+  if (p != nullptr && align == kHuge) madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return Bytes(p);
+}
+
 // A host buffer of n elements of dtype `t`, filled from f(i) as float.
 struct Buf {
-  std::unique_ptr<char[]> mem;
+  Bytes mem;
   linattn_dtype t = LINATTN_FLOAT32;
   int64_t n = 0;
   template <class F>
@@ -59,7 +83,7 @@ struct Buf {
     t = type;
     n = count;
     const int64_t es = type == LINATTN_FLOAT32 ? 4 : 2;
-    mem.reset(new char[static_cast<size_t>(std::max<int64_t>(count, 1) * es)]);
+    mem = alloc_bytes(static_cast<size_t>(std::max<int64_t>(count, 1) * es));
     for (int64_t i = 0; i < count; ++i) {
       const float x = f(i);
       if (type == LINATTN_FLOAT32) {
