@@ -243,11 +243,12 @@ struct RecurrentKernel {
     float* __restrict e = sc.e.data();
     float* __restrict row = sc.row.data();
 
-    // State columns of this item, block by block (rows of NB floats, zero padded). The item's
-    // whole slice is read before anything is stored, so present may alias past.
-    for (int blk = 0; blk < nblk; ++blk) {
-      const int cnt = std::min(NB, ncols - blk * NB);
-      for (int i = 0; i < dk; ++i) {
+    // State columns of this item into blocks (rows of NB floats, zero padded), read row by row
+    // so memory sees one sequential stream per head. The item's whole slice is read before
+    // anything is stored, so present may alias past.
+    for (int i = 0; i < dk; ++i) {
+      for (int blk = 0; blk < nblk; ++blk) {
+        const int cnt = std::min(NB, ncols - blk * NB);
         float* Si = S + (static_cast<int64_t>(blk) * dk + i) * NB;
         if (p.past != nullptr)
           V::load_row(p.past, b * p.past_sb + h * p.past_sh + i * p.past_sk + c0 + blk * NB, cnt,
@@ -353,15 +354,16 @@ struct RecurrentKernel {
                        ncols, at, sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw);
     }
 
-    // present = diag(L_T) S~
-    for (int blk = 0; blk < nblk; ++blk) {
-      const int cnt = std::min(NB, ncols - blk * NB);
-      for (int i = 0; i < dk; ++i) {
+    // present = diag(L_T) S~, row by row.
+    for (int i = 0; i < dk; ++i) {
+      const float l = p.decay_per_key_dim ? lam[i] : lam[0];
+      for (int blk = 0; blk < nblk; ++blk) {
+        const int cnt = std::min(NB, ncols - blk * NB);
         const float* Si = S + (static_cast<int64_t>(blk) * dk + i) * NB;
         const float* src = Si;
         if (gated) {
-          const R l = V::set1(p.decay_per_key_dim ? lam[i] : lam[0]);
-          for (int c = 0; c < 4; ++c) V::store(row + c * W, V::mul(l, V::load(Si + c * W)));
+          const R lv = V::set1(l);
+          for (int c = 0; c < 4; ++c) V::store(row + c * W, V::mul(lv, V::load(Si + c * W)));
           src = row;
         }
         V::store_row(p.present, b * p.pres_sb + h * p.pres_sh + i * p.pres_sk + c0 + blk * NB,
