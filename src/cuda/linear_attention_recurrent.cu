@@ -56,15 +56,17 @@ __device__ __forceinline__ void column_sum(float part[kColsPerThread], float (*r
 // RPT: register rows per thread (d_k <= RPT * 32). FIXED: d_k == RPT * 32, d_v a multiple of
 // the slab and the states 4-element aligned, so no guards and vector state accesses.
 template <int RPT, bool FIXED, linattn_dtype AT>
-__global__ void __launch_bounds__(kThreads) recurrent_kernel(const LinearAttentionParams p,
+__global__ void __launch_bounds__(kThreads, FIXED ? 8 : 1) recurrent_kernel(const LinearAttentionParams p,
                                                              int nslab) {
   __shared__ float red[2][kWarps][kSlab];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int cl = lane % kColLanes, rl = lane / kColLanes;
-  const int slab = static_cast<int>(blockIdx.x % nslab);
-  const int64_t bh = blockIdx.x / nslab;
-  const int h = static_cast<int>(bh % p.Hkv);
-  const int64_t b = bh / p.Hkv;
+  // The grid has fewer than 2^31 blocks (checked at launch): 32-bit division is enough.
+  const uint32_t blk = blockIdx.x;
+  const int slab = static_cast<int>(blk % static_cast<uint32_t>(nslab));
+  const uint32_t bh = blk / static_cast<uint32_t>(nslab);
+  const int h = static_cast<int>(bh % static_cast<uint32_t>(p.Hkv));
+  const int64_t b = bh / static_cast<uint32_t>(p.Hkv);
   const int dk = FIXED ? RPT * kRowsPerPass : p.dk;
   const int dv = p.dv;
   const int c0 = slab * kSlab + cl * kColsPerThread;

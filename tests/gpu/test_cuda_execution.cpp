@@ -252,7 +252,7 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
   cudaStreamDestroy(stream);
 }
 
-// B = 2048 with a state batch stride of 2^20 + 4 elements: state offsets pass 2^31 elements,
+// B = 2048 with a state batch stride of 2^20 + 1024 elements: state offsets pass 2^31 elements,
 // so any 32-bit index arithmetic lands on the wrong sequence. Only the used rows are copied.
 TEST(CudaExecution, LargeBatchNeedsSixtyFourBitOffsets) {
   LINATTN_SKIP_WITHOUT_GPU();
@@ -269,7 +269,7 @@ TEST(CudaExecution, LargeBatchNeedsSixtyFourBitOffsets) {
   DeviceCall call(c, in, out);
 
   const int64_t per_seq = int64_t{c.Hkv} * c.dk * c.dv;  // packed state elements per sequence
-  const int64_t sb = (int64_t{1} << 20) + 4;
+  const int64_t sb = (int64_t{1} << 20) + 1024;
   ASSERT_GT(sb * (c.B - 1), int64_t{1} << 31);
   void* big = nullptr;
   const size_t bytes = static_cast<size_t>(sb * c.B) * sizeof(float);

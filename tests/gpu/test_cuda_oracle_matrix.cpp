@@ -10,6 +10,7 @@
 
 #include "common/cases.hpp"
 #include "common/oracle_runner.hpp"
+#include "cuda/linear_attention.hpp"
 #include "gpu/cuda_support.hpp"
 
 namespace linattn::test {
@@ -96,8 +97,14 @@ class CudaOracleMatrix : public ::testing::TestWithParam<LinearAttentionCase> {}
 
 TEST_P(CudaOracleMatrix, MatchesOracle) {
   LINATTN_SKIP_WITHOUT_GPU();
+  const LinearAttentionCase& c = GetParam();
+  Tolerance tol = default_tolerance(c);
+  // Long calls may take the chunked prefill, whose tensor-core products round their operands
+  // (the state among them) to the activation type: there the state's error is bounded by the
+  // activation dtype's tolerance rather than the state dtype's.
+  if (c.T >= detail::cuda::kChunkedPrefillMinTokens && tol.state < tol.output) tol.state = tol.output;
   CudaPlacement placement;
-  EXPECT_TRUE(passed(run_case(GetParam(), cuda_context(), &placement)));
+  EXPECT_TRUE(passed(run_case(c, cuda_context(), &placement, &tol)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaOracleMatrix, ::testing::ValuesIn(build_matrix()),
