@@ -7,6 +7,8 @@
 //   is k fused multiply-adds over contiguous channel rows and the state is never copied whole.
 // - channels first (time stride 1): one channel per step; its k-1 past values and L inputs form
 //   one contiguous row, and the outputs are accumulated over time, tap by tap.
+// These are the portable loops; with AVX2 or AVX-512 the same two loop orders run from
+// conv_kernel.hpp (vectorised SiLU, 16-bit rows converted in registers).
 // Floating-point exceptions are never inspected by the library; without trapping math GCC may
 // turn the clamps in fast_exp into SIMD min/max and vectorise the fused SiLU.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -20,6 +22,7 @@
 
 #include "core/backend.hpp"
 #include "core/thread_pool.hpp"
+#include "cpu/conv.hpp"
 #include "cpu/fast_exp.hpp"
 #include "cpu/float_rows.hpp"
 
@@ -145,21 +148,41 @@ void conv_channels_first(const CausalConvParams& p, int64_t b, int64_t c,
 
 }  // namespace
 
+ConvImpl conv_impl(Isa isa) {
+#if defined(LINATTN_X86)
+  if (isa == Isa::kAvx512) return conv_avx512();
+  if (isa == Isa::kAvx2) return conv_avx2();
+#endif
+  (void)isa;
+  return ConvImpl{};
+}
+
 Status causal_conv(const CausalConvParams& p, const Exec& e) {
   if (p.B == 0 || p.C == 0) return Status();
+  const ConvImpl impl = conv_impl(active_isa());
   if (p.x_sc == 1 && p.y_sc == 1) {
     const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
     e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
-      thread_local ChannelsLastScratch sc;
       const int64_t b = item / blocks, c0 = (item % blocks) * kChannelBlock;
-      conv_channels_last(p, b, c0, std::min(kChannelBlock, p.C - c0), sc);
+      const int64_t n = std::min(kChannelBlock, p.C - c0);
+      if (impl.block != nullptr) {
+        impl.block(p, b, c0, n);
+        return;
+      }
+      thread_local ChannelsLastScratch sc;
+      conv_channels_last(p, b, c0, n, sc);
     });
   } else {
     const int64_t groups = (p.C + kChannelGroup - 1) / kChannelGroup;
+    const bool rows = impl.row != nullptr && p.x_sl == 1 && p.y_sl == 1;
     e.pool->parallel_for(p.B * groups, [&](int64_t item, int) {
-      thread_local ChannelsFirstScratch sc;
       const int64_t b = item / groups, c0 = (item % groups) * kChannelGroup;
       const int64_t c1 = std::min(p.C, c0 + kChannelGroup);
+      if (rows) {
+        for (int64_t c = c0; c < c1; ++c) impl.row(p, b, c);
+        return;
+      }
+      thread_local ChannelsFirstScratch sc;
       for (int64_t c = c0; c < c1; ++c) conv_channels_first(p, b, c, sc);
     });
   }

@@ -23,6 +23,7 @@ struct VecPortable {
   static R add(R a, R b) { return a + b; }
   static R sub(R a, R b) { return a - b; }
   static R mul(R a, R b) { return a * b; }
+  static R div(R a, R b) { return a / b; }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R exp(R x) {
     return R{fast_exp(x[0]), fast_exp(x[1]), fast_exp(x[2]), fast_exp(x[3])};

@@ -1,0 +1,27 @@
+// CausalConvWithState kernels per instruction set (conv_kernel.hpp); causal_conv.cpp holds the
+// portable loops and the work split, and calls these when the active set has them.
+#pragma once
+
+#include <cstdint>
+
+#include "core/params.hpp"
+#include "cpu/isa.hpp"
+
+namespace linattn::detail::cpu {
+
+struct ConvImpl {
+  // Channels first with time stride 1 (x_sl = y_sl = 1): channel c of batch b.
+  void (*row)(const CausalConvParams& p, int64_t b, int64_t c) = nullptr;
+  // Channel stride 1: channels [c0, c0 + n) of batch b.
+  void (*block)(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) = nullptr;
+};
+
+#if defined(LINATTN_X86)
+ConvImpl conv_avx2();
+ConvImpl conv_avx512();
+#endif
+
+// The kernels of `isa`, or empty (null members) for the portable loops.
+ConvImpl conv_impl(Isa isa);
+
+}  // namespace linattn::detail::cpu
