@@ -1,0 +1,176 @@
+// Every compiled CPU kernel path against the float64 oracle: the instruction-set dispatcher is
+// forced to each set this CPU supports (portable, AVX2, AVX-512), and a compact matrix of
+// LinearAttention and CausalConvWithState cases runs through the public API on each. Also:
+// strong decay that makes the recurrent kernel fold the decay back into the state (and decay
+// so strong that exp underflows to 0), head dimension 128 (several state blocks, a head split
+// into column ranges across threads), and the dispatcher's own choice.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/cases.hpp"
+#include "common/oracle_runner.hpp"
+#include "cpu/isa.hpp"
+
+namespace linattn::test {
+namespace {
+
+using detail::cpu::Isa;
+
+const Isa kIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512};
+
+// Forces `isa` for the scope, restoring the previous choice after.
+class ForcedIsa {
+ public:
+  explicit ForcedIsa(Isa isa) : prev_(detail::cpu::active_isa()), ok_(detail::cpu::force_isa(isa)) {}
+  ~ForcedIsa() { detail::cpu::force_isa(prev_); }
+  bool ok() const { return ok_; }
+
+ private:
+  Isa prev_;
+  bool ok_;
+};
+
+std::vector<LinearAttentionCase> attention_cases() {
+  std::vector<LinearAttentionCase> v;
+  const linattn_update_rule rules[] = {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED,
+                                       LINATTN_RULE_DELTA, LINATTN_RULE_GATED_DELTA};
+  const linattn_dtype dts[] = {LINATTN_FLOAT32, LINATTN_BFLOAT16, LINATTN_FLOAT16};
+  struct Shape { int32_t Hq, Hk, Hkv, dk, dv; int64_t B, T; };
+  const Shape shapes[] = {{2, 2, 4, 16, 16, 2, 65},  {4, 2, 2, 5, 7, 1, 130},
+                          {6, 1, 2, 32, 48, 1, 1},    {1, 1, 1, 128, 128, 1, 70},
+                          {2, 2, 2, 128, 128, 2, 1},  {1, 1, 3, 24, 40, 1, 300}};
+  uint64_t seed = 100;
+  int n = 0;
+  for (linattn_update_rule r : rules)
+    for (const Shape& s : shapes) {
+      LinearAttentionCase c;
+      c.rule = r;
+      c.Hq = s.Hq;
+      c.Hk = s.Hk;
+      c.Hkv = s.Hkv;
+      c.dk = s.dk;
+      c.dv = s.dv;
+      c.B = s.B;
+      c.T = s.T;
+      c.decay = c.rule_gated() ? (n % 2 ? DecayKind::kPerKeyDim : DecayKind::kPerHead)
+                               : DecayKind::kNone;
+      c.beta = c.rule_delta() ? (n % 3 == 2 ? BetaKind::kShared : BetaKind::kPerHead)
+                              : BetaKind::kNone;
+      c.act_dtype = dts[n % 3];
+      c.state_dtype = dts[(n / 3) % 3];
+      c.strided = n % 2 == 1;
+      c.has_past = n % 5 != 4;
+      c.seed = seed++;
+      ++n;
+      v.push_back(c);
+    }
+  return v;
+}
+
+std::vector<CausalConvCase> conv_cases() {
+  std::vector<CausalConvCase> v;
+  uint64_t seed = 500;
+  int n = 0;
+  for (int32_t K : {1, 3, 4, 5})
+    for (int64_t L : {1, 5, 37})
+      for (bool cl : {false, true}) {
+        CausalConvCase c;
+        c.K = K;
+        c.L = L;
+        c.C = n % 2 ? 300 : 19;
+        c.B = 2;
+        c.channels_last = cl;
+        c.silu = n % 3 != 1;
+        c.bias = n % 4 != 3;
+        c.has_past = n % 5 != 2;
+        c.act_dtype = n % 3 == 0 ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+        c.state_dtype = n % 4 == 1 ? LINATTN_FLOAT16 : LINATTN_FLOAT32;
+        c.strided = n % 2 == 0;
+        c.seed = seed++;
+        ++n;
+        v.push_back(c);
+      }
+  return v;
+}
+
+// A case with decay g = -s * u, u uniform in (0, 1] per element: strong forgetting forces the
+// kernel to fold the decay into the state many times; s = 300 makes exp(g) underflow to 0.
+CaseReport run_strong_decay(const LinearAttentionCase& c, double strength, Context& ctx) {
+  LinearAttentionInputs in = make_inputs(c);
+  in.decay.set_values([&](int64_t i) {
+    return -strength * (0.05 + 0.95 * std::fmod(0.6180339887 * (i + 1), 1.0));
+  });
+  CaseReport r;
+  r.name = c.name();
+  LinearAttentionOutputs ref;
+  Status s = run_oracle(c, in, &ref);
+  if (!s.ok()) {
+    r.error = "oracle: " + s.to_string();
+    return r;
+  }
+  LinearAttentionOutputs out = make_outputs(c, c.act_dtype, c.state_dtype, c.strided);
+  s = run_on(ctx, make_args(c, in, out), in, out, nullptr);
+  if (!s.ok()) {
+    r.error = s.to_string();
+    return r;
+  }
+  return compare(c.name(), out.output, out.present_state, ref.output, ref.present_state,
+                 default_tolerance(c));
+}
+
+class IsaPaths : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(IsaPaths, LinearAttentionMatchesOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  for (const LinearAttentionCase& c : attention_cases())
+    for (int threads : {1, 2}) EXPECT_TRUE(passed(run_case(c, cpu_context(threads)))) << threads;
+}
+
+TEST_P(IsaPaths, StrongDecayFoldsMatchOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  for (DecayKind d : {DecayKind::kPerHead, DecayKind::kPerKeyDim})
+    for (linattn_update_rule r : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA})
+      for (double strength : {0.5, 3.0, 300.0}) {
+        LinearAttentionCase c;
+        c.rule = r;
+        c.decay = d;
+        c.beta = r == LINATTN_RULE_GATED_DELTA ? BetaKind::kPerHead : BetaKind::kNone;
+        c.Hq = c.Hk = 1;
+        c.Hkv = 2;
+        c.dk = 32;
+        c.dv = 40;
+        c.T = 150;
+        c.seed = 900 + static_cast<uint64_t>(strength);
+        EXPECT_TRUE(passed(run_strong_decay(c, strength, cpu_context(2))))
+            << decay_kind_name(d) << " strength " << strength;
+      }
+}
+
+TEST_P(IsaPaths, CausalConvMatchesOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  for (const CausalConvCase& c : conv_cases()) EXPECT_TRUE(passed(run_case(c, cpu_context(2))));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, IsaPaths, ::testing::ValuesIn(kIsas),
+                         [](const ::testing::TestParamInfo<Isa>& i) {
+                           return std::string(detail::cpu::isa_name(i.param));
+                         });
+
+TEST(IsaDispatch, ChoosesAnAvailableSetAndRefusesMissingOnes) {
+  EXPECT_TRUE(detail::cpu::isa_available(detail::cpu::active_isa()));
+  EXPECT_TRUE(detail::cpu::isa_available(Isa::kPortable));
+  for (Isa isa : kIsas) {
+    ForcedIsa f(isa);
+    EXPECT_EQ(f.ok(), detail::cpu::isa_available(isa));
+    if (f.ok()) EXPECT_EQ(detail::cpu::active_isa(), isa);
+  }
+}
+
+}  // namespace
+}  // namespace linattn::test
