@@ -95,6 +95,85 @@ typedef enum linattn_activation {
   LINATTN_ACTIVATION_SILU = 1 /* x / (1 + exp(-x)); "swish" is the same function */
 } linattn_activation;
 
+/* Layout of a recurrent state block (one kv head of one sequence or pool slot). */
+typedef enum linattn_state_layout {
+  LINATTN_STATE_KEY_MAJOR = 0,  /* (d_k, d_v): rows index key dims (ONNX, the default) */
+  LINATTN_STATE_VALUE_MAJOR = 1 /* (d_v, d_k): rows index value dims (vLLM / FLA pools) */
+} linattn_state_layout;
+
+/* Serving extensions (docs/SERVING.md), shared by both operators. Everything zero (rank-0
+ * tensors, zero scalars) is the dense ONNX operator; any field set turns on the serving path.
+ * Index tensors are int32 or int64, in the memory space of the other tensors, innermost stride
+ * 1. N = number of sequences. Index contents are data: on host backends they are checked before
+ * anything is written and a bad value is LINATTN_ERROR_INVALID_ARGUMENT naming the sequence and
+ * the value; device backends (later) cannot read them without a synchronisation, so they skip
+ * the offending sequence and report through error_flag instead.
+ *
+ *   cu_seqlens          (N+1)      variable-length batch: sequence n owns packed tokens
+ *                                  [cu_seqlens[n], cu_seqlens[n+1]); cu_seqlens[0] = 0,
+ *                                  non-decreasing (zero-length sequences allowed), last = T.
+ *                                  The token-indexed tensors then have batch dim 1: query, key,
+ *                                  value, decay, beta, output (1, T, ...); conv input/output
+ *                                  (1, C, T) or (1, T, C). Without it, N = B (one sequence per
+ *                                  batch row).
+ *   state_indices       (N)        state pool: past_state/present_state become pools
+ *                                  (slots, H_kv, d_k, d_v) (conv: (slots, C, k-1)), slot stride =
+ *                                  strides[0] (padding allowed); sequence n reads and updates
+ *                                  slot state_indices[n] in place. -1 = PAD: the sequence is
+ *                                  skipped (nothing read or written, its output rows are zero).
+ *                                  present_state is the pool written; past_state is the pool
+ *                                  read: absent = read present_state (the usual in-place pool),
+ *                                  or an exact alias of it, or a separate pool of the same
+ *                                  block shape. Without state_indices, past/present_state have
+ *                                  one row per sequence: (N, ...).
+ *                      (N, T_s)   speculative decoding (attention and conv alike): sequence n
+ *                                  has at most T_s tokens; the state after its token t is
+ *                                  written to slot state_indices[n, t] (-1 = not stored); the
+ *                                  sequence is PAD when state_indices[n, 0] = -1.
+ *   read_state_indices  (N)        optional, pool only, not speculative: slot read by sequence n
+ *                                  (default state_indices[n]); -1 = start from zeros.
+ *   has_initial_state   (N)        optional: 0 = sequence n starts from zeros (nothing read),
+ *                                  nonzero = from its slot / row. Absent = every sequence reads.
+ *   num_accepted_tokens (N)        speculative only, optional (absent = all 1): sequence n starts
+ *                                  from slot state_indices[n, num_accepted_tokens[n] - 1], the
+ *                                  state after the last token it kept in the previous step (the
+ *                                  vLLM convention); values in [1, T_s].
+ *   error_flag          (1) int32  optional output: set to 0 by a successful call. Device
+ *                                  backends set it to 1 + n for an offending sequence n.
+ * LinearAttention only (must be zero for the conv):
+ *   state_layout                   key-major (d_k, d_v) (default) or value-major (d_v, d_k) for
+ *                                  past_state, present_state and checkpoints (dense or pool).
+ *   qk_l2norm                      nonzero: q and k are L2-normalised per head inside the call,
+ *                                  x * 1/sqrt(sum(x^2) + eps) (FLA/vLLM use_qk_l2norm_in_kernel).
+ *   qk_l2norm_eps                  eps of that formula; 0 = 1e-6.
+ *   fused_gating                   nonzero: decay holds the raw projection a (B, T, H_kv), beta
+ *                                  the raw b (B, T, H_kv), and the gates are computed inside
+ *                                  the call: g = -exp(A_log[h]) * softplus(a + dt_bias[h])
+ *                                  (softplus(x) = log(1 + exp(x)), = x above 20),
+ *                                  beta = sigmoid(b).
+ *   A_log, dt_bias      (H_kv)     float32/float16/bfloat16; A_log required with fused_gating,
+ *                                  dt_bias optional (zeros).
+ *   checkpoint_interval            prefix caching: 0 = off; else n > 0, a multiple of the chunk
+ *                                  size; needs state_indices (N), not speculative.
+ *   checkpoint_indices  (N, M)     the state of sequence n after its tokens j*n (j = 1..M,
+ *                                  counted from the first token of this call) is written to
+ *                                  pool slot checkpoint_indices[n, j-1] of present_state;
+ *                                  -1 = not stored; checkpoints past the sequence end are not
+ *                                  written.
+ * Slots written by one sequence must not be read or written by another sequence of the same
+ * call (the result would depend on the order in which sequences run). */
+typedef struct linattn_serving_args {
+  linattn_tensor cu_seqlens, state_indices, read_state_indices, has_initial_state;
+  linattn_tensor num_accepted_tokens, error_flag;
+  linattn_state_layout state_layout;
+  int32_t qk_l2norm;
+  float qk_l2norm_eps;
+  int32_t fused_gating;
+  linattn_tensor A_log, dt_bias;
+  int64_t checkpoint_interval;
+  linattn_tensor checkpoint_indices;
+} linattn_serving_args;
+
 /* LinearAttention. Shapes (B batch, T tokens, H_q query heads, n_k key heads, H_kv value heads,
  * d_k = query.shape[2] / H_q, d_v = value.shape[2] / H_kv, H_out = max(H_q, H_kv)):
  *   query          (B, T, H_q * d_k)
@@ -119,6 +198,7 @@ typedef struct linattn_linear_attention_args {
                          use them are rejected (default: validated and ignored, as ONNX Runtime) */
   linattn_tensor query, key, value, past_state, decay, beta;
   linattn_tensor output, present_state;
+  linattn_serving_args serving; /* all zero = the dense operator (see above) */
 } linattn_linear_attention_args;
 
 /* CausalConvWithState: depthwise causal 1D convolution with a carried state.
@@ -135,6 +215,8 @@ typedef struct linattn_causal_conv_args {
   int32_t channels_last;
   linattn_tensor input, weight, bias, past_state;
   linattn_tensor output, present_state;
+  linattn_serving_args serving; /* all zero = the dense operator; attention-only fields must
+                                   stay zero */
 } linattn_causal_conv_args;
 
 /* A context: the backend, its device and stream, the CPU thread pool, the GPU workspace. One

@@ -23,6 +23,8 @@ using Activation = linattn_activation;
 using LinearAttentionArgs = linattn_linear_attention_args;
 using CausalConvArgs = linattn_causal_conv_args;
 using ContextOptions = linattn_context_options;
+using ServingArgs = linattn_serving_args;
+using StateLayout = linattn_state_layout;
 
 // A status code with the message of the failure (empty on success).
 class Status {
@@ -77,11 +79,25 @@ inline Tensor make_strided_tensor(void* data, DType dtype, std::initializer_list
 
 inline Tensor absent() { return linattn_tensor_absent(); }
 
+// Every serving field off: the dense operator.
+inline ServingArgs default_serving_args() {
+  ServingArgs s{};
+  s.cu_seqlens = s.state_indices = s.read_state_indices = s.has_initial_state = absent();
+  s.num_accepted_tokens = s.error_flag = s.A_log = s.dt_bias = s.checkpoint_indices = absent();
+  s.state_layout = LINATTN_STATE_KEY_MAJOR;
+  s.qk_l2norm = 0;
+  s.qk_l2norm_eps = 0.f;
+  s.fused_gating = 0;
+  s.checkpoint_interval = 0;
+  return s;
+}
+
 inline LinearAttentionArgs default_linear_attention_args() {
   LinearAttentionArgs a{};
   a.update_rule = LINATTN_RULE_GATED_DELTA;
   a.query = a.key = a.value = a.past_state = a.decay = a.beta = absent();
   a.output = a.present_state = absent();
+  a.serving = default_serving_args();
   return a;
 }
 
@@ -89,6 +105,7 @@ inline CausalConvArgs default_causal_conv_args() {
   CausalConvArgs a{};
   a.activation = LINATTN_ACTIVATION_NONE;
   a.input = a.weight = a.bias = a.past_state = a.output = a.present_state = absent();
+  a.serving = default_serving_args();
   return a;
 }
 

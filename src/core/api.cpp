@@ -12,6 +12,7 @@
 #include "core/backend.hpp"
 #include "core/check.hpp"
 #include "core/context.hpp"
+#include "core/serving.hpp"
 #include "core/status.hpp"
 #include "core/view_check.hpp"
 #include "linattn/linattn.h"
@@ -80,6 +81,27 @@ Status run_causal_conv(linattn_context* ctx, const CausalConvParams& p) {
     case LINATTN_BACKEND_CUDA: return cuda::causal_conv(p, ctx->exec());
   }
   return Status(LINATTN_ERROR_INTERNAL, "linattn_causal_conv: context has no backend");
+}
+
+// Serving calls (any serving field set): checked into a plan, run as dense calls of the host
+// backend (src/core/serving.hpp). The CUDA backend is refused by the check.
+Status serve_linear_attention(linattn_context* ctx, const linattn_linear_attention_args& a) {
+  ServingLinearAttention s;
+  LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(a, ctx->backend, &s));
+  if (ctx->backend == LINATTN_BACKEND_REFERENCE) {
+    return run_linear_attention_serving(s, &reference::linear_attention, LINATTN_FLOAT64,
+                                        ctx->exec());
+  }
+  return run_linear_attention_serving(s, &cpu::linear_attention, LINATTN_FLOAT32, ctx->exec());
+}
+
+Status serve_causal_conv(linattn_context* ctx, const linattn_causal_conv_args& a) {
+  ServingCausalConv s;
+  LINATTN_RETURN_IF_ERROR(check_causal_conv_serving(a, ctx->backend, &s));
+  if (ctx->backend == LINATTN_BACKEND_REFERENCE) {
+    return run_causal_conv_serving(s, &reference::causal_conv, LINATTN_FLOAT64, ctx->exec());
+  }
+  return run_causal_conv_serving(s, &cpu::causal_conv, LINATTN_FLOAT32, ctx->exec());
 }
 
 Status create_context(const linattn_context_options* options, linattn_context** out) {
@@ -178,6 +200,7 @@ linattn_status linattn_linear_attention(linattn_context* ctx,
   return guarded("linattn_linear_attention", [&] {
     if (!ctx) return null_argument("linattn_linear_attention", "ctx");
     if (!args) return null_argument("linattn_linear_attention", "args");
+    if (serving_requested(args->serving)) return serve_linear_attention(ctx, *args);
     LinearAttentionParams p;
     LINATTN_RETURN_IF_ERROR(check_linear_attention(*args, ctx->backend, &p));
     return run_linear_attention(ctx, p);
@@ -188,6 +211,7 @@ linattn_status linattn_causal_conv(linattn_context* ctx, const linattn_causal_co
   return guarded("linattn_causal_conv", [&] {
     if (!ctx) return null_argument("linattn_causal_conv", "ctx");
     if (!args) return null_argument("linattn_causal_conv", "args");
+    if (serving_requested(args->serving)) return serve_causal_conv(ctx, *args);
     CausalConvParams p;
     LINATTN_RETURN_IF_ERROR(check_causal_conv(*args, ctx->backend, &p));
     return run_causal_conv(ctx, p);
@@ -199,6 +223,10 @@ linattn_status linattn_linear_attention_supports(const linattn_context* ctx,
   return guarded("linattn_linear_attention_supports", [&] {
     if (!ctx) return null_argument("linattn_linear_attention_supports", "ctx");
     if (!args) return null_argument("linattn_linear_attention_supports", "args");
+    if (serving_requested(args->serving)) {
+      ServingLinearAttention s;
+      return check_linear_attention_serving(*args, ctx->backend, &s);
+    }
     LinearAttentionParams p;
     return check_linear_attention(*args, ctx->backend, &p);
   });
@@ -209,6 +237,10 @@ linattn_status linattn_causal_conv_supports(const linattn_context* ctx,
   return guarded("linattn_causal_conv_supports", [&] {
     if (!ctx) return null_argument("linattn_causal_conv_supports", "ctx");
     if (!args) return null_argument("linattn_causal_conv_supports", "args");
+    if (serving_requested(args->serving)) {
+      ServingCausalConv s;
+      return check_causal_conv_serving(*args, ctx->backend, &s);
+    }
     CausalConvParams p;
     return check_causal_conv(*args, ctx->backend, &p);
   });
@@ -222,6 +254,12 @@ linattn_status linattn_linear_attention_workspace_size(const linattn_context* ct
     if (!ctx) return null_argument(kWhere, "ctx");
     if (!args) return null_argument(kWhere, "args");
     if (!bytes) return null_argument(kWhere, "bytes");
+    if (serving_requested(args->serving)) {
+      ServingLinearAttention s;
+      LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(*args, ctx->backend, &s));
+      *bytes = 0;  // host backends only, for now
+      return Status::ok_status();
+    }
     LinearAttentionParams p;
     LINATTN_RETURN_IF_ERROR(check_linear_attention(*args, ctx->backend, &p));
     *bytes = ctx->backend == LINATTN_BACKEND_CUDA ? cuda::linear_attention_workspace_bytes(p) : 0;

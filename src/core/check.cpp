@@ -102,8 +102,9 @@ Status check_shared_dtype(const char* op, const Operand* ops, int n, const char*
 
 }  // namespace
 
-Status check_linear_attention(const linattn_linear_attention_args& a, linattn_backend backend,
-                              LinearAttentionParams* out) {
+Status check_linear_attention_form(const linattn_linear_attention_args& a,
+                                   linattn_backend backend, const StateForm& form,
+                                   LinearAttentionParams* out) {
   // Attributes.
   const int rule = enum_value(a.update_rule);
   if (rule < LINATTN_RULE_LINEAR || rule > LINATTN_RULE_GATED_DELTA) {
@@ -274,13 +275,27 @@ Status check_linear_attention(const linattn_linear_attention_args& a, linattn_ba
       << ", H_kv=" << Hkv << ", d_v=" << dv;
     return invalid(m.str());
   }
+  if (form.packed && B != 1) {
+    std::ostringstream m;
+    m << kLA << ": query has shape " << shape_string(a.query)
+      << "; with serving.cu_seqlens the tokens of all sequences are packed: expected (1, "
+         "total_T, H_q*d_k)";
+    return invalid(m.str());
+  }
   for (const Operand* s : {&past, &pres}) {
     if (!s->present()) continue;
     const int64_t* d = s->t->shape;
-    if (d[0] != B || d[1] != Hkv || d[2] != dk || d[3] != dv) {
+    const int64_t rows = form.rows == StateForm::kRowsB ? B : form.rows;
+    const int64_t r2 = form.value_major ? dv : dk, r3 = form.value_major ? dk : dv;
+    if ((rows != StateForm::kRowsAny && d[0] != rows) || d[1] != Hkv || d[2] != r2 ||
+        d[3] != r3) {
       std::ostringstream m;
-      m << kLA << ": " << s->name << " has shape " << shape_string(*s->t) << "; expected (B="
-        << B << ", H_kv=" << Hkv << ", d_k=" << dk << ", d_v=" << dv << ")";
+      m << kLA << ": " << s->name << " has shape " << shape_string(*s->t) << "; expected (";
+      if (form.rows == StateForm::kRowsB) m << "B=" << B;
+      else if (form.rows == StateForm::kRowsAny) m << "slots";
+      else m << "N=" << form.rows;
+      m << ", H_kv=" << Hkv << (form.value_major ? ", d_v=" : ", d_k=") << r2
+        << (form.value_major ? ", d_k=" : ", d_v=") << r3 << ")" << form.form;
       return invalid(m.str());
     }
   }
@@ -352,8 +367,8 @@ Status check_linear_attention(const linattn_linear_attention_args& a, linattn_ba
   return Status::ok_status();
 }
 
-Status check_causal_conv(const linattn_causal_conv_args& a, linattn_backend backend,
-                         CausalConvParams* out) {
+Status check_causal_conv_form(const linattn_causal_conv_args& a, linattn_backend backend,
+                              const StateForm& form, CausalConvParams* out) {
   const int act = enum_value(a.activation);
   if (act != LINATTN_ACTIVATION_NONE && act != LINATTN_ACTIVATION_SILU) {
     std::ostringstream m;
@@ -407,13 +422,24 @@ Status check_causal_conv(const linattn_causal_conv_args& a, linattn_backend back
     m << kConv << ": bias has shape " << shape_string(a.bias) << "; expected (C=" << C << ")";
     return invalid(m.str());
   }
+  if (form.packed && B != 1) {
+    std::ostringstream m;
+    m << kConv << ": input has shape " << shape_string(a.input)
+      << "; with serving.cu_seqlens the tokens of all sequences are packed: expected "
+      << (cl ? "(1, total_T, C)" : "(1, C, total_T)");
+    return invalid(m.str());
+  }
   for (const Operand* s : {&past, &pres}) {
     if (!s->present()) continue;
     const int64_t* d = s->t->shape;
-    if (d[0] != B || d[1] != C || d[2] != K - 1) {
+    const int64_t rows = form.rows == StateForm::kRowsB ? B : form.rows;
+    if ((rows != StateForm::kRowsAny && d[0] != rows) || d[1] != C || d[2] != K - 1) {
       std::ostringstream m;
-      m << kConv << ": " << s->name << " has shape " << shape_string(*s->t) << "; expected (B="
-        << B << ", C=" << C << ", k-1=" << K - 1 << ")";
+      m << kConv << ": " << s->name << " has shape " << shape_string(*s->t) << "; expected (";
+      if (form.rows == StateForm::kRowsB) m << "B=" << B;
+      else if (form.rows == StateForm::kRowsAny) m << "slots";
+      else m << "N=" << form.rows;
+      m << ", C=" << C << ", k-1=" << K - 1 << ")" << form.form;
       return invalid(m.str());
     }
   }
@@ -479,6 +505,33 @@ Status check_causal_conv(const linattn_causal_conv_args& a, linattn_backend back
   p.in_place = in_place;
   *out = p;
   return Status::ok_status();
+}
+
+Status check_linear_attention(const linattn_linear_attention_args& a, linattn_backend backend,
+                              LinearAttentionParams* out) {
+  if (serving_requested(a.serving)) {
+    return invalid(std::string(kLA) + ": serving fields are set; this entry point checks the "
+                   "dense operator only (internal: use check_linear_attention_serving)");
+  }
+  return check_linear_attention_form(a, backend, StateForm{}, out);
+}
+
+Status check_causal_conv(const linattn_causal_conv_args& a, linattn_backend backend,
+                         CausalConvParams* out) {
+  if (serving_requested(a.serving)) {
+    return invalid(std::string(kConv) + ": serving fields are set; this entry point checks the "
+                   "dense operator only (internal: use check_causal_conv_serving)");
+  }
+  return check_causal_conv_form(a, backend, StateForm{}, out);
+}
+
+bool serving_requested(const linattn_serving_args& s) {
+  for (const linattn_tensor* t :
+       {&s.cu_seqlens, &s.state_indices, &s.read_state_indices, &s.has_initial_state,
+        &s.num_accepted_tokens, &s.error_flag, &s.A_log, &s.dt_bias, &s.checkpoint_indices})
+    if (t->rank != 0) return true;
+  return enum_value(s.state_layout) != 0 || s.qk_l2norm != 0 || s.qk_l2norm_eps != 0.f ||
+         s.fused_gating != 0 || s.checkpoint_interval != 0;
 }
 
 }  // namespace linattn::detail
