@@ -111,6 +111,8 @@ double time_shape(const Shape& s, bool split, int reps) {
   detail::cuda::ChunkedOptions o;
   o.split_state = split;
   detail::Exec e;
+  e.workspace_bytes = detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
+  BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
   cudaEvent_t a, b;
   BENCH_CUDA(cudaEventCreate(&a));
   BENCH_CUDA(cudaEventCreate(&b));
@@ -131,7 +133,7 @@ double time_shape(const Shape& s, bool split, int reps) {
   std::sort(ms.begin(), ms.end());
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out, (void*)past, (void*)present})
+  for (void* ptr : {e.workspace, (void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out, (void*)past, (void*)present})
     cudaFree(ptr);
   return ms[ms.size() / 2];
 }

@@ -2,6 +2,9 @@
 // (chunked_prefill) always uses the defaults.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "cuda/chunked_prefill.hpp"
 
 namespace linattn::detail::cuda {
@@ -12,7 +15,12 @@ struct ChunkedOptions {
   // activation type: harmless with decay (gated_delta measured the same), but without decay the
   // state grows and Q S dominates the output, and the bf16 rounding of S breaks 3e-3.
   bool split_state = true;
+  // Most chunks per window (0: as many as the workspace bound allows). Tests set it small to
+  // cross windows, whose state passes through the float32 carry buffer, on short inputs.
+  int64_t max_window_chunks = 0;
 };
+
+size_t chunked_prefill_workspace_bytes_with(const LinearAttentionParams& p, const ChunkedOptions& o);
 
 Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const ChunkedOptions& o);
 

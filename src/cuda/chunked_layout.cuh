@@ -1,0 +1,91 @@
+// What the two kernels of the chunked prefill share: tile sizes, the workspace records the
+// parallel kernel (chunked_prep.cu) writes and the sequential kernel (chunked_scan.cu) reads,
+// and the tile loads both use.
+//
+// Workspace, for one window of chunks (long calls are cut into windows so that the workspace
+// stays bounded; the state crosses windows through a float32 carry buffer). One record per
+// (sequence b, kv head h, chunk of the window), index rec = (b * Hkv + h) * nc + chunk:
+//   G   float32 [kC]                   prefix sums of g inside the chunk
+//   W   16-bit  [kC][d_k]              -W = -T diag(b L) K (delta rules only)
+//   U   float32 [d_v / 64][8][512]     U' = T diag(b) V (V without delta), in the accumulator
+//                                      fragment order of the sequential kernel's warps
+//   P   16-bit  [q_per_kv][2][kC][kC]  P o Q K^T as hi and lo parts, per query head
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/params.hpp"
+#include "core/status.hpp"
+#include "cuda/chunked_mma.cuh"
+
+namespace linattn::detail::cuda::chunked {
+
+constexpr int kC = 64;          // tokens per chunk
+constexpr int kSlab = 64;       // value columns per sequential CTA
+constexpr int kWarps = 8;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: conflict-free ldmatrix)
+constexpr int kLdf = kC + 1;    // row stride of the float32 C x C tiles
+constexpr int kFrag = 512;      // floats of one warp's 16 x 32 accumulator tile
+
+struct KernelArgs {
+  LinearAttentionParams p;
+  bool vec_in;   // q, k, v rows are 16-byte aligned: 16-byte loads
+  bool vec_out;  // output rows are 4-byte aligned: paired stores
+  bool split;    // hi + lo state operands
+  int64_t c0;    // first chunk of this window
+  int64_t nc;    // chunks in this window
+  bool first;    // the window starts at the sequence start: the state comes from past
+  bool last;     // the window ends the sequence: the state goes to present
+  float* g;
+  uint16_t* w;
+  float* u;
+  uint16_t* pm;
+  float* carry;  // float32 [B * Hkv][d_k][d_v] state between windows
+};
+
+// Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
+// Aligned rows go through cp.async (visible after cp_async_wait_all and a barrier); others are
+// copied synchronously.
+template <int COLS>
+__device__ __forceinline__ void load_tile(uint16_t* dst, int ld, const uint16_t* src,
+                                          int64_t stride, int n, bool vec) {
+  constexpr int kVpr = COLS / 8;
+  if (vec) {
+#pragma unroll
+    for (int k = 0; k < kC * kVpr / kThreads; ++k) {
+      const int i = threadIdx.x + k * kThreads;
+      const int r = i / kVpr, cv = (i % kVpr) * 8;
+      cp_async16(dst + r * ld + cv, src + (r < n ? r * stride + cv : 0), r < n);
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < kC * kVpr; i += kThreads) {
+    const int r = i / kVpr, cv = (i % kVpr) * 8;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (r < n) {
+      const uint16_t* s = src + r * stride + cv;
+      val.x = s[0] | (static_cast<uint32_t>(s[1]) << 16);
+      val.y = s[2] | (static_cast<uint32_t>(s[3]) << 16);
+      val.z = s[4] | (static_cast<uint32_t>(s[5]) << 16);
+      val.w = s[6] | (static_cast<uint32_t>(s[7]) << 16);
+    }
+    *reinterpret_cast<uint4*>(dst + r * ld + cv) = val;
+  }
+}
+
+// Workspace pointers and record counts for one call (host side).
+struct WorkspacePlan {
+  int64_t window = 0;  // chunks per window
+  int64_t windows = 0;
+  size_t g_off = 0, w_off = 0, u_off = 0, p_off = 0, carry_off = 0, total = 0;
+};
+
+// The two kernels of one window, launched in this order on `stream`.
+Status launch_prep(const KernelArgs& a, cudaStream_t stream);
+Status launch_scan(const KernelArgs& a, cudaStream_t stream);
+
+}  // namespace linattn::detail::cuda::chunked

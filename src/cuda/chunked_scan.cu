@@ -1,0 +1,289 @@
+// The state-dependent part of the chunked prefill: one CTA of 8 warps per (sequence, kv head,
+// 64-column slab of d_v) walks the chunks of a window in order with its d_k x 64 slice of the
+// state S in float32 registers. Everything that does not depend on S (G, -W, U', P o Q K^T) was
+// written to the workspace by chunked_prep.cu, so a chunk costs three small product chains and
+// two barriers:
+//   U = U' - W S                      (U' read straight into the accumulators)
+//   O = scale (diag(L) Q S + (P o Q K^T) U)
+//   S <- L_C S + K^T diag(exp(G_C - G)) U
+// The next chunk's K, Q, -W, P o Q K^T and G are prefetched with cp.async (two stages), its U'
+// into registers. The float32 state feeds the tensor cores as hi + lo 16-bit parts
+// (ChunkedOptions::split_state).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.hpp"
+#include "cuda/chunked_layout.cuh"
+#include "cuda/chunked_mma.cuh"
+
+namespace linattn::detail::cuda::chunked {
+namespace {
+
+// 16-bit elements of one prefetch stage: K, Q, -W ([kC][DK + 8] each), P hi, P lo ([kC][kLd]),
+// then G (kC float32).
+template <int DK>
+constexpr int stage_elems() {
+  return 3 * kC * (DK + 8) + 2 * kC * kLd + 2 * kC;
+}
+
+template <int DK>
+constexpr size_t scan_smem_bytes() {
+  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kLd + 2 * kC * kLd) * 2;
+}
+
+// The float32 state slice (registers, accumulator layout) as hi and lo 16-bit tiles [d_k][64].
+template <bool BF16, int NT>
+__device__ __forceinline__ void write_state(const float (&s)[NT][4], uint16_t* hi, uint16_t* lo,
+                                            int row0, int col0, bool split) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = row0 + g + 8 * hh, c = col0 + 8 * j + 2 * t4;
+      const float x0 = s[j][2 * hh], x1 = s[j][2 * hh + 1];
+      const uint32_t h = pack2<BF16>(x0, x1);
+      *reinterpret_cast<uint32_t*>(hi + r * kLd + c) = h;
+      if (split) {
+        const float r0 = x0 - from_bits<BF16>(static_cast<uint16_t>(h & 0xffffu));
+        const float r1 = x1 - from_bits<BF16>(static_cast<uint16_t>(h >> 16));
+        *reinterpret_cast<uint32_t*>(lo + r * kLd + c) = pack2<BF16>(r0, r1);
+      }
+    }
+  }
+}
+
+template <bool BF16, int DK, bool DELTA>
+__global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
+  const LinearAttentionParams& p = args.p;
+  constexpr int LDK = DK + 8;
+  constexpr int kStage = stage_elems<DK>();
+  // State slice per warp: 16 rows x 64 columns (d_k = 128) or 16 x 32 (d_k = 64).
+  constexpr int NTS = DK == 128 ? 8 : 4;
+
+  extern __shared__ __align__(16) unsigned char smem[];
+  uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [2][kStage]
+  uint16_t* Shi = stages + 2 * kStage;
+  uint16_t* Slo = Shi + DK * kLd;
+  uint16_t* Us = Slo + DK * kLd;
+  uint16_t* Uds = Us + kC * kLd;
+
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int slabs = p.dv / kSlab;
+  const int slab = blockIdx.x % slabs;
+  const int64_t bh = blockIdx.x / slabs;
+  const int h = static_cast<int>(bh % p.Hkv);
+  const int64_t b = bh / p.Hkv;
+  const int vcol = slab * kSlab;
+  const int qpk = p.q_per_kv();
+
+  const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
+  const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
+
+  // Warp tiles: C x 64 products (16 x 32 per warp) and the state slice.
+  const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
+  const int srow0 = DK == 128 ? 16 * w : 16 * (w & 3);
+  const int scol0 = DK == 128 ? 0 : 32 * (w >> 2);
+
+  float accS[NTS][4];
+#pragma unroll
+  for (int j = 0; j < NTS; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
+      if (!args.first) {
+        accS[j][e] = args.carry[(bh * DK + i) * p.dv + c];
+      } else {
+        accS[j][e] = p.past ? load_as_float(p.past, b * p.past_sb + h * p.past_sh + i * p.past_sk + c,
+                                            p.past_dtype)
+                            : 0.f;
+      }
+    }
+  }
+  write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
+
+  // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
+  float4 un[4];
+  auto prefetch = [&](int64_t cl) {
+    const int64_t t0 = (args.c0 + cl) * kC;
+    const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+    const int64_t rec = bh * args.nc + cl;
+    uint16_t* st = stages + (cl & 1) * kStage;
+    load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
+    load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
+    if (DELTA) load_tile<DK>(st + 2 * kC * LDK, LDK, args.w + rec * kC * DK, DK, kC, true);
+    const uint16_t* pm = args.pm + rec * qpk * 2 * kC * kC;
+    load_tile<kC>(st + 3 * kC * LDK, kLd, pm, kC, kC, true);
+    load_tile<kC>(st + 3 * kC * LDK + kC * kLd, kLd, pm + kC * kC, kC, kC, true);
+    if (tid < kC / 4) {
+      cp_async16(st + 3 * kC * LDK + 2 * kC * kLd + 8 * tid, args.g + rec * kC + 4 * tid, true);
+    }
+    const float* u = args.u + (rec * slabs + slab) * kC * kSlab + w * kFrag + 4 * lane;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) un[j] = __ldg(reinterpret_cast<const float4*>(u + j * 128));
+  };
+
+  if (args.nc > 0) prefetch(0);
+  for (int64_t cl = 0; cl < args.nc; ++cl) {
+    const int64_t t0 = (args.c0 + cl) * kC;
+    const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+    uint16_t* st = stages + (cl & 1) * kStage;
+    const uint16_t* Ks = st;
+    uint16_t* Qs = st + kC * LDK;
+    const uint16_t* Wn = st + 2 * kC * LDK;
+    uint16_t* Ph = st + 3 * kC * LDK;
+    uint16_t* Pl = Ph + kC * kLd;
+    const float* Gs = reinterpret_cast<const float*>(Pl + kC * kLd);
+    float au[4][4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      au[j][0] = un[j].x;
+      au[j][1] = un[j].y;
+      au[j][2] = un[j].z;
+      au[j][3] = un[j].w;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
+    if (cl + 1 < args.nc) prefetch(cl + 1);
+    const float gend = Gs[kC - 1];
+
+    // U = U' - W S.
+    if constexpr (DELTA) {
+      warp_gemm<BF16, 4, false, true>(au, Wn, LDK, Shi, kLd, DK, row0, col0);
+      if (args.split) warp_gemm<BF16, 4, false, true>(au, Wn, LDK, Slo, kLd, DK, row0, col0);
+    }
+    // diag(L) Q S of the first query head.
+    float ao[4][4];
+    zero_acc(ao);
+    warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Shi, kLd, DK, row0, col0);
+    if (args.split) warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Slo, kLd, DK, row0, col0);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = row0 + g + 8 * hh;
+      const float l = __expf(Gs[r]), f = __expf(gend - Gs[r]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        ao[j][2 * hh] *= l;
+        ao[j][2 * hh + 1] *= l;
+        const int c = col0 + 8 * j + 2 * t4;
+        const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
+        *reinterpret_cast<uint32_t*>(Us + r * kLd + c) = pack2<BF16>(x0, x1);
+        *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(x0 * f, x1 * f);
+      }
+    }
+    __syncthreads();
+
+    // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U).
+    for (int jq = 0; jq < qpk; ++jq) {
+      if (jq > 0) {
+        // Q and P o Q K^T of the next head replace the first head's in this stage.
+        __syncthreads();
+        const int64_t rec = bh * args.nc + cl;
+        const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
+        load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
+        const uint16_t* pm = args.pm + (rec * qpk + jq) * 2 * kC * kC;
+        load_tile<kC>(Ph, kLd, pm, kC, kC, true);
+        load_tile<kC>(Pl, kLd, pm + kC * kC, kC, kC, true);
+        cp_async_wait_all();
+        __syncthreads();
+        zero_acc(ao);
+        warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Shi, kLd, DK, row0, col0);
+        if (args.split) warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Slo, kLd, DK, row0, col0);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const float l = __expf(Gs[row0 + g + 8 * hh]);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            ao[j][2 * hh] *= l;
+            ao[j][2 * hh + 1] *= l;
+          }
+        }
+      }
+      warp_gemm<BF16, 4, false, true>(ao, Ph, kLd, Us, kLd, row0 + 16, row0, col0);
+      warp_gemm<BF16, 4, false, true>(ao, Pl, kLd, Us, kLd, row0 + 16, row0, col0);
+      const int oh = p.output_head(h, jq);
+      uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = row0 + g + 8 * hh;
+        if (r < n) {
+          uint16_t* orow = obase + (t0 + r) * p.o_st;
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int c = col0 + 8 * j + 2 * t4;
+            const uint32_t v2 = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
+            if (args.vec_out) {
+              *reinterpret_cast<uint32_t*>(orow + c) = v2;
+            } else {
+              orow[c] = static_cast<uint16_t>(v2 & 0xffffu);
+              orow[c + 1] = static_cast<uint16_t>(v2 >> 16);
+            }
+          }
+        }
+      }
+    }
+
+    // S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
+    const float lend = __expf(gend);
+#pragma unroll
+    for (int j = 0; j < NTS; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) accS[j][e] *= lend;
+    }
+    warp_gemm<BF16, NTS, true, true>(accS, Ks, LDK, Uds, kLd, kC, srow0, scol0);
+    // With several query heads the last head's Q S may still be reading the state tiles.
+    if (qpk > 1) __syncthreads();
+    write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
+  }
+
+#pragma unroll
+  for (int j = 0; j < NTS; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
+      if (args.last) {
+        store_from_float(p.present, b * p.pres_sb + h * p.pres_sh + i * p.pres_sk + c,
+                         p.present_dtype, accS[j][e]);
+      } else {
+        args.carry[(bh * DK + i) * p.dv + c] = accS[j][e];
+      }
+    }
+  }
+}
+
+template <bool BF16, int DK, bool DELTA>
+Status launch(const KernelArgs& a, cudaStream_t stream) {
+  auto kernel = chunked_scan_kernel<BF16, DK, DELTA>;
+  constexpr size_t bytes = scan_smem_bytes<DK>();
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) {
+    return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
+  }
+  const int64_t blocks = a.p.B * a.p.Hkv * (a.p.dv / kSlab);
+  kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(a);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
+  }
+  return Status::ok_status();
+}
+
+template <bool BF16, int DK>
+Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
+  return a.p.delta ? launch<BF16, DK, true>(a, stream) : launch<BF16, DK, false>(a, stream);
+}
+
+}  // namespace
+
+Status launch_scan(const KernelArgs& a, cudaStream_t stream) {
+  if (a.p.B == 0) return Status::ok_status();
+  const bool bf16 = a.p.act_dtype == LINATTN_BFLOAT16;
+  if (a.p.dk == 128) return bf16 ? launch_rule<true, 128>(a, stream) : launch_rule<false, 128>(a, stream);
+  return bf16 ? launch_rule<true, 64>(a, stream) : launch_rule<false, 64>(a, stream);
+}
+
+}  // namespace linattn::detail::cuda::chunked
