@@ -15,6 +15,7 @@
 
 #include "cli_options.hpp"
 #include "commands.hpp"
+#include "run_serving.hpp"
 #include "tensor_data.hpp"
 #include "tolerance.hpp"
 
@@ -25,12 +26,14 @@ struct RunOptions {
   std::string device = "cpu";
   std::string preset = "qwen3.5";
   int batch = 1, prompt_len = 4096, decode_steps = 64;
-  int q_heads = -1, kv_heads = -1, dk = 128, dv = 128, conv_width = 4;
+  int q_heads = -1, kv_heads = -1, dk = -1, dv = -1, conv_width = 4;  // -1: not given
   linattn_dtype dtype = LINATTN_FLOAT32, state_dtype = LINATTN_FLOAT32;
   std::string rule = "gated_delta";
   int threads = 0, warmup = 1, repeat = 3, oracle_heads = 0;
   int64_t seed = 1;
   double tolerance = 0;
+  std::string scenario = "dense";
+  ServingScenarioOptions serving;  // --scenario serving
 };
 
 CommandSpec make_spec(RunOptions* o) {
@@ -45,6 +48,11 @@ CommandSpec make_spec(RunOptions* o) {
       "and tokens/s for prefill (conv, attention, combined) and decode. Exit status 1 when a\n"
       "check fails or a call errors.";
   s.options = {
+      choice_option("--scenario", {"dense", "serving"},
+                    "dense (default): the layer above; serving: continuous batching over a "
+                    "state pool (varlen prefill chunks, decodes, speculative steps, PAD "
+                    "entries) checked call by call against the oracle",
+                    &o->scenario),
       choice_option("--device", {"cpu", "cuda", "auto"},
                     "backend (default cpu; auto = cuda when available)", &o->device),
       choice_option("--preset", {"qwen3.5", "tp2", "tp4", "tp8", "large"},
@@ -83,6 +91,19 @@ CommandSpec make_spec(RunOptions* o) {
                  &o->oracle_heads, 0),
       float_option("--tolerance", "X", "relative error bound (default by dtype)",
                    &o->tolerance),
+      int_option("--pool-seqs", "N", "serving: sequences the state pool holds (default 16)",
+                 &o->serving.pool_seqs, 1),
+      int_option("--steps", "N", "serving: scheduler steps (default 64)", &o->serving.steps, 1),
+      float_option("--arrival-rate", "X", "serving: mean new requests per step (default 0.5)",
+                   &o->serving.arrival_rate),
+      int_option("--prompt-max", "N", "serving: longest prompt (default 300)",
+                 &o->serving.prompt_max, 1),
+      int_option("--gen-max", "N", "serving: most generated tokens (default 24)",
+                 &o->serving.gen_max, 1),
+      int_option("--prefill-chunk", "N", "serving: prefill tokens per sequence per step "
+                 "(default 128)", &o->serving.prefill_chunk, 1),
+      int_option("--spec-len", "N", "serving: draft tokens per speculative step (default 0 = "
+                 "plain decode)", &o->serving.spec_len, 0),
   };
   return s;
 }
@@ -418,6 +439,28 @@ int run_main(int argc, char** argv, int first) {
     case ParseResult::kError: return kExitUsage;
     case ParseResult::kOk: break;
   }
+  if (o.scenario == "serving") {
+    ServingScenarioOptions& so = o.serving;
+    DeviceChoice dev;
+    std::string err;
+    if (!resolve_device(o.device, &dev, &err)) {
+      std::fprintf(stderr, "error: %s\n", err.c_str());
+      return kExitFailure;
+    }
+    so.backend = dev.backend;
+    so.threads = o.threads;
+    so.seed = o.seed;
+    if (o.q_heads > 0) so.q_heads = o.q_heads;
+    if (o.kv_heads > 0) so.kv_heads = o.kv_heads;
+    if (o.dk > 0) so.dk = o.dk;
+    if (o.dv > 0) so.dv = o.dv;
+    if (o.tolerance > 0) so.tolerance = o.tolerance;
+    so.prompt_max = std::max(so.prompt_max, so.prompt_min);
+    so.gen_max = std::max(so.gen_max, so.gen_min);
+    return run_serving_scenario(so);
+  }
+  if (o.dk < 0) o.dk = 128;
+  if (o.dv < 0) o.dv = 128;
   struct Preset { const char* name; int hq, hkv; };
   static const Preset presets[] = {
       {"qwen3.5", 16, 32}, {"tp2", 8, 16}, {"tp4", 4, 8}, {"tp8", 2, 8}, {"large", 16, 64}};
