@@ -48,10 +48,12 @@ CommandSpec make_spec(RunOptions* o) {
       "and tokens/s for prefill (conv, attention, combined) and decode. Exit status 1 when a\n"
       "check fails or a call errors.";
   s.options = {
-      choice_option("--scenario", {"dense", "serving"},
+      choice_option("--scenario", {"dense", "serving", "serving-overhead"},
                     "dense (default): the layer above; serving: continuous batching over a "
                     "state pool (varlen prefill chunks, decodes, speculative steps, PAD "
-                    "entries) checked call by call against the oracle",
+                    "entries) checked call by call against the oracle; serving-overhead: CPU "
+                    "timing of pooled decode (--batch, default 32) and varlen prefill "
+                    "(--batch/8 sequences of --prompt-len) against the dense calls",
                     &o->scenario),
       choice_option("--device", {"cpu", "cuda", "auto"},
                     "backend (default cpu; auto = cuda when available)", &o->device),
@@ -439,8 +441,12 @@ int run_main(int argc, char** argv, int first) {
     case ParseResult::kError: return kExitUsage;
     case ParseResult::kOk: break;
   }
-  if (o.scenario == "serving") {
+  if (o.scenario == "serving" || o.scenario == "serving-overhead") {
     ServingScenarioOptions& so = o.serving;
+    const bool overhead = o.scenario == "serving-overhead";
+    if (overhead) {  // the reference shape unless heads are given
+      so.q_heads = 16, so.kv_heads = 32, so.dk = so.dv = 128;
+    }
     DeviceChoice dev;
     std::string err;
     if (!resolve_device(o.device, &dev, &err)) {
@@ -457,6 +463,7 @@ int run_main(int argc, char** argv, int first) {
     if (o.tolerance > 0) so.tolerance = o.tolerance;
     so.prompt_max = std::max(so.prompt_max, so.prompt_min);
     so.gen_max = std::max(so.gen_max, so.gen_min);
+    if (overhead) return run_serving_overhead(so, o.batch > 1 ? o.batch : 32, o.prompt_len, o.repeat);
     return run_serving_scenario(so);
   }
   if (o.dk < 0) o.dk = 128;

@@ -25,4 +25,9 @@ struct ServingScenarioOptions {
 // Prints the per-phase throughput and the oracle check; returns the exit code.
 int run_serving_scenario(const ServingScenarioOptions& o);
 
+// `linattn run --scenario serving-overhead` (run_serving_overhead.cpp): dense against serving
+// timings on the CPU: decode of `batch` sequences through a state pool, and varlen prefill of
+// batch/8 sequences of `prompt_len` tokens.
+int run_serving_overhead(const ServingScenarioOptions& o, int batch, int prompt_len, int repeat);
+
 }  // namespace linattn::tool
