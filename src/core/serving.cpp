@@ -16,6 +16,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <numeric>
 #include <vector>
 
 #include "core/dtype.hpp"
@@ -193,6 +195,66 @@ void zero_attention_output(const LinearAttentionParams& p, const ServingSequence
     for (int64_t c = 0; c < W; ++c) st(p.out, q.b * p.o_sb + t * p.o_st + c, p.act_dtype, 0.0);
 }
 
+
+// The dense params of kv heads [h0, h0 + G) of a call: every tensor offset to the first head of
+// the slice, head counts shrunk. G and h0 are multiples of unit_heads(p), so the slice keeps
+// the call's head mapping (SEMANTICS.md "Head mapping") exactly.
+int32_t unit_heads(const LinearAttentionParams& p) {
+  const int32_t rk = p.Hkv / p.Hk, rq = p.Hq < p.Hkv ? p.Hkv / p.Hq : 1;
+  return std::lcm(rk, rq);
+}
+
+LinearAttentionParams head_slice(const LinearAttentionParams& p, int32_t h0, int32_t G) {
+  LinearAttentionParams r = p;
+  const linattn_dtype a = p.act_dtype;
+  const int32_t rk = p.Hkv / p.Hk;
+  r.Hkv = G;
+  r.Hk = G / rk;
+  r.k = at(p.k, int64_t{h0 / rk} * p.dk, a);
+  if (p.Hq >= p.Hkv) {
+    const int32_t rq = p.Hq / p.Hkv;
+    r.Hq = G * rq;
+    r.q = at(p.q, int64_t{h0} * rq * p.dk, a);
+    r.out = at(p.out, int64_t{h0} * rq * p.dv, a);
+  } else {
+    const int32_t ri = p.Hkv / p.Hq;
+    r.Hq = G / ri;
+    r.q = at(p.q, int64_t{h0 / ri} * p.dk, a);
+    r.out = at(p.out, int64_t{h0} * p.dv, a);
+  }
+  r.Hout = r.Hq > r.Hkv ? r.Hq : r.Hkv;
+  r.v = at(p.v, int64_t{h0} * p.dv, a);
+  if (p.decay) r.decay = at(p.decay, p.decay_per_key_dim ? int64_t{h0} * p.dk : h0, a);
+  if (p.beta && !p.beta_shared) r.beta = at(p.beta, h0, a);
+  if (p.past) r.past = at(p.past, h0 * p.past_sh, p.past_dtype);
+  r.present = at(p.present, h0 * p.pres_sh, p.present_dtype);
+  return r;
+}
+
+// Runs independent dense calls. With enough of them to occupy every thread, each runs whole on
+// one thread (its own single-thread pool: one fork/join for the batch instead of one per call,
+// and no idle threads on a call of few heads); otherwise one after the other on all threads.
+template <class Params, class Fn>
+Status run_independent(const std::vector<Params>& calls, Fn dense, const Exec& e) {
+  const int threads = e.pool->num_threads();
+  if (threads == 1 || static_cast<int64_t>(calls.size()) < threads) {
+    for (const Params& c : calls) LINATTN_RETURN_IF_ERROR(dense(c, e));
+    return Status::ok_status();
+  }
+  std::mutex mu;
+  Status first;
+  e.pool->parallel_for(static_cast<int64_t>(calls.size()), [&](int64_t i, int) {
+    ThreadPool solo(1);
+    Exec one = e;
+    one.pool = &solo;
+    Status s = dense(calls[i], one);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first.ok()) first = s;
+    }
+  });
+  return first;
+}
 }  // namespace
 
 Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAttentionFn dense,
@@ -222,6 +284,8 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
   Scratch carry_buf;
   const int64_t block = int64_t{p.Hkv} * p.dk * p.dv;
   void* carry = nullptr;
+  // Fast-path calls, one per sequence, split by head groups at the end.
+  std::vector<LinearAttentionParams> fast;
 
   for (int64_t n = 0; n < plan.N; ++n) {
     const ServingSequence& q = plan.seqs[n];
@@ -250,7 +314,7 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
       r.present = at(write.base, q.write * write.sb, write.dtype);
       r.in_place = same_pool && q.read == q.write;
       if (q.len == 0 && r.in_place) continue;  // nothing to compute, nothing moves
-      LINATTN_RETURN_IF_ERROR(dense(r, e));
+      fast.push_back(r);
       continue;
     }
 
@@ -285,6 +349,22 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
     if (pos < q.len || pos == 0) LINATTN_RETURN_IF_ERROR(run_segment(pos, q.len - pos));
     store_carry(carry, carry_dtype, write, q.write, s.value_major, p, e.pool);
   }
+  // Head groups as large as still give every thread about four calls: few sequences (prefill)
+  // are split finely, many (decode) hardly at all.
+  const int64_t want = 4 * int64_t{e.pool->num_threads()};
+  const int32_t u = unit_heads(p);
+  int32_t G = u;
+  for (int32_t g = p.Hkv; g > u; --g) {
+    if (g % u == 0 && p.Hkv % g == 0 && static_cast<int64_t>(fast.size()) * (p.Hkv / g) >= want) {
+      G = g;
+      break;
+    }
+  }
+  std::vector<LinearAttentionParams> calls;
+  calls.reserve(fast.size() * static_cast<size_t>(p.Hkv / G));
+  for (const LinearAttentionParams& r : fast)
+    for (int32_t h0 = 0; h0 < p.Hkv; h0 += G) calls.push_back(head_slice(r, h0, G));
+  LINATTN_RETURN_IF_ERROR(run_independent(calls, dense, e));
   if (plan.error_flag) *plan.error_flag = 0;
   return Status::ok_status();
 }

@@ -60,12 +60,19 @@ class Serving : public ::testing::TestWithParam<linattn_backend> {
 };
 
 // Packed sequences (zero-length ones included), one state row per sequence, has_initial_state.
+// The int64 run uses standard GQA with key sharing, per-key-dim decay and a shared beta (the
+// adapter splits calls by head groups, so every head mapping must survive the split).
 TEST_P(Serving, VarlenRowsMatchPerSequenceOracle) {
   for (linattn_dtype idx : {LINATTN_INT32, LINATTN_INT64}) {
     const std::vector<int64_t> lens{0, 1, 63, 65, 130, 5};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t N = lens.size(), T = cu.back();
     LinearAttentionCase c = dims(1, T, 11);
+    if (idx == LINATTN_INT64) {
+      c.Hq = 8, c.Hk = 2, c.Hkv = 4;
+      c.decay = DecayKind::kPerKeyDim;
+      c.beta = BetaKind::kShared;
+    }
     const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
     HostTensor past = make_pool(c, N, false, true, 5), pres = make_pool(c, N, false, false, 6);
     pres.poison();
