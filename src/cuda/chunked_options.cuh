@@ -11,13 +11,18 @@ namespace linattn::detail::cuda {
 
 struct ChunkedOptions {
   // Feed the float32 state to the tensor cores as hi + lo 16-bit parts (two products instead of
-  // one for Q S and W S; about 5% of the time). Off: the state is rounded once per chunk to the
+  // one for Q S and W S; about 8% of the time). Off: the state is rounded once per chunk to the
   // activation type: harmless with decay (gated_delta measured the same), but without decay the
-  // state grows and Q S dominates the output, and the bf16 rounding of S breaks 3e-3.
+  // state grows and Q S dominates the output, and the bf16 rounding of S breaks 3e-3. The
+  // library entry (chunked_prefill) splits only for the rules without decay.
   bool split_state = true;
   // Most chunks per window (0: as many as the workspace bound allows). Tests set it small to
   // cross windows, whose state passes through the float32 carry buffer, on short inputs.
   int64_t max_window_chunks = 0;
+  // Benchmarks time the two kernels apart: off skips the launches of that kernel (the outputs
+  // are then not the operator's).
+  bool run_prep = true;
+  bool run_scan = true;
 };
 
 size_t chunked_prefill_workspace_bytes_with(const LinearAttentionParams& p, const ChunkedOptions& o);

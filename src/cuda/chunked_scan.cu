@@ -55,6 +55,46 @@ __device__ __forceinline__ void write_state(const float (&s)[NT][4], uint16_t* h
   }
 }
 
+// ao += A2 S and, when TWO, au += A1 S, with S = hi (+ lo when SPLIT) 16-bit tiles [K][kLd]:
+// the products that read the state share its fragments, and their independent mma chains
+// interleave. A1 and A2 are [m][k] with row stride lda; warp tile 16 x 32 at (row0, col0).
+template <bool BF16, bool TWO, bool SPLIT>
+__device__ __forceinline__ void state_gemm(float (&au)[4][4], const uint16_t* A1, float (&ao)[4][4],
+                                           const uint16_t* A2, int lda, const uint16_t* Bh,
+                                           const uint16_t* Bl, int K, int row0, int col0) {
+  const int lane = threadIdx.x & 31;
+  const int mi = lane >> 3, r8 = lane & 7;
+#pragma unroll 2
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    const int aoff = (row0 + (lane & 15)) * lda + k0 + (lane >> 4) * 8;
+    uint32_t a1[4], a2[4];
+    ldsm_x4(a2, A2 + aoff);
+    if constexpr (TWO) ldsm_x4(a1, A1 + aoff);
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {
+      const int boff = (k0 + (mi & 1) * 8 + r8) * kLd + col0 + 16 * p + (mi >> 1) * 8;
+      uint32_t b[4];
+      ldsm_x4_t(b, Bh + boff);
+      mma16816<BF16>(ao[2 * p], a2, b[0], b[1]);
+      mma16816<BF16>(ao[2 * p + 1], a2, b[2], b[3]);
+      if constexpr (TWO) {
+        mma16816<BF16>(au[2 * p], a1, b[0], b[1]);
+        mma16816<BF16>(au[2 * p + 1], a1, b[2], b[3]);
+      }
+      if constexpr (SPLIT) {
+        uint32_t c[4];
+        ldsm_x4_t(c, Bl + boff);
+        mma16816<BF16>(ao[2 * p], a2, c[0], c[1]);
+        mma16816<BF16>(ao[2 * p + 1], a2, c[2], c[3]);
+        if constexpr (TWO) {
+          mma16816<BF16>(au[2 * p], a1, c[0], c[1]);
+          mma16816<BF16>(au[2 * p + 1], a1, c[2], c[3]);
+        }
+      }
+    }
+  }
+}
+
 template <bool BF16, int DK, bool DELTA>
 __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
@@ -150,16 +190,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     if (cl + 1 < args.nc) prefetch(cl + 1);
     const float gend = Gs[kC - 1];
 
-    // U = U' - W S.
-    if constexpr (DELTA) {
-      warp_gemm<BF16, 4, false, true>(au, Wn, LDK, Shi, kLd, DK, row0, col0);
-      if (args.split) warp_gemm<BF16, 4, false, true>(au, Wn, LDK, Slo, kLd, DK, row0, col0);
-    }
-    // diag(L) Q S of the first query head.
+    // U = U' - W S and Q S of the first query head: one pass over the state tiles.
     float ao[4][4];
     zero_acc(ao);
-    warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Shi, kLd, DK, row0, col0);
-    if (args.split) warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Slo, kLd, DK, row0, col0);
+    if (args.split) {
+      state_gemm<BF16, DELTA, true>(au, Wn, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+    } else {
+      state_gemm<BF16, DELTA, false>(au, Wn, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+    }
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const int r = row0 + g + 8 * hh;
@@ -190,8 +228,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
         cp_async_wait_all();
         __syncthreads();
         zero_acc(ao);
-        warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Shi, kLd, DK, row0, col0);
-        if (args.split) warp_gemm<BF16, 4, false, true>(ao, Qs, LDK, Slo, kLd, DK, row0, col0);
+        if (args.split) {
+          state_gemm<BF16, false, true>(au, Qs, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+        } else {
+          state_gemm<BF16, false, false>(au, Qs, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+        }
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const float l = __expf(Gs[row0 + g + 8 * hh]);
