@@ -1,5 +1,6 @@
 /* One CausalConvWithState call (silu, width 4, carried state) on the CPU through the C ABI. */
 #include <stdio.h>
+#include <string.h>
 
 #include "linattn/linattn.h"
 
@@ -18,6 +19,7 @@ int main(void) {
   }
   const int64_t xs[3] = {B, C, L}, ws[3] = {C, 1, K}, ss[3] = {B, C, K - 1};
   linattn_causal_conv_args a;
+  memset(&a, 0, sizeof a); /* every field not set below (the serving fields) stays off */
   a.activation = LINATTN_ACTIVATION_SILU;
   a.channels_last = 0;
   a.input = linattn_tensor_contiguous(x, LINATTN_FLOAT32, LINATTN_MEMORY_HOST, 3, xs);

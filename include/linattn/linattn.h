@@ -161,7 +161,10 @@ typedef enum linattn_state_layout {
  *                                  -1 = not stored; checkpoints past the sequence end are not
  *                                  written.
  * Slots written by one sequence must not be read or written by another sequence of the same
- * call (the result would depend on the order in which sequences run). */
+ * call (the result would depend on the order in which sequences run).
+ *
+ * Zero-initialise the argument structs (memset, `= {0}`, or default_*_args() in C++) before
+ * setting fields: the serving member, and any field appended later, is then off. */
 typedef struct linattn_serving_args {
   linattn_tensor cu_seqlens, state_indices, read_state_indices, has_initial_state;
   linattn_tensor num_accepted_tokens, error_flag;
