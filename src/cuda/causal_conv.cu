@@ -18,7 +18,7 @@ namespace linattn::detail::cuda {
 namespace {
 
 constexpr int kConvThreads = 256;
-constexpr int kTile = 16;          // time steps per thread in prefill
+constexpr int kTile = 32;          // time steps per thread in prefill (64 bytes of bf16 in flight)
 constexpr int kUpdateMaxL = 16;    // up to this L one thread covers the whole call
 constexpr int kMaxGenericK = 64;   // window bound of the runtime-width kernel
 
@@ -81,7 +81,7 @@ __device__ __forceinline__ void st_run(void* base, int64_t i, const float* x) {
   }
 }
 
-__device__ __forceinline__ bool aligned16(const void* base, int64_t i, int elem_bytes) {
+__host__ __device__ __forceinline__ bool aligned16(const void* base, int64_t i, int elem_bytes) {
   return (reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(i) * elem_bytes) % 16 == 0;
 }
 
@@ -200,6 +200,198 @@ __global__ void __launch_bounds__(kConvThreads) conv_kernel(const CausalConvPara
   for (int64_t l = l0; l < l1; ++l) st<AT>(p.y, yb + l * p.y_sl, step(ld<AT>(p.x, xb + l * p.x_sl)));
 }
 
+// Channel-vector kernel, for layouts whose channels are contiguous (channels-last, and every
+// update call with L = 1, where (B, C, 1) and (B, 1, C) are the same memory). A thread owns
+// kVec = 8 consecutive channels of one sequence over a run of time steps, and moves inputs and
+// outputs as 16-byte vectors (two for float32); neighbouring threads take neighbouring channel
+// groups, so a warp's access at one time step is 512 contiguous bytes (bf16). The state of the
+// group is 8 * (k-1) contiguous elements when the state's channel stride is k-1: a few vector
+// accesses instead of strided scalars. Runs are at least k-1 long, so, as in conv_kernel, only
+// the first run of a channel group touches past_state and present_state. Two blocks per SM:
+// 8 channels of weights, bias and window stay in registers (about 100 of them).
+constexpr int kVec = 8;
+constexpr int kVecRun = 16;   // time steps per thread in prefill
+constexpr int kVecChunk = 2;  // time steps whose loads are issued together (registers)
+
+struct VecLayout {
+  bool w_vec, bias_vec, past_vec, pres_vec;
+};
+
+template <int KT, linattn_dtype AT>
+__global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalConvParams p, VecLayout vl,
+                                                                int run, uint32_t nruns,
+                                                                uint32_t ngroups, uint32_t total) {
+  constexpr int KM = KT - 1;  // state columns
+  const uint32_t idx = blockIdx.x * kConvThreads + threadIdx.x;
+  if (idx >= total) return;
+  const uint32_t g = idx % ngroups, rest = idx / ngroups;
+  const uint32_t r = rest % nruns;
+  const int64_t b = rest / nruns;
+  const int64_t c = static_cast<int64_t>(g) * kVec;
+  const int64_t l0 = static_cast<int64_t>(r) * run;
+  const int64_t l1 = l0 + run < p.L ? l0 + run : p.L;
+  const int64_t xb = b * p.x_sb + c, yb = b * p.y_sb + c;
+
+  // w[j][ch], bias[ch].
+  float wf[kVec * KT], w[KT][kVec], bias[kVec];
+  if (vl.w_vec) {
+    ld_run<AT, kVec * KT>(p.w, c * KT, wf);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < kVec; ++ch)
+#pragma unroll
+      for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
+  }
+#pragma unroll
+  for (int ch = 0; ch < kVec; ++ch)
+#pragma unroll
+    for (int j = 0; j < KT; ++j) w[j][ch] = wf[ch * KT + j];
+  if (p.bias == nullptr) {
+#pragma unroll
+    for (int ch = 0; ch < kVec; ++ch) bias[ch] = 0.f;
+  } else if (vl.bias_vec) {
+    ld_run<AT, kVec>(p.bias, c, bias);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < kVec; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
+  }
+
+  // win[m][ch] = P at time l0 - (k-1) + m.
+  float win[KM > 0 ? KM : 1][kVec];
+  float pst[KM > 0 ? kVec * KM : 1];  // past_state of the group, [ch * (k-1) + j]
+  if (r == 0) {
+    if (p.past == nullptr) {
+#pragma unroll
+      for (int n = 0; n < kVec * KM; ++n) pst[n] = 0.f;
+    } else if (vl.past_vec) {
+      // In-place states are read with plain loads (ld_run uses the read-only path): this
+      // thread is the only reader and writer of these elements, and reads them first.
+      const int64_t at = b * p.past_sb + c * KM;
+      if constexpr (AT == LINATTN_FLOAT32) {
+#pragma unroll
+        for (int n = 0; n < kVec * KM / 4; ++n) {
+          const float4 v = reinterpret_cast<const float4*>(static_cast<const float*>(p.past) + at)[n];
+          pst[4 * n] = v.x; pst[4 * n + 1] = v.y; pst[4 * n + 2] = v.z; pst[4 * n + 3] = v.w;
+        }
+      } else {
+#pragma unroll
+        for (int n = 0; n < kVec * KM / 8; ++n) ld8_rt(p.past, at + 8 * n, AT, pst + 8 * n);
+      }
+    } else {
+#pragma unroll
+      for (int ch = 0; ch < kVec; ++ch)
+#pragma unroll
+        for (int j = 0; j < KM; ++j)
+          pst[ch * KM + j] = ld_rt(p.past, b * p.past_sb + (c + ch) * p.past_sc + j, p.past_dtype);
+    }
+#pragma unroll
+    for (int m = 0; m < KM; ++m)
+#pragma unroll
+      for (int ch = 0; ch < kVec; ++ch) win[m][ch] = pst[ch * KM + m];
+
+  } else {
+#pragma unroll
+    for (int m = 0; m < KM; ++m) ld_run<AT, kVec>(p.x, xb + (l0 - KM + m) * p.x_sl, win[m]);
+  }
+
+  for (int64_t l = l0; l < l1; l += kVecChunk) {
+    float xs[kVecChunk][kVec];
+#pragma unroll
+    for (int s = 0; s < kVecChunk; ++s)
+      if (l + s < l1) ld_run<AT, kVec>(p.x, xb + (l + s) * p.x_sl, xs[s]);
+#pragma unroll
+    for (int s = 0; s < kVecChunk; ++s) {
+      if (l + s >= l1) break;
+      float ys[kVec];
+#pragma unroll
+      for (int ch = 0; ch < kVec; ++ch) {
+        float acc = fmaf(w[KT - 1][ch], xs[s][ch], bias[ch]);
+#pragma unroll
+        for (int m = 0; m < KM; ++m) acc = fmaf(w[m][ch], win[m][ch], acc);
+#pragma unroll
+        for (int m = 0; m + 1 < KM; ++m) win[m][ch] = win[m + 1][ch];
+        if (KM > 0) win[KM - 1][ch] = xs[s][ch];
+        ys[ch] = p.silu ? silu(acc) : acc;
+      }
+      st_run<AT, kVec>(p.y, yb + (l + s) * p.y_sl, ys);
+    }
+  }
+
+  // present_state = the last k-1 columns of P. With a single run (every update call) they are
+  // the window this thread ends with (past_state columns included when L < k-1), so the state
+  // is read once and written once; otherwise they are inputs (L > run >= k-1), read again.
+  if (r != 0 || p.present == nullptr || KM == 0) return;
+  float pres[kVec * (KM > 0 ? KM : 1)];
+#pragma unroll
+  for (int j = 0; j < KM; ++j) {
+    float xv[kVec];
+    if (nruns == 1) {
+#pragma unroll
+      for (int ch = 0; ch < kVec; ++ch) xv[ch] = win[j][ch];
+    } else {
+      ld_run<AT, kVec>(p.x, xb + (p.L - KM + j) * p.x_sl, xv);
+    }
+#pragma unroll
+    for (int ch = 0; ch < kVec; ++ch) pres[ch * KM + j] = xv[ch];
+  }
+  if (vl.pres_vec) {
+    st_run<AT, kVec * KM>(p.present, b * p.pres_sb + c * KM, pres);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < kVec; ++ch)
+#pragma unroll
+      for (int j = 0; j < KM; ++j)
+        st_rt(p.present, b * p.pres_sb + (c + ch) * p.pres_sc + j, p.present_dtype, pres[ch * KM + j]);
+  }
+}
+
+// The channel-vector kernel applies when channels are contiguous in input and output and every
+// group of 8 starts 16-byte aligned at every (b, l).
+bool vec_layout_ok(const CausalConvParams& p, int esize) {
+  if (p.x_sc != 1 || p.y_sc != 1 || p.C % kVec != 0) return false;
+  const bool strides = p.x_sb % kVec == 0 && p.y_sb % kVec == 0 &&
+                       (p.L <= 1 || (p.x_sl % kVec == 0 && p.y_sl % kVec == 0));
+  return strides && aligned16(p.x, 0, esize) && aligned16(p.y, 0, esize);
+}
+
+VecLayout vec_layout(const CausalConvParams& p, int esize) {
+  const int km = p.K - 1;
+  VecLayout vl;
+  vl.w_vec = p.w_sc == p.K && p.w_sk == 1 && aligned16(p.w, 0, esize);
+  vl.bias_vec = p.bias_sc == 1 && aligned16(p.bias, 0, esize);
+  vl.past_vec = p.past_dtype == p.act_dtype && p.past_sc == km && p.past_sb % kVec == 0 &&
+                aligned16(p.past, 0, esize);
+  vl.pres_vec = p.present_dtype == p.act_dtype && p.pres_sc == km && p.pres_sb % kVec == 0 &&
+                aligned16(p.present, 0, esize);
+  return vl;
+}
+
+struct VecGrid {
+  int64_t run, nruns, ngroups, total;
+};
+
+VecGrid vec_grid(const CausalConvParams& p) {
+  VecGrid g;
+  g.run = p.L <= kUpdateMaxL ? p.L : kVecRun;
+  if (g.run < p.K - 1) g.run = p.K - 1;
+  if (g.run < 1) g.run = 1;
+  g.nruns = p.L > 0 ? (p.L + g.run - 1) / g.run : 1;
+  g.ngroups = p.C / kVec;
+  g.total = p.B * g.ngroups * g.nruns;
+  return g;
+}
+
+template <int KT, linattn_dtype AT>
+void launch_vec(const CausalConvParams& p, cudaStream_t s) {
+  constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
+  const VecGrid g = vec_grid(p);
+  const int64_t run = g.run, nruns = g.nruns, ngroups = g.ngroups, total = g.total;
+  const int64_t blocks = (total + kConvThreads - 1) / kConvThreads;
+  conv_vec_kernel<KT, AT><<<static_cast<unsigned>(blocks), kConvThreads, 0, s>>>(
+      p, vec_layout(p, esize), static_cast<int>(run), static_cast<uint32_t>(nruns),
+      static_cast<uint32_t>(ngroups), static_cast<uint32_t>(total));
+}
+
 template <int KT, linattn_dtype AT>
 void launch(const CausalConvParams& p, int64_t run, int64_t nruns, int64_t total, cudaStream_t s) {
   const int64_t blocks = (total + kConvThreads - 1) / kConvThreads;
@@ -221,6 +413,16 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
   if (total == 0) return Status::ok_status();
   if ((total + kConvThreads - 1) / kConvThreads > 0x7fffffff) {
     return unsupported("causal_conv (cuda): B * C * L is too large for one launch");
+  }
+  constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
+  // 32-bit thread indices in the channel-vector kernel.
+  if (p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize) && vec_grid(p).total < 0xffff0000ll) {
+    switch (p.K) {
+      case 2: launch_vec<2, AT>(p, s); break;
+      case 3: launch_vec<3, AT>(p, s); break;
+      default: launch_vec<4, AT>(p, s); break;
+    }
+    return launch_status("causal_conv (cuda): kernel launch");
   }
   switch (p.K) {
     case 1: launch<1, AT>(p, run, nruns, total, s); break;

@@ -98,6 +98,52 @@ __device__ __forceinline__ void st4_rt(void* base, int64_t i, linattn_dtype t, c
   }
 }
 
+// Eight consecutive elements starting at i, aligned to eight elements (32 bytes for float32,
+// 16 for 16-bit types): one 16-byte access for 16-bit states, two for float32.
+__device__ __forceinline__ void ld8_rt(const void* base, int64_t i, linattn_dtype t, float out[8]) {
+  if (t == LINATTN_FLOAT32) {
+    const float4* v = reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
+    const float4 a = v[0], b = v[1];
+    out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+    out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+  } else {
+    const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(base) + i);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = static_cast<uint16_t>(w[j] & 0xffffu), hi = static_cast<uint16_t>(w[j] >> 16);
+      if (t == LINATTN_FLOAT16) {
+        out[2 * j] = __half2float(__ushort_as_half(lo));
+        out[2 * j + 1] = __half2float(__ushort_as_half(hi));
+      } else {
+        out[2 * j] = __bfloat162float(__ushort_as_bfloat16(lo));
+        out[2 * j + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
+      }
+    }
+  }
+}
+
+__device__ __forceinline__ void st8_rt(void* base, int64_t i, linattn_dtype t, const float x[8]) {
+  if (t == LINATTN_FLOAT32) {
+    float4* v = reinterpret_cast<float4*>(static_cast<float*>(base) + i);
+    v[0] = make_float4(x[0], x[1], x[2], x[3]);
+    v[1] = make_float4(x[4], x[5], x[6], x[7]);
+  } else {
+    uint32_t w[4];
+    for (int j = 0; j < 4; ++j) {
+      uint16_t lo, hi;
+      if (t == LINATTN_FLOAT16) {
+        lo = __half_as_ushort(__float2half_rn(x[2 * j]));
+        hi = __half_as_ushort(__float2half_rn(x[2 * j + 1]));
+      } else {
+        lo = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j]));
+        hi = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j + 1]));
+      }
+      w[j] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+    }
+    *reinterpret_cast<uint4*>(static_cast<uint16_t*>(base) + i) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
 __device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
 
 // Checks the launch that was just issued: configuration errors show up here, asynchronously

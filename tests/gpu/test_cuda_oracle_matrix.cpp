@@ -112,6 +112,49 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaOracleMatrix, ::testing::ValuesIn(build_matri
                            return std::to_string(info.index) + "_" + info.param.name();
                          });
 
+// Grids large enough for the 32-column slabs (CPT = 8) that large decode batches take: the
+// matrix above is too small to reach them.
+std::vector<LinearAttentionCase> build_wide_slab_cases() {
+  std::vector<LinearAttentionCase> cases;
+  auto make = [&](linattn_update_rule rule, int64_t B, int64_t T, int32_t Hq, int32_t Hk,
+                  int32_t Hkv, int32_t d, DecayKind decay, linattn_dtype act, linattn_dtype state,
+                  bool strided, bool has_past) {
+    LinearAttentionCase c;
+    c.rule = rule;
+    c.B = B;
+    c.T = T;
+    c.Hq = Hq;
+    c.Hk = Hk;
+    c.Hkv = Hkv;
+    c.dk = c.dv = d;
+    c.decay = decay;
+    c.beta = BetaKind::kPerHead;
+    c.act_dtype = act;
+    c.state_dtype = state;
+    c.strided = strided;
+    c.has_past = has_past;
+    c.seed = 9000 + cases.size();
+    cases.push_back(c);
+  };
+  make(LINATTN_RULE_GATED_DELTA, 16, 1, 16, 16, 32, 128, DecayKind::kPerHead, LINATTN_BFLOAT16,
+       LINATTN_FLOAT32, false, true);
+  make(LINATTN_RULE_GATED_DELTA, 16, 2, 16, 16, 32, 128, DecayKind::kPerHead, LINATTN_BFLOAT16,
+       LINATTN_BFLOAT16, true, true);
+  make(LINATTN_RULE_GATED_DELTA, 32, 1, 64, 16, 32, 64, DecayKind::kPerKeyDim, LINATTN_FLOAT32,
+       LINATTN_FLOAT16, false, true);
+  make(LINATTN_RULE_LINEAR, 16, 3, 32, 32, 32, 128, DecayKind::kNone, LINATTN_FLOAT16,
+       LINATTN_FLOAT32, false, false);
+  for (LinearAttentionCase& c : cases) {
+    if (c.rule == LINATTN_RULE_LINEAR) c.beta = BetaKind::kNone;
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaWideSlab, CudaOracleMatrix, ::testing::ValuesIn(build_wide_slab_cases()),
+                         [](const ::testing::TestParamInfo<LinearAttentionCase>& info) {
+                           return std::to_string(info.index) + "_" + info.param.name();
+                         });
+
 // Conv: layout x width x length x dtypes x bias/past/activation/strides.
 std::vector<CausalConvCase> build_conv_matrix() {
   std::vector<CausalConvCase> cases;
