@@ -1,6 +1,5 @@
 /* One CausalConvWithState call (silu, width 4, carried state) on the CPU through the C ABI. */
 #include <stdio.h>
-#include <string.h>
 
 #include "linattn/linattn.h"
 
@@ -18,14 +17,10 @@ int main(void) {
     return 1;
   }
   const int64_t xs[3] = {B, C, L}, ws[3] = {C, 1, K}, ss[3] = {B, C, K - 1};
-  linattn_causal_conv_args a;
-  memset(&a, 0, sizeof a); /* every field not set below (the serving fields) stays off */
+  linattn_causal_conv_args a = linattn_causal_conv_args_default(); /* all optional parts off */
   a.activation = LINATTN_ACTIVATION_SILU;
-  a.channels_last = 0;
   a.input = linattn_tensor_contiguous(x, LINATTN_FLOAT32, LINATTN_MEMORY_HOST, 3, xs);
   a.weight = linattn_tensor_contiguous(w, LINATTN_FLOAT32, LINATTN_MEMORY_HOST, 3, ws);
-  a.bias = linattn_tensor_absent();
-  a.past_state = linattn_tensor_absent();
   a.output = linattn_tensor_contiguous(y, LINATTN_FLOAT32, LINATTN_MEMORY_HOST, 3, xs);
   a.present_state = linattn_tensor_contiguous(state, LINATTN_FLOAT32, LINATTN_MEMORY_HOST, 3, ss);
 

@@ -163,8 +163,9 @@ typedef enum linattn_state_layout {
  * Slots written by one sequence must not be read or written by another sequence of the same
  * call (the result would depend on the order in which sequences run).
  *
- * Zero-initialise the argument structs (memset, `= {0}`, or default_*_args() in C++) before
- * setting fields: the serving member, and any field appended later, is then off. */
+ * Start from linattn_linear_attention_args_default() / linattn_causal_conv_args_default() (or
+ * default_*_args() in C++) before setting fields: every optional tensor is then absent and the
+ * serving member, and any field appended later, is off. */
 typedef struct linattn_serving_args {
   linattn_tensor cu_seqlens, state_indices, read_state_indices, has_initial_state;
   linattn_tensor num_accepted_tokens, error_flag;
@@ -234,6 +235,11 @@ typedef struct linattn_context_options {
 } linattn_context_options;
 
 LINATTN_API linattn_context_options linattn_context_default_options(void);
+
+/* Argument structs with every tensor absent, update_rule gated_delta, activation none, and every
+ * serving extension off: the dense ONNX operator. Fill in the fields you use. */
+LINATTN_API linattn_linear_attention_args linattn_linear_attention_args_default(void);
+LINATTN_API linattn_causal_conv_args linattn_causal_conv_args_default(void);
 LINATTN_API linattn_status linattn_context_create(const linattn_context_options* options,
                                                   linattn_context** out);
 LINATTN_API void linattn_context_destroy(linattn_context* ctx);

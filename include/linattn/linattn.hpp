@@ -80,34 +80,13 @@ inline Tensor make_strided_tensor(void* data, DType dtype, std::initializer_list
 inline Tensor absent() { return linattn_tensor_absent(); }
 
 // Every serving field off: the dense operator.
-inline ServingArgs default_serving_args() {
-  ServingArgs s{};
-  s.cu_seqlens = s.state_indices = s.read_state_indices = s.has_initial_state = absent();
-  s.num_accepted_tokens = s.error_flag = s.A_log = s.dt_bias = s.checkpoint_indices = absent();
-  s.state_layout = LINATTN_STATE_KEY_MAJOR;
-  s.qk_l2norm = 0;
-  s.qk_l2norm_eps = 0.f;
-  s.fused_gating = 0;
-  s.checkpoint_interval = 0;
-  return s;
-}
-
 inline LinearAttentionArgs default_linear_attention_args() {
-  LinearAttentionArgs a{};
-  a.update_rule = LINATTN_RULE_GATED_DELTA;
-  a.query = a.key = a.value = a.past_state = a.decay = a.beta = absent();
-  a.output = a.present_state = absent();
-  a.serving = default_serving_args();
-  return a;
+  return linattn_linear_attention_args_default();
 }
 
-inline CausalConvArgs default_causal_conv_args() {
-  CausalConvArgs a{};
-  a.activation = LINATTN_ACTIVATION_NONE;
-  a.input = a.weight = a.bias = a.past_state = a.output = a.present_state = absent();
-  a.serving = default_serving_args();
-  return a;
-}
+inline CausalConvArgs default_causal_conv_args() { return linattn_causal_conv_args_default(); }
+
+inline ServingArgs default_serving_args() { return default_causal_conv_args().serving; }
 
 // Owns a linattn_context. Move-only.
 class Context {

@@ -155,6 +155,40 @@ using namespace linattn::detail;
 
 extern "C" {
 
+namespace {
+// Every serving extension off: the dense operator.
+linattn_serving_args default_serving() {
+  linattn_serving_args s;
+  std::memset(&s, 0, sizeof s);
+  s.cu_seqlens = s.state_indices = s.read_state_indices = s.has_initial_state =
+      linattn_tensor_absent();
+  s.num_accepted_tokens = s.error_flag = s.A_log = s.dt_bias = s.checkpoint_indices =
+      linattn_tensor_absent();
+  s.state_layout = LINATTN_STATE_KEY_MAJOR;
+  return s;
+}
+}  // namespace
+
+linattn_linear_attention_args linattn_linear_attention_args_default(void) {
+  linattn_linear_attention_args a;
+  std::memset(&a, 0, sizeof a);
+  a.update_rule = LINATTN_RULE_GATED_DELTA;
+  a.query = a.key = a.value = a.past_state = a.decay = a.beta = linattn_tensor_absent();
+  a.output = a.present_state = linattn_tensor_absent();
+  a.serving = default_serving();
+  return a;
+}
+
+linattn_causal_conv_args linattn_causal_conv_args_default(void) {
+  linattn_causal_conv_args a;
+  std::memset(&a, 0, sizeof a);
+  a.activation = LINATTN_ACTIVATION_NONE;
+  a.input = a.weight = a.bias = a.past_state = a.output = a.present_state =
+      linattn_tensor_absent();
+  a.serving = default_serving();
+  return a;
+}
+
 linattn_context_options linattn_context_default_options(void) {
   linattn_context_options o;
   std::memset(&o, 0, sizeof(o));

@@ -351,3 +351,34 @@ TEST(CppApi, ContextAndStatus) {
 }
 
 }  // namespace
+
+// The C defaults are the dense operator: every tensor absent, every serving extension off.
+TEST(Api, DefaultArgsAreTheDenseOperator) {
+  linattn_linear_attention_args la = linattn_linear_attention_args_default();
+  EXPECT_EQ(la.update_rule, LINATTN_RULE_GATED_DELTA);
+  EXPECT_EQ(la.scale, 0.f);
+  EXPECT_EQ(la.chunk_size, 0);
+  EXPECT_EQ(la.strict, 0);
+  for (const linattn_tensor* t : {&la.query, &la.key, &la.value, &la.past_state, &la.decay,
+                                  &la.beta, &la.output, &la.present_state,
+                                  &la.serving.cu_seqlens, &la.serving.state_indices,
+                                  &la.serving.checkpoint_indices}) {
+    EXPECT_EQ(t->rank, 0);
+    EXPECT_EQ(t->data, nullptr);
+  }
+  EXPECT_EQ(la.serving.qk_l2norm, 0);
+  EXPECT_EQ(la.serving.fused_gating, 0);
+  EXPECT_EQ(la.serving.checkpoint_interval, 0);
+  EXPECT_EQ(la.serving.state_layout, LINATTN_STATE_KEY_MAJOR);
+
+  linattn_causal_conv_args cc = linattn_causal_conv_args_default();
+  EXPECT_EQ(cc.activation, LINATTN_ACTIVATION_NONE);
+  EXPECT_EQ(cc.channels_last, 0);
+  for (const linattn_tensor* t : {&cc.input, &cc.weight, &cc.bias, &cc.past_state, &cc.output,
+                                  &cc.present_state, &cc.serving.state_indices}) {
+    EXPECT_EQ(t->rank, 0);
+  }
+  // The C++ layer uses the same defaults.
+  linattn::LinearAttentionArgs cpp = linattn::default_linear_attention_args();
+  EXPECT_EQ(0, std::memcmp(&cpp, &la, sizeof la));
+}
