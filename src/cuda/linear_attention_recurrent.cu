@@ -77,7 +77,7 @@ __device__ __forceinline__ void st_state(void* base, int64_t at, linattn_dtype t
 // d_k == RPT * 32, d_v a multiple of the slab and the states CPT-element aligned, so no guards
 // and vector state accesses.
 template <int RPT, int CPT, bool FIXED, linattn_dtype AT>
-__global__ void __launch_bounds__(kThreads, FIXED ? (CPT == 8 ? 6 : 8) : 1)
+__global__ void __launch_bounds__(kThreads, FIXED ? 8 : 1)
     recurrent_kernel(const LinearAttentionParams p, int nslab) {
   constexpr int kSlab = kColLanes * CPT;
   __shared__ float red[2][kWarps][kSlab];
