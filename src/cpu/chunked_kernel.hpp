@@ -30,7 +30,10 @@
 
 namespace linattn::detail::cpu {
 
-constexpr int kChunk = 64;  // tokens per chunk (fixed: chunk_size is only a hint)
+constexpr int kChunk = 48;  // tokens per chunk (fixed: chunk_size is only a hint)
+// Row stride of the chunk-square tiles (E, A, T, P) and of the transposed keys: a multiple of
+// every vector width and column tile, >= kChunk.
+constexpr int kLd = 64;
 
 template <class V>
 struct ChunkedKernel {
@@ -114,22 +117,22 @@ struct ChunkedKernel {
       }
   }
 
-  // T = (I + A)^-1 for the strictly lower n x n matrix A (row stride kChunk), rows of T written
-  // in full (kChunk floats, zeros above the diagonal). Row r = e_r - sum_{s<r} A_rs T_s, held in
-  // registers over the kChunk columns (T_s is zero right of s).
+  // T = (I + A)^-1 for the strictly lower n x n matrix A (row stride kLd), rows of T written
+  // in full (kLd floats, zeros above the diagonal). Row r = e_r - sum_{s<r} A_rs T_s, held in
+  // registers over the kLd columns (T_s is zero right of s).
   static void invert_unit_lower(int n, const float* __restrict A, float* __restrict T) {
-    constexpr int NVEC = kChunk / W;
+    constexpr int NVEC = kLd / W;
     for (int r = 0; r < n; ++r) {
       R acc[NVEC];
       for (int c = 0; c < NVEC; ++c) acc[c] = V::zero();
-      const float* Ar = A + static_cast<int64_t>(r) * kChunk;
+      const float* Ar = A + static_cast<int64_t>(r) * kLd;
       for (int s = 0; s < r; ++s) {
         const R a = V::set1(-Ar[s]);
-        const float* Ts = T + static_cast<int64_t>(s) * kChunk;
+        const float* Ts = T + static_cast<int64_t>(s) * kLd;
         const int nv = s / W + 1;  // vectors of T_s that can be non-zero
         for (int c = 0; c < nv; ++c) acc[c] = V::fma(a, V::load(Ts + c * W), acc[c]);
       }
-      float* Tr = T + static_cast<int64_t>(r) * kChunk;
+      float* Tr = T + static_cast<int64_t>(r) * kLd;
       for (int c = 0; c < NVEC; ++c) V::store(Tr + c * W, acc[c]);
       Tr[r] = 1.f;
     }
@@ -192,24 +195,25 @@ struct ChunkedKernel {
     const int64_t dkp = round_up(dk, CT), dvp = round_up(ncols, CT);
     const int64_t wu = dkp + dvp;  // row stride of [W' | U]
     const int Cc = kChunk;
+    constexpr int Ld = kLd;
     const linattn_dtype at = p.act_dtype;
     const int32_t hk = p.key_head(h);
     const bool delta = p.delta, gated = p.gated;
 
     grow(sc.K, Cc * dkp);
-    grow(sc.Kt, dkp * Cc);
+    grow(sc.Kt, dkp * Ld);
     grow(sc.Q, G * Cc * dkp);
-    grow(sc.E, Cc * Cc);
-    grow(sc.A, Cc * Cc);
-    grow(sc.T, Cc * Cc);
-    grow(sc.P, Cc * Cc);
+    grow(sc.E, Cc * Ld);
+    grow(sc.A, Cc * Ld);
+    grow(sc.T, Cc * Ld);
+    grow(sc.P, Cc * Ld);
     grow(sc.WU, Cc * wu);
     grow(sc.S, static_cast<int64_t>(dk) * dvp);
     grow(sc.O, G * Cc * dvp);
     grow(sc.G, Cc);
     grow(sc.L, Cc);
-    grow(sc.e, Cc);
-    grow(sc.beta, Cc);
+    grow(sc.e, 2 * Ld);
+    grow(sc.beta, Ld);
     float* __restrict K = sc.K.data();
     float* __restrict Kt = sc.Kt.data();
     float* __restrict E = sc.E.data();
@@ -241,7 +245,14 @@ struct ChunkedKernel {
     for (int64_t t0 = 0; t0 < p.T; t0 += Cc) {
       const int n = static_cast<int>(std::min<int64_t>(Cc, p.T - t0));
       const int np = static_cast<int>(round_up(n, CT));  // token columns as a GEMM width
-      prefetch_rows(p, b, h, c0, ncols, t0 + Cc, std::min<int64_t>(p.T, t0 + 2 * Cc));
+      // The next chunk's rows are requested a quarter at a time at four points of this chunk,
+      // so they arrive shortly before use instead of competing a whole chunk for L2.
+      auto prefetch_quarter = [&](int q4) {
+        const int64_t a = t0 + Cc + q4 * (Cc / 4);
+        prefetch_rows(p, b, h, c0, ncols, std::min<int64_t>(p.T, a),
+                      std::min<int64_t>(p.T, a + Cc / 4));
+      };
+      prefetch_quarter(0);
 
       // Decay prefix sums and the factors built from them.
       float acc = 0.f;
@@ -261,14 +272,15 @@ struct ChunkedKernel {
         exp_row(es, n);
       }
       const float Ln = Ls[n - 1];
+      for (int r = n; r < Ld; ++r) es[r] = 0.f;  // the padded tokens contribute nothing
       // E_rs = exp(G_r - G_s) for s <= r, 0 above the diagonal (masked before the exp).
       for (int r = 0; r < n; ++r) {
-        float* Er = E + static_cast<int64_t>(r) * Cc;
+        float* Er = E + static_cast<int64_t>(r) * Ld;
         for (int s = 0; s <= r; ++s) Er[s] = gated ? Gs[r] - Gs[s] : 0.f;
         if (gated) exp_row(Er, r + 1);
         else
           for (int s = 0; s <= r; ++s) Er[s] = 1.f;
-        for (int s = r + 1; s < Cc; ++s) Er[s] = 0.f;
+        for (int s = r + 1; s < Ld; ++s) Er[s] = 0.f;
       }
 
       // Keys as rows (K) and transposed (Kt).
@@ -276,7 +288,7 @@ struct ChunkedKernel {
         V::load_row(p.k, b * p.k_sb + (t0 + r) * p.k_st + static_cast<int64_t>(hk) * dk, dk, at,
                     K + r * dkp);
       for (int i = 0; i < dk; ++i) {
-        float* kt = Kt + static_cast<int64_t>(i) * Cc;
+        float* kt = Kt + static_cast<int64_t>(i) * Ld;
         for (int r = 0; r < n; ++r) kt[r] = K[r * dkp + i];
         for (int r = n; r < np; ++r) kt[r] = 0.f;
       }
@@ -292,28 +304,41 @@ struct ChunkedKernel {
       if (delta) {
         // A = b_r E_rs (k_r . k_s) below the diagonal; T = (I + A)^-1;
         // W' = T diag(-b L) K and U' = T diag(b) V (the diagonals folded into T's columns).
-        gemm(n, np, dk, K, dkp, Kt, Cc, Am, Cc, 0.f, false, true);
+        gemm(n, np, dk, K, dkp, Kt, Ld, Am, Ld, 0.f, false, true);
         for (int r = 0; r < n; ++r) {
-          float* Ar = Am + static_cast<int64_t>(r) * Cc;
-          const float* Er = E + static_cast<int64_t>(r) * Cc;
-          for (int s = 0; s < r; ++s) Ar[s] *= bs[r] * Er[s];
+          float* Ar = Am + static_cast<int64_t>(r) * Ld;
+          const float* Er = E + static_cast<int64_t>(r) * Ld;
+          const R br = V::set1(bs[r]);
+          int s = 0;
+          for (; s + W <= r; s += W) V::store(Ar + s, V::mul(V::mul(br, V::load(Er + s)), V::load(Ar + s)));
+          for (; s < r; ++s) Ar[s] *= bs[r] * Er[s];
         }
         invert_unit_lower(n, Am, Tm);
+        float* nbl = es + Ld;  // -b L per token, zero past n (as are bs)
+        for (int r = 0; r < Ld; ++r) {
+          if (r >= n) bs[r] = 0.f;
+          nbl[r] = r < n ? -bs[r] * Ls[r] : 0.f;
+        }
         for (int r = 0; r < n; ++r) {
-          const float* Tr = Tm + static_cast<int64_t>(r) * Cc;
-          float* Tb = Am + static_cast<int64_t>(r) * Cc;   // A is not needed any more
-          float* TbL = Pm + static_cast<int64_t>(r) * Cc;  // P is built later
-          for (int s = 0; s < Cc; ++s) {
-            Tb[s] = s < n ? Tr[s] * bs[s] : 0.f;
-            TbL[s] = s < n ? -Tr[s] * bs[s] * Ls[s] : 0.f;
+          const float* Tr = Tm + static_cast<int64_t>(r) * Ld;
+          float* Tb = Am + static_cast<int64_t>(r) * Ld;   // A is not needed any more
+          float* TbL = Pm + static_cast<int64_t>(r) * Ld;  // P is built later
+          // T is zero right of the diagonal; bs and nbl are zero past n.
+          for (int s = 0; s < Ld; s += W) {
+            const R t = V::load(Tr + s);
+            V::store(Tb + s, V::mul(t, V::load(bs + s)));
+            V::store(TbL + s, V::mul(t, V::load(nbl + s)));
           }
         }
-        gemm(n, static_cast<int>(dkp), n, Pm, Cc, K, dkp, WU, wu, 0.f, true);
-        gemm(n, static_cast<int>(dvp), n, Am, Cc, Vt, dvp, U, wu, 0.f, true);
+        gemm(n, static_cast<int>(dkp), n, Pm, Ld, K, dkp, WU, wu, 0.f, true);
+        gemm(n, static_cast<int>(dvp), n, Am, Ld, Vt, dvp, U, wu, 0.f, true);
+        prefetch_quarter(1);
         // U = U' + W' S0.
         gemm(n, static_cast<int>(dvp), dk, WU, wu, S, dvp, U, wu, 1.f);
       }
 
+      if (!delta) prefetch_quarter(1);
+      prefetch_quarter(2);
       // Per query head: O = (scale L Q) S0 + (scale E o Q K^T) U.
       for (int g = 0; g < G; ++g) {
         float* Q = sc.Q.data() + static_cast<int64_t>(g) * Cc * dkp;
@@ -322,31 +347,35 @@ struct ChunkedKernel {
         for (int r = 0; r < n; ++r)
           V::load_row(p.q, b * p.q_sb + (t0 + r) * p.q_st + static_cast<int64_t>(hq) * dk, dk, at,
                       Q + r * dkp);
-        gemm(n, np, dk, Q, dkp, Kt, Cc, Pm, Cc, 0.f, false, true);
+        gemm(n, np, dk, Q, dkp, Kt, Ld, Pm, Ld, 0.f, false, true);
         if (gated && g + 1 == G) {  // Kt is not needed as is any more: scale it for the state update
           for (int i = 0; i < dk; ++i) {
-            float* kt = Kt + static_cast<int64_t>(i) * Cc;
-            for (int r = 0; r < n; ++r) kt[r] *= es[r];
+            float* kt = Kt + static_cast<int64_t>(i) * Ld;
+            for (int r = 0; r < np; r += W) V::store(kt + r, V::mul(V::load(kt + r), V::load(es + r)));
           }
         }
         for (int r = 0; r < n; ++r) {
-          float* Pr = Pm + static_cast<int64_t>(r) * Cc;
-          const float* Er = E + static_cast<int64_t>(r) * Cc;
-          for (int s = 0; s <= r; ++s) Pr[s] *= p.scale * Er[s];
-          for (int s = r + 1; s < Cc; ++s) Pr[s] = 0.f;
+          float* Pr = Pm + static_cast<int64_t>(r) * Ld;
+          const float* Er = E + static_cast<int64_t>(r) * Ld;
+          const R sc_ = V::set1(p.scale);
+          int s = 0;
+          for (; s + W <= r + 1; s += W) V::store(Pr + s, V::mul(V::mul(sc_, V::load(Er + s)), V::load(Pr + s)));
+          for (; s <= r; ++s) Pr[s] *= p.scale * Er[s];
+          for (int s = r + 1; s < Ld; ++s) Pr[s] = 0.f;
           const R f = V::set1(p.scale * Ls[r]);
           for (int64_t j = 0; j < dkp; j += W) V::store(Q + r * dkp + j, V::mul(f, V::load(Q + r * dkp + j)));
         }
         gemm(n, static_cast<int>(dvp), dk, Q, dkp, S, dvp, O, dvp, 0.f);
-        gemm(n, static_cast<int>(dvp), n, Pm, Cc, U, wu, O, dvp, 1.f, true);
+        gemm(n, static_cast<int>(dvp), n, Pm, Ld, U, wu, O, dvp, 1.f, true);
         const int32_t ho = p.output_head(h, g);
         for (int r = 0; r < n; ++r)
           V::store_row(p.out, b * p.o_sb + (t0 + r) * p.o_st + static_cast<int64_t>(ho) * p.dv + c0,
                        ncols, at, O + r * dvp);
       }
 
+      prefetch_quarter(3);
       // S = L_n S0 + (K^T diag(exp(G_n - G))) U.
-      gemm(dk, static_cast<int>(dvp), n, Kt, Cc, U, wu, S, dvp, gated ? Ln : 1.f);
+      gemm(dk, static_cast<int>(dvp), n, Kt, Ld, U, wu, S, dvp, gated ? Ln : 1.f);
     }
 
     for (int i = 0; i < dk; ++i)
