@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "bench.hpp"
@@ -71,7 +72,7 @@ struct Shape {
     }                                                                              \
   } while (0)
 
-double time_shape(const Shape& s, bool split, bool prep_only, int reps) {
+double time_shape(const Shape& s, bool split, bool prep_only, int reps, int segments) {
   const int d = 128;
   const int64_t BT = s.B * s.T;
   uint16_t *q, *k, *v, *g, *beta, *out;
@@ -111,6 +112,7 @@ double time_shape(const Shape& s, bool split, bool prep_only, int reps) {
   detail::cuda::ChunkedOptions o;
   o.split_state = split;
   o.run_scan = !prep_only;
+  o.segments = segments;
   detail::Exec e;
   e.workspace_bytes = detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
   BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
@@ -142,20 +144,23 @@ double time_shape(const Shape& s, bool split, bool prep_only, int reps) {
 }  // namespace
 
 int bench_chunked_prefill(int argc, char** argv) {
-  int reps = 10;
-  for (int i = 1; i + 1 < argc; ++i)
+  int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
+  }
   const Shape shapes[] = {{16, 32, 1, 8192, 0.30},  {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
-  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state\n");
+  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s\n",
+              segments > 0 ? std::to_string(segments).c_str() : "by rule");
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;
   for (const Shape& s : shapes) {
     for (bool split : {true, false}) {
-      const double t = time_shape(s, split, false, reps);
-      const double tp = split ? time_shape(s, split, true, reps) : 0.0;
+      const double t = time_shape(s, split, false, reps, segments);
+      const double tp = split ? time_shape(s, split, true, reps, segments) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;

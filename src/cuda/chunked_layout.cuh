@@ -10,6 +10,16 @@
 //   U   float32 [d_v / 64][8][512]     U' = T diag(b) V (V without delta), in the accumulator
 //                                      fragment order of the sequential kernel's warps
 //   P   16-bit  [q_per_kv][2][kC][kC]  P o Q K^T as hi and lo parts, per query head
+//
+// Segments (CHUNKED.md "Across chunks"): when few (sequence, kv head, slab) lanes would leave
+// SMs idle, the chunks of a window are cut into nseg segments scanned in parallel. Slot
+// s = 0 .. nseg - 1 per (sequence b, kv head h), index (b * Hkv + h) * nseg + s:
+//   seg_state float32 [d_k][d_v]  after the local pass: slot 0 the true state at the start of
+//                                 segment 0, slot s + 1 the end state of segment s (from the
+//                                 true start for s = 0, from zero otherwise); after the combine
+//                                 pass: slot s the true state at the start of segment s
+//   seg_m     float32 [d_k][d_k]  slot s > 0: transition product of segment s, prod M_c with
+//                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
 #pragma once
 
 #include <cuda_runtime.h>
@@ -45,6 +55,11 @@ struct KernelArgs {
   float* u;
   uint16_t* pm;
   float* carry;  // float32 [B * Hkv][d_k][d_v] state between windows
+  int nseg;          // segments of this window (1: one CTA walks all chunks)
+  int64_t seg_len;   // chunks per segment (the last may have fewer)
+  bool local;        // local pass: segment end states and transition products, no outputs
+  float* seg_state;
+  float* seg_m;
 };
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
@@ -81,11 +96,15 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, int ld, const uint16_t*
 struct WorkspacePlan {
   int64_t window = 0;  // chunks per window
   int64_t windows = 0;
-  size_t g_off = 0, w_off = 0, u_off = 0, p_off = 0, carry_off = 0, total = 0;
+  int nseg = 1;        // most segments per window
+  size_t g_off = 0, w_off = 0, u_off = 0, p_off = 0, carry_off = 0, seg_state_off = 0, seg_m_off = 0,
+         total = 0;
 };
 
-// The two kernels of one window, launched in this order on `stream`.
+// The kernels of one window, launched in this order on `stream`: prep, then with segments the
+// scan's local pass (a.local) and the combine over segments, then the scan.
 Status launch_prep(const KernelArgs& a, cudaStream_t stream);
 Status launch_scan(const KernelArgs& a, cudaStream_t stream);
+Status launch_combine(const KernelArgs& a, cudaStream_t stream);
 
 }  // namespace linattn::detail::cuda::chunked

@@ -19,6 +19,10 @@ struct ChunkedOptions {
   // Most chunks per window (0: as many as the workspace bound allows). Tests set it small to
   // cross windows, whose state passes through the float32 carry buffer, on short inputs.
   int64_t max_window_chunks = 0;
+  // Segments scanned in parallel per window (0: the rule in chunked_prefill.cu, from the SM
+  // count; n > 0: n, or fewer where a window has fewer chunks). Tests force it to cover the
+  // segmented path on small inputs; benchmarks sweep it.
+  int segments = 0;
   // Benchmarks time the two kernels apart: off skips the launches of that kernel (the outputs
   // are then not the operator's).
   bool run_prep = true;

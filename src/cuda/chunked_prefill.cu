@@ -3,7 +3,10 @@
 // (fully parallel) and writes it to the workspace; chunked_scan.cu then walks the chunks of each
 // (sequence, kv head, value slab) in order doing only the state-dependent products. Long calls
 // are cut into windows so that the workspace stays bounded; between windows the state crosses a
-// float32 carry buffer in the workspace.
+// float32 carry buffer in the workspace. When the (sequence, kv head, slab) lanes would leave
+// SMs idle, each window's chunks are also cut into segments scanned in parallel: a local pass
+// (end states from zero and transition products), a short combine over segments, then the
+// final pass from every segment's true start (chunked_layout.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,13 +25,48 @@ namespace {
 // of one sequence.
 constexpr size_t kWindowBytes = size_t{320} << 20;
 
+// Segments: at most this many per window, of at least this many chunks each (chosen by the
+// rule; a forced count only keeps segments non-empty).
+constexpr int kMaxSegments = 16;
+constexpr int64_t kMinSegmentChunks = 8;
+
 size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 
-WorkspacePlan plan(const LinearAttentionParams& p, int64_t max_window) {
+int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
+    return 0;
+  }
+  return n;
+}
+
+// Most segments per window. The final pass runs lanes x segments CTAs of one per SM; the rule
+// fills about one wave with them (the local pass then has up to twice as many CTAs, but
+// without outputs each costs about half).
+int segments(const LinearAttentionParams& p, int64_t nch, const ChunkedOptions& o) {
+  if (o.segments > 0) return static_cast<int>(std::min<int64_t>(o.segments, std::max<int64_t>(1, nch)));
+  const int64_t lanes = p.B * p.Hkv * (p.dv / kSlab);
+  int64_t n = lanes > 0 ? sm_count() / lanes : 1;
+  n = std::min<int64_t>({n, kMaxSegments, nch / kMinSegmentChunks});
+  return static_cast<int>(std::max<int64_t>(1, n));
+}
+
+// Segments of a window of nc chunks, none of them empty.
+int window_segments(int nseg, int64_t nc, bool forced, int64_t* seg_len) {
+  int64_t n = std::min<int64_t>(nseg, forced ? nc : nc / kMinSegmentChunks);
+  n = std::max<int64_t>(1, n);
+  *seg_len = std::max<int64_t>(1, (nc + n - 1) / n);
+  return static_cast<int>(std::max<int64_t>(1, (nc + *seg_len - 1) / *seg_len));
+}
+
+WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   WorkspacePlan w;
+  const int64_t max_window = o.max_window_chunks;
   const int64_t nch = (p.T + kC - 1) / kC;
   const int64_t heads = p.B * p.Hkv;
   if (nch == 0 || heads == 0) return w;
+  w.nseg = segments(p, nch, o);
   const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
                            static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
   int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kWindowBytes / (per_chunk * heads)));
@@ -41,7 +79,10 @@ WorkspacePlan plan(const LinearAttentionParams& p, int64_t max_window) {
   w.u_off = align256(w.w_off + (p.delta ? recs * kC * p.dk * 2 : 0));
   w.p_off = align256(w.u_off + recs * kC * p.dv * 4);
   w.carry_off = align256(w.p_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
-  w.total = w.carry_off + (w.windows > 1 ? static_cast<size_t>(heads) * p.dk * p.dv * 4 : 0);
+  w.seg_state_off = align256(w.carry_off + (w.windows > 1 ? static_cast<size_t>(heads) * p.dk * p.dv * 4 : 0));
+  const size_t slots = w.nseg > 1 ? static_cast<size_t>(heads) * w.nseg : 0;
+  w.seg_m_off = align256(w.seg_state_off + slots * p.dk * p.dv * 4);
+  w.total = w.seg_m_off + slots * p.dk * p.dk * 4;
   return w;
 }
 
@@ -67,11 +108,11 @@ bool chunked_prefill_supports(const LinearAttentionParams& p) {
 }
 
 size_t chunked_prefill_workspace_bytes_with(const LinearAttentionParams& p, const ChunkedOptions& o) {
-  return chunked_prefill_supports(p) ? chunked::plan(p, o.max_window_chunks).total : 0;
+  return chunked_prefill_supports(p) ? chunked::plan(p, o).total : 0;
 }
 
 size_t chunked_prefill_workspace_bytes(const LinearAttentionParams& p) {
-  return chunked_prefill_workspace_bytes_with(p, ChunkedOptions{});  // the split needs no space
+  return chunked_prefill_workspace_bytes_with(p, ChunkedOptions{});  // split_state needs no space
 }
 
 Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const ChunkedOptions& o) {
@@ -84,7 +125,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
              p.q_sb % 8 == 0 && p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 &&
              p.v_sb % 8 == 0 && p.v_st % 8 == 0;
   a.vec_out = chunked::aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
-  const chunked::WorkspacePlan w = chunked::plan(p, o.max_window_chunks);
+  const chunked::WorkspacePlan w = chunked::plan(p, o);
   if (e.workspace_bytes < w.total || (w.total > 0 && e.workspace == nullptr)) {
     return Status(LINATTN_ERROR_INTERNAL, "chunked prefill: workspace of " + std::to_string(e.workspace_bytes) +
                                               " bytes, expected at least " + std::to_string(w.total));
@@ -95,6 +136,9 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   a.u = reinterpret_cast<float*>(ws + w.u_off);
   a.pm = reinterpret_cast<uint16_t*>(ws + w.p_off);
   a.carry = reinterpret_cast<float*>(ws + w.carry_off);
+  a.seg_state = reinterpret_cast<float*>(ws + w.seg_state_off);
+  a.seg_m = reinterpret_cast<float*>(ws + w.seg_m_off);
+  a.local = false;
   auto stream = static_cast<cudaStream_t>(e.stream);
   const int64_t nch = (p.T + chunked::kC - 1) / chunked::kC;
   // At least one scan launch, so that T = 0 still copies past to present.
@@ -104,8 +148,16 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
     a.nc = std::min<int64_t>(w.window, nch - c0);
     a.first = c0 == 0;
     a.last = c0 + a.nc >= nch;
+    a.nseg = chunked::window_segments(w.nseg, a.nc, o.segments > 0, &a.seg_len);
     if (o.run_prep) {
       const Status st = chunked::launch_prep(a, stream);
+      if (!st.ok()) return st;
+    }
+    if (o.run_scan && a.nseg > 1) {
+      chunked::KernelArgs la = a;
+      la.local = true;
+      Status st = chunked::launch_scan(la, stream);
+      if (st.ok()) st = chunked::launch_combine(a, stream);
       if (!st.ok()) return st;
     }
     if (o.run_scan) {

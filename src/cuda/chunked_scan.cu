@@ -9,6 +9,12 @@
 // The next chunk's K, Q, -W, P o Q K^T and G are prefetched with cp.async (two stages), its U'
 // into registers. The float32 state feeds the tensor cores as hi + lo 16-bit parts
 // (ChunkedOptions::split_state).
+//
+// With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
+// (LOCAL) skips the outputs and writes the segment's end state; its extra CTAs run the same
+// recurrence on d_k x 64 column blocks of the transition product (start I, U' = 0: then
+// S <- exp(G_C) S - K^T diag(exp(G_C - G)) W S = M_c S). The final pass starts segment s > 0
+// from the state the combine pass left in slot s - 1.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -95,7 +101,7 @@ __device__ __forceinline__ void state_gemm(float (&au)[4][4], const uint16_t* A1
   }
 }
 
-template <bool BF16, int DK, bool DELTA>
+template <bool BF16, int DK, bool DELTA, bool LOCAL>
 __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int LDK = DK + 8;
@@ -112,11 +118,21 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
-  const int slab = blockIdx.x % slabs;
-  const int64_t bh = blockIdx.x / slabs;
+  // Column blocks: the value slabs, then (local pass) the blocks of the transition product.
+  const int nsl = LOCAL ? slabs + DK / kSlab : slabs;
+  const int slab = blockIdx.x % nsl;
+  const int64_t heads = p.B * p.Hkv;
+  const int64_t bh = (blockIdx.x / nsl) % heads;
+  const int seg = static_cast<int>(blockIdx.x / nsl / heads);
+  const bool is_m = LOCAL && slab >= slabs;
+  // Segment 0 starts from the true state: its transition product is never needed.
+  if (is_m && seg == 0) return;
   const int h = static_cast<int>(bh % p.Hkv);
   const int64_t b = bh / p.Hkv;
-  const int vcol = slab * kSlab;
+  const int vcol = (is_m ? slab - slabs : slab) * kSlab;
+  const int64_t cbeg = seg * args.seg_len;
+  const int64_t cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
+  const int64_t slot = bh * args.nseg + seg;
   const int qpk = p.q_per_kv();
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
@@ -133,16 +149,24 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
-      if (!args.first) {
-        accS[j][e] = args.carry[(bh * DK + i) * p.dv + c];
+      if (is_m) {
+        accS[j][e] = i == c ? 1.f : 0.f;
+      } else if (LOCAL && seg > 0) {
+        accS[j][e] = 0.f;
+      } else if (!LOCAL && args.nseg > 1) {
+        accS[j][e] = args.seg_state[(slot * DK + i) * p.dv + c];
       } else {
-        accS[j][e] = p.past ? load_as_float(p.past, b * p.past_sb + h * p.past_sh + i * p.past_sk + c,
-                                            p.past_dtype)
-                            : 0.f;
+        accS[j][e] = !args.first ? args.carry[(bh * DK + i) * p.dv + c]
+                     : p.past    ? load_as_float(p.past, b * p.past_sb + h * p.past_sh + i * p.past_sk + c,
+                                                 p.past_dtype)
+                                 : 0.f;
+        // The final pass reads segment 0's start here: past and carry may be overwritten by then.
+        if (LOCAL) args.seg_state[(slot * DK + i) * p.dv + c] = accS[j][e];
       }
     }
   }
-  write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
+  // The local pass always splits: the transition product multiplies the true state later.
+  write_state<BF16>(accS, Shi, Slo, srow0, scol0, LOCAL || args.split);
 
   // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
   float4 un[4];
@@ -152,21 +176,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     const int64_t rec = bh * args.nc + cl;
     uint16_t* st = stages + (cl & 1) * kStage;
     load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-    load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
+    if (!LOCAL) load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
     if (DELTA) load_tile<DK>(st + 2 * kC * LDK, LDK, args.w + rec * kC * DK, DK, kC, true);
-    const uint16_t* pm = args.pm + rec * qpk * 2 * kC * kC;
-    load_tile<kC>(st + 3 * kC * LDK, kLd, pm, kC, kC, true);
-    load_tile<kC>(st + 3 * kC * LDK + kC * kLd, kLd, pm + kC * kC, kC, kC, true);
+    if (!LOCAL) {
+      const uint16_t* pm = args.pm + rec * qpk * 2 * kC * kC;
+      load_tile<kC>(st + 3 * kC * LDK, kLd, pm, kC, kC, true);
+      load_tile<kC>(st + 3 * kC * LDK + kC * kLd, kLd, pm + kC * kC, kC, kC, true);
+    }
     if (tid < kC / 4) {
       cp_async16(st + 3 * kC * LDK + 2 * kC * kLd + 8 * tid, args.g + rec * kC + 4 * tid, true);
+    }
+    if (is_m) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) un[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+      return;
     }
     const float* u = args.u + (rec * slabs + slab) * kC * kSlab + w * kFrag + 4 * lane;
 #pragma unroll
     for (int j = 0; j < 4; ++j) un[j] = __ldg(reinterpret_cast<const float4*>(u + j * 128));
   };
 
-  if (args.nc > 0) prefetch(0);
-  for (int64_t cl = 0; cl < args.nc; ++cl) {
+  if (cbeg < cend) prefetch(cbeg);
+  for (int64_t cl = cbeg; cl < cend; ++cl) {
     const int64_t t0 = (args.c0 + cl) * kC;
     const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
     uint16_t* st = stages + (cl & 1) * kStage;
@@ -187,8 +218,33 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     cp_async_wait_all();
     __syncthreads();
     // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
-    if (cl + 1 < args.nc) prefetch(cl + 1);
+    if (cl + 1 < cend) prefetch(cl + 1);
     const float gend = Gs[kC - 1];
+
+    if constexpr (LOCAL) {
+      // U = U' - W S, then only the state update.
+      if constexpr (DELTA) state_gemm<BF16, false, true>(au, Wn, au, Wn, LDK, Shi, Slo, DK, row0, col0);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = row0 + g + 8 * hh;
+        const float f = __expf(gend - Gs[r]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int c = col0 + 8 * j + 2 * t4;
+          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(au[j][2 * hh] * f, au[j][2 * hh + 1] * f);
+        }
+      }
+      __syncthreads();
+      const float lend = __expf(gend);
+#pragma unroll
+      for (int j = 0; j < NTS; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) accS[j][e] *= lend;
+      }
+      warp_gemm<BF16, NTS, true, true>(accS, Ks, LDK, Uds, kLd, kC, srow0, scol0);
+      write_state<BF16>(accS, Shi, Slo, srow0, scol0, true);
+      continue;
+    }
 
     // U = U' - W S and Q S of the first query head: one pass over the state tiles.
     float ao[4][4];
@@ -285,26 +341,36 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
-      if (args.last) {
-        store_from_float(p.present, b * p.pres_sb + h * p.pres_sh + i * p.pres_sk + c,
-                         p.present_dtype, accS[j][e]);
-      } else {
-        args.carry[(bh * DK + i) * p.dv + c] = accS[j][e];
+      if (LOCAL) {
+        if (is_m) {
+          args.seg_m[(slot * DK + i) * DK + c] = accS[j][e];
+        } else {
+          args.seg_state[((slot + 1) * DK + i) * p.dv + c] = accS[j][e];
+        }
+      } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
+        if (args.last) {
+          store_from_float(p.present, b * p.pres_sb + h * p.pres_sh + i * p.pres_sk + c,
+                           p.present_dtype, accS[j][e]);
+        } else {
+          args.carry[(bh * DK + i) * p.dv + c] = accS[j][e];
+        }
       }
     }
   }
 }
 
-template <bool BF16, int DK, bool DELTA>
+template <bool BF16, int DK, bool DELTA, bool LOCAL>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
-  auto kernel = chunked_scan_kernel<BF16, DK, DELTA>;
+  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL>;
   constexpr size_t bytes = scan_smem_bytes<DK>();
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
-  const int64_t blocks = a.p.B * a.p.Hkv * (a.p.dv / kSlab);
+  // The local pass skips the last segment, whose end state only the final pass produces.
+  const int64_t blocks = a.p.B * a.p.Hkv * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
+                         (LOCAL ? a.nseg - 1 : a.nseg);
   kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(a);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
@@ -315,7 +381,8 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
 
 template <bool BF16, int DK>
 Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
-  return a.p.delta ? launch<BF16, DK, true>(a, stream) : launch<BF16, DK, false>(a, stream);
+  if (a.local) return a.p.delta ? launch<BF16, DK, true, true>(a, stream) : launch<BF16, DK, false, true>(a, stream);
+  return a.p.delta ? launch<BF16, DK, true, false>(a, stream) : launch<BF16, DK, false, false>(a, stream);
 }
 
 }  // namespace

@@ -33,17 +33,18 @@ struct Cfg {
   int pad = 0;  // extra elements per token row of q/k/v/out (odd: unaligned rows)
   bool split = true;
   int64_t window = 0;  // ChunkedOptions::max_window_chunks
+  int segments = 0;    // ChunkedOptions::segments
   double tol = 3e-3;
 };
 
 std::string describe(const Cfg& c) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d window=%lld",
+  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d window=%lld seg=%d",
                 linattn_update_rule_name(c.rule), (long long)c.B, (long long)c.T, c.Hq, c.Hk,
                 c.Hkv, c.dk, c.dv, linattn_dtype_name(c.act),
                 c.has_past ? linattn_dtype_name(c.past) : "none", linattn_dtype_name(c.present),
                 c.in_place ? " in-place" : "", c.beta_shared ? " beta-shared" : "", c.pad,
-                c.split ? 1 : 0, (long long)c.window);
+                c.split ? 1 : 0, (long long)c.window, c.segments);
   return buf;
 }
 
@@ -201,6 +202,7 @@ Errors run(const Cfg& c, uint64_t seed) {
   cuda::ChunkedOptions o;
   o.split_state = c.split;
   o.max_window_chunks = c.window;
+  o.segments = c.segments;
   Exec e;
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
   EXPECT_GT(e.workspace_bytes, 0u);
@@ -271,12 +273,49 @@ TEST(ChunkedPrefill, Windows) {
 
 TEST(ChunkedPrefill, Long) {
   // 65536 tokens, 2 query/key heads, 8 value heads: several windows with the default bound,
-  // the state rounded once per chunk as the library entry does for the gated rules.
+  // the state rounded once per chunk as the library entry does for the gated rules; on a large
+  // GPU the rule also cuts every window into segments.
   Cfg c;
   c.T = 65536;
   c.Hq = 2; c.Hk = 2; c.Hkv = 8;
   c.split = false;
   c.tol = 5e-3;
+  check(c);
+}
+
+TEST(ChunkedPrefill, Segments) {
+  // Segments scanned in parallel (local pass, combine, final pass), forced: lengths that are not
+  // multiples of the segment, every rule, both key sizes, in place across windows, no past.
+  for (int segs : {2, 3, 8}) {
+    Cfg c;
+    c.T = 1000;
+    c.segments = segs;
+    check(c);
+  }
+  for (auto rule : {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED, LINATTN_RULE_DELTA}) {
+    Cfg c;
+    c.rule = rule;
+    c.T = 1000;
+    c.segments = 3;
+    check(c);
+  }
+  Cfg c;
+  c.T = 4096;
+  c.segments = 8;
+  c.rule = LINATTN_RULE_DELTA;  // no decay: the transition products stay near projections
+  check(c);
+  c.rule = LINATTN_RULE_GATED_DELTA;
+  c.split = false;
+  c.in_place = true;
+  c.B = 2;
+  c.window = 20;
+  check(c);
+  c = Cfg{};
+  c.T = 777;
+  c.segments = 8;
+  c.has_past = false;
+  c.dk = 64;
+  c.act = LINATTN_FLOAT16;
   check(c);
 }
 
