@@ -14,6 +14,7 @@ int bench_main(int argc, char** argv, int first) {
   static char prog[] = "linattn bench";
   rest.push_back(prog);
   bool help = false;
+  bool chunked = false;  // the chunked-prefill table instead of the decode/conv sweep (CUDA)
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--device") {
@@ -24,6 +25,8 @@ int bench_main(int argc, char** argv, int first) {
       device = argv[++i];
     } else if (a.rfind("--device=", 0) == 0) {
       device = a.substr(9);
+    } else if (a == "--chunked-prefill") {
+      chunked = true;
     } else {
       if (a == "-h" || a == "--help") help = true;
       rest.push_back(argv[i]);
@@ -32,7 +35,9 @@ int bench_main(int argc, char** argv, int first) {
   if (help)
     std::printf("usage: linattn bench [--device cpu|cuda|auto] [benchmark options]\n\n"
                 "Runs the benchmarks of the chosen device (default cpu; auto = cuda when a GPU "
-                "is visible).\nThe options below belong to that device's benchmark:\n\n");
+                "is visible).\n  --chunked-prefill  (cuda) time the chunked prefill on the "
+                "issue's shapes instead of the decode/conv sweep\nThe options below belong to that "
+                "device's benchmark:\n\n");
   DeviceChoice choice;
   std::string err;
   if (!resolve_device(device, &choice, &err)) {
@@ -41,6 +46,13 @@ int bench_main(int argc, char** argv, int first) {
   }
   rest.push_back(nullptr);
   const int n = static_cast<int>(rest.size()) - 1;
+  if (chunked) {
+    if (choice.backend != LINATTN_BACKEND_CUDA) {
+      std::fprintf(stderr, "error: --chunked-prefill needs --device cuda\n");
+      return kExitUsage;
+    }
+    return bench::bench_chunked_prefill(n, rest.data());
+  }
   return choice.backend == LINATTN_BACKEND_CUDA ? bench::bench_main_cuda(n, rest.data())
                                                 : bench::bench_main_cpu(n, rest.data());
 }
