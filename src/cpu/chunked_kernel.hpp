@@ -34,6 +34,7 @@ constexpr int kChunk = 48;  // tokens per chunk (fixed: chunk_size is only a hin
 // Row stride of the chunk-square tiles (E, A, T, P) and of the transposed keys: a multiple of
 // every vector width and column tile, >= kChunk.
 constexpr int kLd = 64;
+constexpr int kAhead = 8;  // input/output rows prefetched ahead of the copy loops
 
 template <class V>
 struct ChunkedKernel {
@@ -144,16 +145,23 @@ struct ChunkedKernel {
     return x;
   }
 
-  static void prefetch_span(const void* base, int64_t off, int64_t n, linattn_dtype t) {
+  static void prefetch_span(const void* base, int64_t off, int64_t n, linattn_dtype t,
+                            bool write = false) {
     const int64_t es = t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
     const char* a = static_cast<const char*>(base) + off * es;
+    if (write) {
+      for (int64_t x = 0; x < n * es; x += 64) __builtin_prefetch(a + x, 1);
+      __builtin_prefetch(a + n * es - 1, 1);
+      return;
+    }
     for (int64_t x = 0; x < n * es; x += 64) __builtin_prefetch(a + x);
     __builtin_prefetch(a + n * es - 1);
   }
 
-  // The rows of tokens [t_begin, t_end) this item reads. They are strided slices of
-  // (B, T, H*D) tensors (one row per token, rows a page or more apart), which the hardware
-  // prefetchers do not follow: requested one chunk ahead, they arrive while this chunk computes.
+  // The rows of tokens [t_begin, t_end) this item reads and writes. They are strided slices of
+  // (B, T, H*D) tensors: one row per token, rows a power-of-two distance apart, so a whole
+  // chunk's rows fall into a few cache sets and evict each other if fetched far ahead, and the
+  // hardware prefetchers do not follow them. They are fetched kAhead rows ahead of use.
   static void prefetch_rows(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
                             int32_t ncols, int64_t t_begin, int64_t t_end) {
     const linattn_dtype at = p.act_dtype;
@@ -227,9 +235,6 @@ struct ChunkedKernel {
     float* __restrict es = sc.e.data();
     float* __restrict bs = sc.beta.data();
     float* U = WU + dkp;  // U' then U, row stride wu
-    // float32 inputs whose rows are whole column tiles are read (and the output written) in
-    // place as strided tiles, without copies.
-    const bool direct = at == LINATTN_FLOAT32 && dk % CT == 0 && ncols % CT == 0;
 
     // The item's state slice, read whole before anything is stored (present may alias past).
     for (int i = 0; i < dk; ++i) {
@@ -248,14 +253,6 @@ struct ChunkedKernel {
     for (int64_t t0 = 0; t0 < p.T; t0 += Cc) {
       const int n = static_cast<int>(std::min<int64_t>(Cc, p.T - t0));
       const int np = static_cast<int>(round_up(n, CT));  // token columns as a GEMM width
-      // The next chunk's rows are requested a quarter at a time at four points of this chunk,
-      // so they arrive shortly before use instead of competing a whole chunk for L2.
-      auto prefetch_quarter = [&](int q4) {
-        const int64_t a = t0 + Cc + q4 * (Cc / 4);
-        prefetch_rows(p, b, h, c0, ncols, std::min<int64_t>(p.T, a),
-                      std::min<int64_t>(p.T, a + Cc / 4));
-      };
-      prefetch_quarter(0);
 
       // Decay prefix sums and the factors built from them.
       float acc = 0.f;
@@ -286,47 +283,31 @@ struct ChunkedKernel {
         for (int s = r + 1; s < Ld; ++s) Er[s] = 0.f;
       }
 
-      // Keys as rows (Kc: the input itself when direct) and transposed (Kt).
-      const float* Kc = K;
-      int64_t ldk = dkp;
-      if (direct) {
-        Kc = static_cast<const float*>(p.k) + b * p.k_sb + t0 * p.k_st + static_cast<int64_t>(hk) * dk;
-        ldk = p.k_st;
-      } else {
-        for (int r = 0; r < n; ++r)
-          V::load_row(p.k, b * p.k_sb + (t0 + r) * p.k_st + static_cast<int64_t>(hk) * dk, dk, at,
-                      K + r * dkp);
+      // Keys as rows (K) and transposed (Kt).
+      const int64_t k_off = b * p.k_sb + t0 * p.k_st + static_cast<int64_t>(hk) * dk;
+      for (int r = 0; r < n; ++r) {
+        if (r + kAhead < n) prefetch_span(p.k, k_off + (r + kAhead) * p.k_st, dk, at);
+        V::load_row(p.k, k_off + r * p.k_st, dk, at, K + r * dkp);
       }
       for (int i = 0; i < dk; ++i) {
         float* kt = Kt + static_cast<int64_t>(i) * Ld;
-        for (int r = 0; r < n; ++r) kt[r] = Kc[r * ldk + i];
+        for (int r = 0; r < n; ++r) kt[r] = K[r * dkp + i];
         for (int r = n; r < np; ++r) kt[r] = 0.f;
       }
 
-      // Values: U = V (no delta), or the right-hand side of U' (delta): the input itself when
-      // direct, else converted into U or into the first output tile (free until the outputs).
-      const float* Vt = sc.O.data();
-      int64_t ldv = dvp;
-      const float* Uc = U;  // the final U (B operand of P U and of the state update)
-      int64_t ldu = wu;
-      if (direct) {
-        Vt = static_cast<const float*>(p.v) + b * p.v_sb + t0 * p.v_st + static_cast<int64_t>(h) * p.dv + c0;
-        ldv = p.v_st;
-        if (!delta) {
-          Uc = Vt;
-          ldu = ldv;
-        }
-      } else {
-        for (int r = 0; r < n; ++r) {
-          const int64_t v_off = b * p.v_sb + (t0 + r) * p.v_st + static_cast<int64_t>(h) * p.dv + c0;
-          V::load_row(p.v, v_off, ncols, at, delta ? sc.O.data() + r * dvp : U + r * wu);
-        }
+      // Values: straight into U (no delta), or into the first output tile (free until the
+      // outputs are computed) as the right-hand side of U' (delta).
+      float* Vt = sc.O.data();
+      const int64_t v_off = b * p.v_sb + t0 * p.v_st + static_cast<int64_t>(h) * p.dv + c0;
+      for (int r = 0; r < n; ++r) {
+        if (r + kAhead < n) prefetch_span(p.v, v_off + (r + kAhead) * p.v_st, ncols, at);
+        V::load_row(p.v, v_off + r * p.v_st, ncols, at, delta ? Vt + r * dvp : U + r * wu);
       }
 
       if (delta) {
         // A = b_r E_rs (k_r . k_s) below the diagonal; T = (I + A)^-1;
         // W' = T diag(-b L) K and U' = T diag(b) V (the diagonals folded into T's columns).
-        gemm(n, np, dk, Kc, ldk, Kt, Ld, Am, Ld, 0.f, false, true);
+        gemm(n, np, dk, K, dkp, Kt, Ld, Am, Ld, 0.f, false, true);
         for (int r = 0; r < n; ++r) {
           float* Ar = Am + static_cast<int64_t>(r) * Ld;
           const float* Er = E + static_cast<int64_t>(r) * Ld;
@@ -352,34 +333,23 @@ struct ChunkedKernel {
             V::store(TbL + s, V::mul(t, V::load(nbl + s)));
           }
         }
-        gemm(n, static_cast<int>(dkp), n, Pm, Ld, Kc, ldk, WU, wu, 0.f, true);
-        gemm(n, static_cast<int>(dvp), n, Am, Ld, Vt, ldv, U, wu, 0.f, true);
-        prefetch_quarter(1);
+        gemm(n, static_cast<int>(dkp), n, Pm, Ld, K, dkp, WU, wu, 0.f, true);
+        gemm(n, static_cast<int>(dvp), n, Am, Ld, Vt, dvp, U, wu, 0.f, true);
         // U = U' + W' S0.
         gemm(n, static_cast<int>(dvp), dk, WU, wu, S, dvp, U, wu, 1.f);
       }
 
-      if (!delta) prefetch_quarter(1);
-      prefetch_quarter(2);
-      // Per query head: O = diag(scale L) (Q S0) + (scale E o Q K^T) U, written straight into
-      // the output when direct.
+      // Per query head: O = (scale L Q) S0 + (scale E o Q K^T) U.
       for (int g = 0; g < G; ++g) {
-        const int32_t hq = p.query_head(h, g), ho = p.output_head(h, g);
-        const float* Q = sc.Q.data() + static_cast<int64_t>(g) * Cc * dkp;
-        int64_t ldq = dkp;
+        float* Q = sc.Q.data() + static_cast<int64_t>(g) * Cc * dkp;
         float* O = sc.O.data() + static_cast<int64_t>(g) * Cc * dvp;
-        int64_t ldo = dvp;
-        if (direct) {
-          Q = static_cast<const float*>(p.q) + b * p.q_sb + t0 * p.q_st + static_cast<int64_t>(hq) * dk;
-          ldq = p.q_st;
-          O = static_cast<float*>(p.out) + b * p.o_sb + t0 * p.o_st + static_cast<int64_t>(ho) * p.dv + c0;
-          ldo = p.o_st;
-        } else {
-          for (int r = 0; r < n; ++r)
-            V::load_row(p.q, b * p.q_sb + (t0 + r) * p.q_st + static_cast<int64_t>(hq) * dk, dk, at,
-                        sc.Q.data() + static_cast<int64_t>(g) * Cc * dkp + r * dkp);
+        const int32_t hq = p.query_head(h, g);
+        const int64_t q_off = b * p.q_sb + t0 * p.q_st + static_cast<int64_t>(hq) * dk;
+        for (int r = 0; r < n; ++r) {
+          if (r + kAhead < n) prefetch_span(p.q, q_off + (r + kAhead) * p.q_st, dk, at);
+          V::load_row(p.q, q_off + r * p.q_st, dk, at, Q + r * dkp);
         }
-        gemm(n, np, dk, Q, ldq, Kt, Ld, Pm, Ld, 0.f, false, true);
+        gemm(n, np, dk, Q, dkp, Kt, Ld, Pm, Ld, 0.f, false, true);
         if (gated && g + 1 == G) {  // Kt is not needed as is any more: scale it for the state update
           for (int i = 0; i < dk; ++i) {
             float* kt = Kt + static_cast<int64_t>(i) * Ld;
@@ -394,23 +364,24 @@ struct ChunkedKernel {
           for (; s + W <= r + 1; s += W) V::store(Pr + s, V::mul(V::mul(sc_, V::load(Er + s)), V::load(Pr + s)));
           for (; s <= r; ++s) Pr[s] *= p.scale * Er[s];
           for (int s = r + 1; s < Ld; ++s) Pr[s] = 0.f;
-        }
-        gemm(n, static_cast<int>(dvp), dk, Q, ldq, S, dvp, O, ldo, 0.f);
-        for (int r = 0; r < n; ++r) {
           const R f = V::set1(p.scale * Ls[r]);
-          float* Or = O + r * ldo;
-          for (int64_t j = 0; j < dvp; j += W) V::store(Or + j, V::mul(f, V::load(Or + j)));
+          for (int64_t j = 0; j < dkp; j += W) V::store(Q + r * dkp + j, V::mul(f, V::load(Q + r * dkp + j)));
         }
-        gemm(n, static_cast<int>(dvp), n, Pm, Ld, Uc, ldu, O, ldo, 1.f, true);
-        if (!direct)
-          for (int r = 0; r < n; ++r)
-            V::store_row(p.out, b * p.o_sb + (t0 + r) * p.o_st + static_cast<int64_t>(ho) * p.dv + c0,
-                         ncols, at, O + r * dvp);
+        gemm(n, static_cast<int>(dvp), dk, Q, dkp, S, dvp, O, dvp, 0.f);
+        gemm(n, static_cast<int>(dvp), n, Pm, Ld, U, wu, O, dvp, 1.f, true);
+        const int32_t ho = p.output_head(h, g);
+        const int64_t o_off = b * p.o_sb + t0 * p.o_st + static_cast<int64_t>(ho) * p.dv + c0;
+        for (int r = 0; r < n; ++r) {
+          if (r + kAhead < n) prefetch_span(p.out, o_off + (r + kAhead) * p.o_st, ncols, at, true);
+          V::store_row(p.out, o_off + r * p.o_st, ncols, at, O + r * dvp);
+        }
       }
 
-      prefetch_quarter(3);
+      // The first rows of the next chunk (the copy loops fetch the rest kAhead rows ahead).
+      prefetch_rows(p, b, h, c0, ncols, std::min<int64_t>(p.T, t0 + Cc),
+                    std::min<int64_t>(p.T, t0 + Cc + kAhead));
       // S = L_n S0 + (K^T diag(exp(G_n - G))) U.
-      gemm(dk, static_cast<int>(dvp), n, Kt, Ld, Uc, ldu, S, dvp, gated ? Ln : 1.f);
+      gemm(dk, static_cast<int>(dvp), n, Kt, Ld, U, wu, S, dvp, gated ? Ln : 1.f);
     }
 
     for (int i = 0; i < dk; ++i)
