@@ -208,7 +208,10 @@ double CpuCase::flops() const {
   if (op == "conv") return 2.0 * K * B * C * L;
   const double d = static_cast<double>(dk), e = static_cast<double>(dv);
   if (phase == "decode") return 2.0 * 4.0 * d * e * B * T * Hkv;  // r, update, decay, readout
-  return 2.0 * (6.0 * d * e + 5.25 * kChunk * d + 4.0 * kChunk * e) * B * T * Hkv;
+  // FLOPs of the chunked form (DESIGN.md, CHUNKED.md): 6 dk dv + 5.25 C dk + 4 C dv per token per
+  // value head, about 174 kFLOP at d = 128, C = 64 (the state terms 3 dk dv multiply-adds = 6 dk dv
+  // FLOPs, the intra-chunk terms counted with dense tiles).
+  return (6.0 * d * e + 5.25 * kChunk * d + 4.0 * kChunk * e) * B * T * Hkv;
 }
 
 std::vector<CpuCase> cpu_sweep(bool quick) {
