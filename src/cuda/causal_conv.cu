@@ -1,4 +1,8 @@
-// CausalConvWithState on CUDA: one kernel for prefill (L > 1) and update (small L).
+// CausalConvWithState on CUDA. Kernels, in the order launch_for_act tries them: an update
+// kernel for L = 1 with contiguous channels (conv_update_kernel), a warp-striped prefill for
+// channels-first rows with unit time stride (conv_stripe_kernel), a channel-vector kernel for
+// other contiguous-channel layouts (conv_vec_kernel), and the general kernel below, which
+// takes any strides and widths.
 //
 // A thread owns one channel of one sequence over a run of consecutive time steps (the whole of
 // L in update calls, kTile steps in prefill), sliding a window of the k-1 previous inputs in
@@ -9,6 +13,7 @@
 // run reaches back into past_state): present_state may alias past_state.
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "core/backend.hpp"
 #include "cuda/cuda_common.cuh"
@@ -22,7 +27,35 @@ constexpr int kTile = 32;          // time steps per thread in prefill (64 bytes
 constexpr int kUpdateMaxL = 16;    // up to this L one thread covers the whole call
 constexpr int kMaxGenericK = 64;   // window bound of the runtime-width kernel
 
-// N consecutive elements from a 16-byte aligned address.
+// Four 16-bit elements packed in a uint2 <-> float32.
+template <linattn_dtype AT>
+__device__ __forceinline__ float cvt16(uint16_t h) {
+  if constexpr (AT == LINATTN_FLOAT16) return __half2float(__ushort_as_half(h));
+  else return __bfloat162float(__ushort_as_bfloat16(h));
+}
+
+template <linattn_dtype AT>
+__device__ __forceinline__ uint16_t cvt16(float x) {
+  if constexpr (AT == LINATTN_FLOAT16) return __half_as_ushort(__float2half_rn(x));
+  else return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+}
+
+template <linattn_dtype AT>
+__device__ __forceinline__ void unpack4(uint2 u, float* out) {
+  out[0] = cvt16<AT>(static_cast<uint16_t>(u.x & 0xffffu));
+  out[1] = cvt16<AT>(static_cast<uint16_t>(u.x >> 16));
+  out[2] = cvt16<AT>(static_cast<uint16_t>(u.y & 0xffffu));
+  out[3] = cvt16<AT>(static_cast<uint16_t>(u.y >> 16));
+}
+
+template <linattn_dtype AT>
+__device__ __forceinline__ uint2 pack4(const float* x) {
+  return make_uint2(static_cast<uint32_t>(cvt16<AT>(x[0])) | (static_cast<uint32_t>(cvt16<AT>(x[1])) << 16),
+                    static_cast<uint32_t>(cvt16<AT>(x[2])) | (static_cast<uint32_t>(cvt16<AT>(x[3])) << 16));
+}
+
+// N consecutive elements from a 16-byte aligned address (8-byte for 16-bit runs that are not a
+// multiple of 8).
 template <linattn_dtype AT, int N>
 __device__ __forceinline__ void ld_run(const void* base, int64_t i, float* out) {
   if constexpr (AT == LINATTN_FLOAT32) {
@@ -32,6 +65,11 @@ __device__ __forceinline__ void ld_run(const void* base, int64_t i, float* out) 
       const float4 x = __ldg(v + n);
       out[4 * n] = x.x; out[4 * n + 1] = x.y; out[4 * n + 2] = x.z; out[4 * n + 3] = x.w;
     }
+  } else if constexpr (N % 8 != 0) {
+    // Runs of 4 (8-byte aligned): the 4-channel kernels' vectors and 12-element weight rows.
+    const uint2* v = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(base) + i);
+#pragma unroll
+    for (int n = 0; n < N / 4; ++n) unpack4<AT>(__ldg(v + n), out + 4 * n);
   } else {
     const uint4* v = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(base) + i);
 #pragma unroll
@@ -59,6 +97,10 @@ __device__ __forceinline__ void st_run(void* base, int64_t i, const float* x) {
     float4* v = reinterpret_cast<float4*>(static_cast<float*>(base) + i);
 #pragma unroll
     for (int n = 0; n < N / 4; ++n) v[n] = make_float4(x[4 * n], x[4 * n + 1], x[4 * n + 2], x[4 * n + 3]);
+  } else if constexpr (N % 8 != 0) {
+    uint2* v = reinterpret_cast<uint2*>(static_cast<uint16_t*>(base) + i);
+#pragma unroll
+    for (int n = 0; n < N / 4; ++n) v[n] = pack4<AT>(x + 4 * n);
   } else {
     uint4* v = reinterpret_cast<uint4*>(static_cast<uint16_t*>(base) + i);
 #pragma unroll
@@ -198,6 +240,101 @@ __global__ void __launch_bounds__(kConvThreads) conv_kernel(const CausalConvPara
     return;
   }
   for (int64_t l = l0; l < l1; ++l) st<AT>(p.y, yb + l * p.y_sl, step(ld<AT>(p.x, xb + l * p.x_sl)));
+}
+
+// Warp-striped prefill for channels-first layouts with unit time stride: a warp owns a segment
+// of kStripeU * 32 vectors of one (sequence, channel) row, and lane i takes vector u * 32 + i,
+// so every load and store instruction of the warp moves 512 contiguous bytes. A vector is
+// 16 bytes (8 steps of a 16-bit type, 4 of float32). All kStripeU loads are issued before any
+// arithmetic (128 bytes in flight per thread, kept packed). The k-1 inputs before a lane's
+// vector are the tail of its left neighbour's vector (a shuffle), lane 31's previous vector
+// for lane 0, and for the first vector of the segment, inputs before the segment (or
+// past_state) that lane 0 loads itself. Only the warp of the first segment of a row reads
+// past_state, and it writes present_state after that read (present_state may alias it).
+constexpr int kStripeU = 8;
+
+template <int KT, linattn_dtype AT>
+__global__ void __launch_bounds__(kConvThreads) conv_stripe_kernel(const CausalConvParams p, uint32_t nseg,
+                                                                   uint32_t nwarps) {
+  constexpr int KM = KT - 1;
+  constexpr int E = AT == LINATTN_FLOAT32 ? 4 : 8;  // steps per 16-byte vector
+  using V16 = typename std::conditional<AT == LINATTN_FLOAT32, float4, uint4>::type;
+  const uint32_t warp = blockIdx.x * (kConvThreads / 32) + threadIdx.x / 32;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  if (warp >= nwarps) return;  // whole warps only: the shuffles below need all 32 lanes
+  const uint32_t seg = warp % nseg, rest = warp / nseg;
+  const int64_t c = rest % static_cast<uint32_t>(p.C), b = rest / static_cast<uint32_t>(p.C);
+  const int64_t xb = b * p.x_sb + c * p.x_sc, yb = b * p.y_sb + c * p.y_sc;
+  const int64_t s0 = static_cast<int64_t>(seg) * (kStripeU * 32 * E);  // first step of the segment
+
+  V16 raw[kStripeU];
+#pragma unroll
+  for (int u = 0; u < kStripeU; ++u) {
+    const int64_t l = s0 + (u * 32 + lane) * E;
+    if (l < p.L) raw[u] = __ldg(reinterpret_cast<const V16*>(static_cast<const char*>(p.x) + (xb + l) * (16 / E)));
+    else raw[u] = V16{};  // past L: computed on (shuffles need every lane), never stored
+  }
+  float w[KT];
+#pragma unroll
+  for (int j = 0; j < KT; ++j) w[j] = ld<AT>(p.w, c * p.w_sc + j * p.w_sk);
+  const float bias = p.bias != nullptr ? ld<AT>(p.bias, c * p.bias_sc) : 0.f;
+
+  // halo[m] = P at step s0 - (k-1) + m, needed by lane 0 only.
+  float halo[KM > 0 ? KM : 1];
+#pragma unroll
+  for (int m = 0; m < KM; ++m) halo[m] = 0.f;
+  if (lane == 0) {
+    const int64_t past_b = b * p.past_sb + c * p.past_sc;
+#pragma unroll
+    for (int m = 0; m < KM; ++m) {
+      const int64_t tt = s0 - KM + m;
+      if (tt >= 0) halo[m] = ld<AT>(p.x, xb + tt);
+      else if (p.past != nullptr) halo[m] = ld_rt(p.past, past_b + KM + tt, p.past_dtype);
+    }
+    // present_state = the last k-1 inputs (L >= k-1 here), written after past_state was read.
+    if (seg == 0 && p.present != nullptr) {
+      const int64_t pres_b = b * p.pres_sb + c * p.pres_sc;
+#pragma unroll
+      for (int j = 0; j < KM; ++j) st_rt(p.present, pres_b + j, p.present_dtype, ld<AT>(p.x, xb + p.L - KM + j));
+    }
+  }
+
+  float prev_tail[KM > 0 ? KM : 1];  // this lane's previous vector's last k-1 inputs
+#pragma unroll
+  for (int m = 0; m < KM; ++m) prev_tail[m] = halo[m];
+#pragma unroll
+  for (int u = 0; u < kStripeU; ++u) {
+    float xs[E];
+    if constexpr (AT == LINATTN_FLOAT32) {
+      xs[0] = raw[u].x; xs[1] = raw[u].y; xs[2] = raw[u].z; xs[3] = raw[u].w;
+    } else {
+      unpack4<AT>(make_uint2(raw[u].x, raw[u].y), xs);
+      unpack4<AT>(make_uint2(raw[u].z, raw[u].w), xs + 4);
+    }
+    // win[m] = P at the k-1 steps before this vector.
+    float win[KM > 0 ? KM : 1];
+#pragma unroll
+    for (int m = 0; m < KM; ++m) {
+      const float left = __shfl_up_sync(0xffffffffu, xs[E - KM + m], 1);
+      const float wrap = __shfl_sync(0xffffffffu, prev_tail[m], 31);
+      win[m] = lane == 0 ? (u == 0 ? halo[m] : wrap) : left;
+      prev_tail[m] = xs[E - KM + m];
+    }
+    float ys[E];
+#pragma unroll
+    for (int n = 0; n < E; ++n) {
+      float acc = fmaf(w[KM], xs[n], bias);
+#pragma unroll
+      for (int j = 0; j < KM; ++j) {
+        // P at step n - KM + j: the window for negative positions, this vector otherwise.
+        const int t = n - KM + j;
+        acc = fmaf(w[j], t < 0 ? win[KM + t] : xs[t], acc);
+      }
+      ys[n] = p.silu ? silu(acc) : acc;
+    }
+    const int64_t l = s0 + (u * 32 + lane) * E;
+    if (l < p.L) st_run<AT, E>(p.y, yb + l, ys);
+  }
 }
 
 // Channel-vector kernel, for layouts whose channels are contiguous (channels-last, and every
@@ -345,6 +482,154 @@ __global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalC
   }
 }
 
+// Update kernel (L = 1, contiguous channels): a thread owns 4 channels of NR sequences. It
+// issues the input and state loads of all NR rows before any arithmetic and keeps them packed
+// (16-bit types stay 16-bit until used), so one thread has NR * (4 + 4 (k-1)) elements in
+// flight for about 64 registers: four 256-thread blocks per SM, and the whole B = 256, C = 8192
+// call fits in one wave of a 132-SM GPU instead of four. The weights and bias are loaded once
+// for the NR rows. Each row's state is read then written by this thread only, so
+// present_state may alias past_state.
+constexpr int kUpdVec = 4;
+template <linattn_dtype AT> struct Packed4 { using T = uint2; };
+template <> struct Packed4<LINATTN_FLOAT32> { using T = float4; };
+
+template <linattn_dtype AT>
+__device__ __forceinline__ typename Packed4<AT>::T ld_packed(const void* base, int64_t i) {
+  // Plain load: the state may be updated in place.
+  return *reinterpret_cast<const typename Packed4<AT>::T*>(static_cast<const char*>(base) +
+                                                           i * (AT == LINATTN_FLOAT32 ? 4 : 2));
+}
+
+template <linattn_dtype AT>
+__device__ __forceinline__ void unpack_packed(const typename Packed4<AT>::T& v, float* out) {
+  if constexpr (AT == LINATTN_FLOAT32) {
+    out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
+  } else {
+    unpack4<AT>(v, out);
+  }
+}
+
+template <int KT, linattn_dtype AT, int NR>
+__global__ void __launch_bounds__(kConvThreads, 4) conv_update_kernel(const CausalConvParams p, VecLayout vl,
+                                                                    uint32_t ngroups, uint32_t total) {
+  constexpr int KM = KT - 1;
+  using P4 = typename Packed4<AT>::T;
+  const uint32_t idx = blockIdx.x * kConvThreads + threadIdx.x;
+  if (idx >= total) return;
+  const int64_t c = static_cast<int64_t>(idx % ngroups) * kUpdVec;
+  const int64_t b0 = static_cast<int64_t>(idx / ngroups) * NR;
+
+  P4 xr[NR], sr[NR][KM];
+#pragma unroll
+  for (int i = 0; i < NR; ++i) {
+    if (b0 + i >= p.B) break;
+    if constexpr (AT == LINATTN_FLOAT32) {
+      xr[i] = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.x) + (b0 + i) * p.x_sb + c));
+    } else {
+      xr[i] = __ldg(reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.x) + (b0 + i) * p.x_sb + c));
+    }
+    if (p.past != nullptr && vl.past_vec) {
+#pragma unroll
+      for (int n = 0; n < KM; ++n) sr[i][n] = ld_packed<AT>(p.past, (b0 + i) * p.past_sb + c * KM + 4 * n);
+    }
+  }
+
+  // Weights w[ch * k + j]; 16-bit types keep them packed (two per register) and convert on use,
+  // which keeps the kernel within 64 registers with four rows in flight.
+  constexpr int NW = kUpdVec * KT;
+  constexpr bool kF32 = AT == LINATTN_FLOAT32;
+  float wf[kF32 ? NW : 1];
+  uint32_t wp[kF32 ? 1 : NW / 2];
+  if constexpr (kF32) {
+    if (vl.w_vec) {
+      ld_run<AT, NW>(p.w, c * KT, wf);
+    } else {
+#pragma unroll
+      for (int ch = 0; ch < kUpdVec; ++ch)
+#pragma unroll
+        for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
+    }
+  } else if (vl.w_vec) {
+    const uint2* v = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.w) + c * KT);
+#pragma unroll
+    for (int n = 0; n < NW / 4; ++n) {
+      const uint2 u = __ldg(v + n);
+      wp[2 * n] = u.x;
+      wp[2 * n + 1] = u.y;
+    }
+  } else {
+#pragma unroll
+    for (int n = 0; n < NW / 2; ++n) {
+      const int e0 = 2 * n, e1 = 2 * n + 1;
+      const uint32_t lo = cvt16<AT>(ld<AT>(p.w, (c + e0 / KT) * p.w_sc + (e0 % KT) * p.w_sk));
+      const uint32_t hi = cvt16<AT>(ld<AT>(p.w, (c + e1 / KT) * p.w_sc + (e1 % KT) * p.w_sk));
+      wp[n] = lo | (hi << 16);
+    }
+  }
+  auto wget = [&](int e) -> float {
+    if constexpr (kF32) return wf[e];
+    else return cvt16<AT>(static_cast<uint16_t>((e & 1) ? wp[e >> 1] >> 16 : wp[e >> 1] & 0xffffu));
+  };
+  float bias[kUpdVec];
+  if (p.bias == nullptr) {
+#pragma unroll
+    for (int ch = 0; ch < kUpdVec; ++ch) bias[ch] = 0.f;
+  } else if (vl.bias_vec) {
+    ld_run<AT, kUpdVec>(p.bias, c, bias);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < kUpdVec; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
+  }
+
+#pragma unroll
+  for (int i = 0; i < NR; ++i) {
+    const int64_t b = b0 + i;
+    if (b >= p.B) break;
+    // pst[ch * (k-1) + j]: past_state of the 4 channels.
+    float pst[kUpdVec * KM], xv[kUpdVec], ys[kUpdVec];
+    if (p.past == nullptr) {
+#pragma unroll
+      for (int n = 0; n < kUpdVec * KM; ++n) pst[n] = 0.f;
+    } else if (vl.past_vec) {
+#pragma unroll
+      for (int n = 0; n < KM; ++n) unpack_packed<AT>(sr[i][n], pst + 4 * n);
+    } else {
+#pragma unroll
+      for (int ch = 0; ch < kUpdVec; ++ch)
+#pragma unroll
+        for (int j = 0; j < KM; ++j)
+          pst[ch * KM + j] = ld_rt(p.past, b * p.past_sb + (c + ch) * p.past_sc + j, p.past_dtype);
+    }
+    unpack_packed<AT>(xr[i], xv);
+#pragma unroll
+    for (int ch = 0; ch < kUpdVec; ++ch) {
+      float acc = fmaf(wget(ch * KT + KM), xv[ch], bias[ch]);
+#pragma unroll
+      for (int m = 0; m < KM; ++m) acc = fmaf(wget(ch * KT + m), pst[ch * KM + m], acc);
+      ys[ch] = p.silu ? silu(acc) : acc;
+    }
+    st_run<AT, kUpdVec>(p.y, b * p.y_sb + c, ys);
+    if (p.present == nullptr) continue;
+    // present_state = past_state shifted left by one, then this input.
+    float pres[kUpdVec * KM];
+#pragma unroll
+    for (int ch = 0; ch < kUpdVec; ++ch) {
+#pragma unroll
+      for (int j = 0; j + 1 < KM; ++j) pres[ch * KM + j] = pst[ch * KM + j + 1];
+      pres[ch * KM + KM - 1] = xv[ch];
+    }
+    if (vl.pres_vec) {
+      st_run<AT, kUpdVec * KM>(p.present, b * p.pres_sb + c * KM, pres);
+    } else {
+#pragma unroll
+      for (int ch = 0; ch < kUpdVec; ++ch)
+#pragma unroll
+        for (int j = 0; j < KM; ++j)
+          st_rt(p.present, b * p.pres_sb + (c + ch) * p.pres_sc + j, p.present_dtype, pres[ch * KM + j]);
+    }
+  }
+}
+
 // The channel-vector kernel applies when channels are contiguous in input and output and every
 // group of 8 starts 16-byte aligned at every (b, l).
 bool vec_layout_ok(const CausalConvParams& p, int esize) {
@@ -392,6 +677,32 @@ void launch_vec(const CausalConvParams& p, cudaStream_t s) {
       static_cast<uint32_t>(ngroups), static_cast<uint32_t>(total));
 }
 
+// The striped prefill applies to channels-first rows with unit time stride whose 16-byte
+// vectors all start aligned, for L a multiple of the vector length.
+bool stripe_ok(const CausalConvParams& p, int esize) {
+  const int64_t e = 16 / esize;
+  if (p.channels_last || p.x_sl != 1 || p.y_sl != 1 || p.L <= kUpdateMaxL || p.L % e != 0) return false;
+  return p.x_sc % e == 0 && p.x_sb % e == 0 && p.y_sc % e == 0 && p.y_sb % e == 0 && aligned16(p.x, 0, esize) &&
+         aligned16(p.y, 0, esize);
+}
+
+template <int KT, linattn_dtype AT>
+void launch_stripe(const CausalConvParams& p, int64_t nseg, int64_t nwarps, cudaStream_t s) {
+  constexpr int wpb = kConvThreads / 32;
+  const int64_t blocks = (nwarps + wpb - 1) / wpb;
+  conv_stripe_kernel<KT, AT><<<static_cast<unsigned>(blocks), kConvThreads, 0, s>>>(
+      p, static_cast<uint32_t>(nseg), static_cast<uint32_t>(nwarps));
+}
+
+template <int KT, linattn_dtype AT>
+void launch_update(const CausalConvParams& p, int64_t ngroups, int64_t total, cudaStream_t s) {
+  constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
+  constexpr int nr = AT == LINATTN_FLOAT32 ? 1 : 4;
+  const int64_t blocks = (total + kConvThreads - 1) / kConvThreads;
+  conv_update_kernel<KT, AT, nr><<<static_cast<unsigned>(blocks), kConvThreads, 0, s>>>(
+      p, vec_layout(p, esize), static_cast<uint32_t>(ngroups), static_cast<uint32_t>(total));
+}
+
 template <int KT, linattn_dtype AT>
 void launch(const CausalConvParams& p, int64_t run, int64_t nruns, int64_t total, cudaStream_t s) {
   const int64_t blocks = (total + kConvThreads - 1) / kConvThreads;
@@ -415,6 +726,30 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
     return unsupported("causal_conv (cuda): B * C * L is too large for one launch");
   }
   constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
+  if (p.L == 1 && p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize)) {
+    const int64_t nr = AT == LINATTN_FLOAT32 ? 1 : 4;
+    const int64_t ngroups = p.C / kUpdVec, utotal = ngroups * ((p.B + nr - 1) / nr);
+    if (utotal < 0xffff0000ll) {
+      switch (p.K) {
+        case 2: launch_update<2, AT>(p, ngroups, utotal, s); break;
+        case 3: launch_update<3, AT>(p, ngroups, utotal, s); break;
+        default: launch_update<4, AT>(p, ngroups, utotal, s); break;
+      }
+      return launch_status("causal_conv (cuda): kernel launch");
+    }
+  }
+  if (p.K >= 2 && p.K <= 4 && stripe_ok(p, esize)) {
+    const int64_t nseg = (p.L + kStripeU * 32 * (16 / esize) - 1) / (kStripeU * 32 * (16 / esize));
+    const int64_t nwarps = p.B * p.C * nseg;
+    if (nwarps < 0xffff0000ll && p.C < 0xffffffffll) {
+      switch (p.K) {
+        case 2: launch_stripe<2, AT>(p, nseg, nwarps, s); break;
+        case 3: launch_stripe<3, AT>(p, nseg, nwarps, s); break;
+        default: launch_stripe<4, AT>(p, nseg, nwarps, s); break;
+      }
+      return launch_status("causal_conv (cuda): kernel launch");
+    }
+  }
   // 32-bit thread indices in the channel-vector kernel.
   if (p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize) && vec_grid(p).total < 0xffff0000ll) {
     switch (p.K) {

@@ -195,5 +195,38 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaConvMatrix, ::testing::ValuesIn(build_conv_ma
                            return std::to_string(info.index) + "_" + info.param.name();
                          });
 
+// Kernel-path cases for conv: update calls (L = 1) with 8-aligned channel counts and a batch
+// that is not a multiple of the rows a thread takes, and channels-first prefill lengths that
+// are multiples of the 16-byte vector, spanning several warp segments with a partial last one.
+std::vector<CausalConvCase> build_conv_path_cases() {
+  std::vector<CausalConvCase> cases;
+  uint64_t seed = 7000;
+  int n = 0;
+  for (int64_t L : {1, 104, 2120})
+    for (int32_t K : {2, 3, 4})
+      for (linattn_dtype dt : kDtypes) {
+        CausalConvCase c;
+        c.channels_last = L == 1 && n % 2 == 1;
+        c.K = K;
+        c.L = L;
+        c.B = L == 1 ? 5 : 2;
+        c.C = L == 1 ? 24 : 8;
+        c.bias = n % 4 != 1;
+        c.has_past = n % 5 != 2;
+        c.silu = n % 2 == 0;
+        c.act_dtype = dt;
+        c.state_dtype = n % 3 == 0 ? kDtypes[(n / 3) % 3] : dt;
+        c.seed = seed++;
+        ++n;
+        cases.push_back(c);
+      }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaConvPaths, CudaConvMatrix, ::testing::ValuesIn(build_conv_path_cases()),
+                         [](const ::testing::TestParamInfo<CausalConvCase>& info) {
+                           return std::to_string(info.index) + "_" + info.param.name();
+                         });
+
 }  // namespace
 }  // namespace linattn::test
