@@ -50,7 +50,13 @@ if step build cmake --build "$BUILD" -j "$JOBS"; then
     "$BUILD/tests/test_cuda_execution" --gtest_brief=1 --gtest_filter="$san_filter"
   step racecheck "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
     "$BUILD/tests/test_cuda_oracle_matrix" --gtest_brief=1 --gtest_filter="$san_filter"
+  step memcheck_chunked "$sanitizer" --tool memcheck --error-exitcode 1 \
+    "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 \
+    --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments'
+  step racecheck_chunked "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
+    "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules'
   step bench "$BUILD/tools/linattn" bench --device cuda --json "$LOG/bench.json"
+  step bench_chunked "$BUILD/tools/linattn" bench --device cuda --chunked-prefill
 fi
 
 echo
@@ -60,6 +66,10 @@ for i in "${!names[@]}"; do printf '%-14s %6s  %s\n' "${names[$i]}" "${times[$i]
 if [ -f "$LOG/bench.log" ]; then
   echo
   sed -n '/^case/,$p' "$LOG/bench.log" | head -n 20
+fi
+if [ -f "$LOG/bench_chunked.log" ]; then
+  echo
+  tail -n 12 "$LOG/bench_chunked.log"
 fi
 for r in "${results[@]}"; do [ "$r" = PASS ] || exit 1; done
 exit 0
