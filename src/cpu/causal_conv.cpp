@@ -23,6 +23,7 @@
 #include "core/backend.hpp"
 #include "core/thread_pool.hpp"
 #include "cpu/conv.hpp"
+#include "cpu/conv_decode.hpp"
 #include "cpu/fast_exp.hpp"
 #include "cpu/float_rows.hpp"
 
@@ -31,6 +32,7 @@ namespace {
 
 constexpr int64_t kChannelBlock = 256;  // channels per work item in the channels-last kernel
 constexpr int64_t kChannelGroup = 16;   // channels per work item in the channels-first kernel
+constexpr int64_t kDecodeRows = 8;      // batch rows per work item in the k = 4 decode kernel
 
 inline void grow(std::vector<float>& b, int64_t n) {
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
@@ -159,7 +161,22 @@ ConvImpl conv_impl(Isa isa) {
 
 Status causal_conv(const CausalConvParams& p, const Exec& e) {
   if (p.B == 0 || p.C == 0) return Status();
-  const ConvImpl impl = conv_impl(active_isa());
+  const Isa isa = active_isa();
+  const ConvImpl impl = conv_impl(isa);
+#if defined(LINATTN_X86)
+  if (isa != Isa::kPortable && conv_decode_k4_fits(p)) {
+    // Work items of kChannelBlock channels x kDecodeRows batch rows: the block's weights are
+    // arranged once and reused for every row.
+    const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
+    const int64_t groups = (p.B + kDecodeRows - 1) / kDecodeRows;
+    e.pool->parallel_for(blocks * groups, [&](int64_t item, int) {
+      const int64_t c0 = (item % blocks) * kChannelBlock, b0 = (item / blocks) * kDecodeRows;
+      conv_decode_k4_avx2(p, b0, std::min(p.B, b0 + kDecodeRows), c0,
+                          std::min(kChannelBlock, p.C - c0));
+    });
+    return Status();
+  }
+#endif
   if (p.x_sc == 1 && p.y_sc == 1) {
     const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
     e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {

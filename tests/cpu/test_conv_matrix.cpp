@@ -3,7 +3,8 @@
 // past) x bias x past x activation x layout, full product, with dtypes, strides, channel counts
 // (one that spans several channel blocks) and batch cycling; then dtype x state dtype x strided
 // x layout, full product; then chaining: L tokens at once == L single-token calls == random
-// splits, with the state carried through separate buffers or in place.
+// splits, with the state carried through separate buffers or in place; and the float32 k = 4
+// decode step over channel and batch counts that exercise its vector groups and tails.
 #include <algorithm>
 #include <ostream>
 #include <random>
@@ -60,6 +61,25 @@ std::vector<CausalConvCase> conv_cases() {
           c.state_dtype = state;
           c.strided = strided;
           c.channels_last = clast;
+          c.seed = seed++;
+          v.push_back(c);
+          ++n;
+        }
+  // The float32 k = 4 decode kernel (L = 1): channel counts below, at and past one 8-channel
+  // group and one 256-channel block with a ragged tail, batch counts across row groups.
+  for (int64_t C : {1, 8, 13, 264, 517})
+    for (bool bias : {false, true})
+      for (bool past : {false, true})
+        for (bool silu : {false, true}) {
+          CausalConvCase c;
+          c.K = 4;
+          c.L = 1;
+          c.C = C;
+          c.B = C > 100 ? 2 : 11;
+          c.bias = bias;
+          c.has_past = past;
+          c.silu = silu;
+          c.channels_last = (n % 2) == 1;
           c.seed = seed++;
           v.push_back(c);
           ++n;
