@@ -32,7 +32,7 @@ namespace {
 
 constexpr int64_t kChannelBlock = 256;  // channels per work item in the channels-last kernel
 constexpr int64_t kChannelGroup = 16;   // channels per work item in the channels-first kernel
-constexpr int64_t kDecodeRows = 8;      // batch rows per work item in the k = 4 decode kernel
+constexpr int64_t kDecodeBlock = 2048;  // channels per work item in the k = 4 decode kernel
 
 inline void grow(std::vector<float>& b, int64_t n) {
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
@@ -165,14 +165,12 @@ Status causal_conv(const CausalConvParams& p, const Exec& e) {
   const ConvImpl impl = conv_impl(isa);
 #if defined(LINATTN_X86)
   if (isa != Isa::kPortable && conv_decode_k4_fits(p)) {
-    // Work items of kChannelBlock channels x kDecodeRows batch rows: the block's weights are
-    // arranged once and reused for every row.
-    const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
-    const int64_t groups = (p.B + kDecodeRows - 1) / kDecodeRows;
-    e.pool->parallel_for(blocks * groups, [&](int64_t item, int) {
-      const int64_t c0 = (item % blocks) * kChannelBlock, b0 = (item / blocks) * kDecodeRows;
-      conv_decode_k4_avx2(p, b0, std::min(p.B, b0 + kDecodeRows), c0,
-                          std::min(kChannelBlock, p.C - c0));
+    // Work items of one batch row x kDecodeBlock channels: each is one sequential run over the
+    // row's input, output and state (24 KiB of state at 2048 channels).
+    const int64_t blocks = (p.C + kDecodeBlock - 1) / kDecodeBlock;
+    e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
+      const int64_t b = item / blocks, c0 = (item % blocks) * kDecodeBlock;
+      conv_decode_k4_avx2(p, b, b + 1, c0, std::min(kDecodeBlock, p.C - c0));
     });
     return Status();
   }

@@ -5,7 +5,9 @@
 // and high lanes channels 4-7, so that every lane holds four whole (s0, s1, s2) triples:
 //   a = [s0 s1 s2 | s0'],  b = [s1' s2' | s0'' s1''],  c = [s2'' | s0''' s1''' s2''']
 // Two blends and one in-lane permute recover each of s0, s1, s2 (and, in reverse, interleave the
-// new state s1, s2, x). The weights get the same treatment (4 taps), once per block of channels.
+// new state s1, s2, x). The (C, 1, 4) weights are loaded the same way and transposed 4 x 4 in
+// each lane: this costs shuffles but no scratch buffer, so every work item is one long
+// sequential run over x, y and the state rows, which is what the hardware prefetchers follow.
 
 #include <immintrin.h>
 
@@ -17,8 +19,6 @@
 
 namespace linattn::detail::cpu {
 namespace {
-
-constexpr int64_t kMaxBlock = 256;
 
 inline __m256 load_lanes(const float* lo, const float* hi) {
   return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
@@ -57,72 +57,59 @@ inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
 
 void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0,
                          int64_t n) {
-  alignas(32) float wt[4][kMaxBlock];
-  alignas(32) float bias[kMaxBlock];
   const float* w = static_cast<const float*>(p.w) + c0 * 4;
   const float* bs = p.bias != nullptr ? static_cast<const float*>(p.bias) + c0 : nullptr;
-  for (int64_t cb = 0; cb < n; cb += kMaxBlock) {
-    const int64_t m = std::min(kMaxBlock, n - cb);
-    const int64_t mv = m / 8 * 8;
-    // Tap-major weights for this block, shared by every batch row.
-    for (int64_t c = 0; c < mv; c += 8) {
-      const float* wc = w + (cb + c) * 4;
+  const int64_t nv = n / 8 * 8;
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* x = static_cast<const float*>(p.x) + b * p.x_sb + c0;
+    float* y = static_cast<float*>(p.y) + b * p.y_sb + c0;
+    const float* sp =
+        p.past != nullptr ? static_cast<const float*>(p.past) + b * p.past_sb + c0 * 3 : nullptr;
+    float* sq = static_cast<float*>(p.present) + b * p.pres_sb + c0 * 3;
+    for (int64_t c = 0; c < nv; c += 8) {
+      __m256 s0, s1, s2;
+      if (sp != nullptr) {  // all of it is read before anything is stored (present may alias)
+        const float* s = sp + c * 3;
+        deinterleave3(load_lanes(s, s + 12), load_lanes(s + 4, s + 16), load_lanes(s + 8, s + 20),
+                      s0, s1, s2);
+      } else {
+        s0 = s1 = s2 = _mm256_setzero_ps();
+      }
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      // Lane h of a_i holds channel 4h + i's four taps; unpack + shuffle gives tap-major rows.
+      const float* wc = w + c * 4;
       const __m256 a0 = load_lanes(wc, wc + 16), a1 = load_lanes(wc + 4, wc + 20);
       const __m256 a2 = load_lanes(wc + 8, wc + 24), a3 = load_lanes(wc + 12, wc + 28);
       const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpacklo_ps(a2, a3);
       const __m256 t2 = _mm256_unpackhi_ps(a0, a1), t3 = _mm256_unpackhi_ps(a2, a3);
-      _mm256_store_ps(wt[0] + c, _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)));
-      _mm256_store_ps(wt[1] + c, _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
-      _mm256_store_ps(wt[2] + c, _mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)));
-      _mm256_store_ps(wt[3] + c, _mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+      __m256 acc = bs != nullptr ? _mm256_loadu_ps(bs + c) : _mm256_setzero_ps();
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)), s0, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)), s1, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)), s2, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)), xv, acc);
+      if (p.silu) {
+        const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), acc));
+        acc = _mm256_div_ps(acc, _mm256_add_ps(_mm256_set1_ps(1.f), e));
+      }
+      _mm256_storeu_ps(y + c, acc);
+      __m256 a, bv, cv;
+      interleave3(s1, s2, xv, a, bv, cv);
+      float* q = sq + c * 3;
+      store_lanes(q, q + 12, a);
+      store_lanes(q + 4, q + 16, bv);
+      store_lanes(q + 8, q + 20, cv);
     }
-    for (int64_t c = mv; c < m; ++c)
-      for (int j = 0; j < 4; ++j) wt[j][c] = w[(cb + c) * 4 + j];
-    for (int64_t c = 0; c < m; ++c) bias[c] = bs != nullptr ? bs[cb + c] : 0.f;
-
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t cc = c0 + cb;
-      const float* x = static_cast<const float*>(p.x) + b * p.x_sb + cc;
-      float* y = static_cast<float*>(p.y) + b * p.y_sb + cc;
-      const float* sp =
-          p.past != nullptr ? static_cast<const float*>(p.past) + b * p.past_sb + cc * 3 : nullptr;
-      float* sq = static_cast<float*>(p.present) + b * p.pres_sb + cc * 3;
-      for (int64_t c = 0; c < mv; c += 8) {
-        __m256 s0, s1, s2;
-        if (sp != nullptr) {
-          const float* s = sp + c * 3;
-          deinterleave3(load_lanes(s, s + 12), load_lanes(s + 4, s + 16), load_lanes(s + 8, s + 20),
-                        s0, s1, s2);
-        } else {
-          s0 = s1 = s2 = _mm256_setzero_ps();
-        }
-        const __m256 xv = _mm256_loadu_ps(x + c);
-        __m256 acc = _mm256_fmadd_ps(_mm256_load_ps(wt[0] + c), s0, _mm256_load_ps(bias + c));
-        acc = _mm256_fmadd_ps(_mm256_load_ps(wt[1] + c), s1, acc);
-        acc = _mm256_fmadd_ps(_mm256_load_ps(wt[2] + c), s2, acc);
-        acc = _mm256_fmadd_ps(_mm256_load_ps(wt[3] + c), xv, acc);
-        if (p.silu) {
-          const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), acc));
-          acc = _mm256_div_ps(acc, _mm256_add_ps(_mm256_set1_ps(1.f), e));
-        }
-        _mm256_storeu_ps(y + c, acc);
-        __m256 a, bv, cv;
-        interleave3(s1, s2, xv, a, bv, cv);
-        float* q = sq + c * 3;
-        store_lanes(q, q + 12, a);
-        store_lanes(q + 4, q + 16, bv);
-        store_lanes(q + 8, q + 20, cv);
-      }
-      for (int64_t c = mv; c < m; ++c) {  // fewer than 8 channels left
-        float s[3] = {0.f, 0.f, 0.f};
-        if (sp != nullptr)
-          for (int j = 0; j < 3; ++j) s[j] = sp[c * 3 + j];
-        float acc = bias[c] + wt[0][c] * s[0] + wt[1][c] * s[1] + wt[2][c] * s[2] + wt[3][c] * x[c];
-        y[c] = p.silu ? silu1(acc) : acc;
-        sq[c * 3] = s[1];
-        sq[c * 3 + 1] = s[2];
-        sq[c * 3 + 2] = x[c];
-      }
+    for (int64_t c = nv; c < n; ++c) {  // fewer than 8 channels left
+      float s[3] = {0.f, 0.f, 0.f};
+      if (sp != nullptr)
+        for (int j = 0; j < 3; ++j) s[j] = sp[c * 3 + j];
+      const float* wc = w + c * 4;
+      const float acc = (bs != nullptr ? bs[c] : 0.f) + wc[0] * s[0] + wc[1] * s[1] +
+                        wc[2] * s[2] + wc[3] * x[c];
+      y[c] = p.silu ? silu1(acc) : acc;
+      sq[c * 3] = s[1];
+      sq[c * 3 + 1] = s[2];
+      sq[c * 3 + 2] = x[c];
     }
   }
 }

@@ -66,8 +66,8 @@ std::vector<CausalConvCase> conv_cases() {
           ++n;
         }
   // The float32 k = 4 decode kernel (L = 1): channel counts below, at and past one 8-channel
-  // group and one 256-channel block with a ragged tail, batch counts across row groups.
-  for (int64_t C : {1, 8, 13, 264, 517})
+  // group, with ragged tails, and past one 2048-channel work item; several batch rows.
+  for (int64_t C : {1, 8, 13, 264, 517, 2053})
     for (bool bias : {false, true})
       for (bool past : {false, true})
         for (bool silu : {false, true}) {
