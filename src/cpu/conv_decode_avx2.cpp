@@ -51,6 +51,16 @@ inline void interleave3(__m256 x, __m256 y, __m256 z, __m256& a, __m256& b, __m2
   c = _mm256_blend_ps(_mm256_blend_ps(zp, xp, 0x22), yp, 0x44);    // [z2 x3 y3 z3]
 }
 
+// The activation trails the loads by kLag channels: its exp/divide chain then does not depend on
+// the loads in flight, so it overlaps with them instead of holding the reorder window.
+constexpr int64_t kLag = 64;
+
+inline void silu8(float* y) {
+  const __m256 v = _mm256_loadu_ps(y);
+  const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), v));
+  _mm256_storeu_ps(y, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.f), e)));
+}
+
 inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
 
 }  // namespace
@@ -87,11 +97,8 @@ void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int6
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)), s1, acc);
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)), s2, acc);
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)), xv, acc);
-      if (p.silu) {
-        const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), acc));
-        acc = _mm256_div_ps(acc, _mm256_add_ps(_mm256_set1_ps(1.f), e));
-      }
       _mm256_storeu_ps(y + c, acc);
+      if (p.silu && c >= kLag) silu8(y + c - kLag);
       __m256 a, bv, cv;
       interleave3(s1, s2, xv, a, bv, cv);
       float* q = sq + c * 3;
@@ -99,6 +106,8 @@ void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int6
       store_lanes(q + 4, q + 16, bv);
       store_lanes(q + 8, q + 20, cv);
     }
+    if (p.silu)
+      for (int64_t c = std::max<int64_t>(0, nv - kLag); c < nv; c += 8) silu8(y + c);
     for (int64_t c = nv; c < n; ++c) {  // fewer than 8 channels left
       float s[3] = {0.f, 0.f, 0.f};
       if (sp != nullptr)
