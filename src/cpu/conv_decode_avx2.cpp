@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "cpu/conv_decode.hpp"
 #include "cpu/simd_avx2.hpp"
@@ -55,6 +56,22 @@ inline void interleave3(__m256 x, __m256 y, __m256 z, __m256& a, __m256& b, __m2
 // the loads in flight, so it overlaps with them instead of holding the reorder window.
 constexpr int64_t kLag = 64;
 
+// Software prefetch kAhead channels ahead (1.5 KiB of state): about 5% faster than the hardware
+// prefetchers alone in two of three alternated rounds on a 2-core Zen 3 guest, equal in the third.
+constexpr int64_t kAhead = 128;
+
+// The cache lines of 8 channels' state (96 bytes) kAhead channels past p. Integer arithmetic:
+// the address may lie past the end of the row, which a prefetch tolerates.
+inline void prefetch_state(const float* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p) + kAhead * 3 * sizeof(float);
+  _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(a + 64), _MM_HINT_T0);
+}
+inline void prefetch_row(const float* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + kAhead * sizeof(float)),
+               _MM_HINT_T0);
+}
+
 inline void silu8(float* y) {
   const __m256 v = _mm256_loadu_ps(y);
   const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), v));
@@ -78,6 +95,9 @@ void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int6
     float* sq = static_cast<float*>(p.present) + b * p.pres_sb + c0 * 3;
     for (int64_t c = 0; c < nv; c += 8) {
       __m256 s0, s1, s2;
+      prefetch_state(sq + c * 3);
+      if (sp != nullptr && sp != sq) prefetch_state(sp + c * 3);
+      prefetch_row(x + c);
       if (sp != nullptr) {  // all of it is read before anything is stored (present may alias)
         const float* s = sp + c * 3;
         deinterleave3(load_lanes(s, s + 12), load_lanes(s + 4, s + 16), load_lanes(s + 8, s + 20),
