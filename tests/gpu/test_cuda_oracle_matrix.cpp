@@ -144,8 +144,22 @@ std::vector<LinearAttentionCase> build_wide_slab_cases() {
        LINATTN_FLOAT16, false, true);
   make(LINATTN_RULE_LINEAR, 16, 3, 32, 32, 32, 128, DecayKind::kNone, LINATTN_FLOAT16,
        LINATTN_FLOAT32, false, false);
+  // Decode (T = 1, one query head per kv head): 16-bit states, no past state and d_k = 64 on
+  // 32-column slabs, then the persistent decode kernel (16-column slabs) with more slabs than
+  // resident blocks (2048 slabs, several per block) with float32 state; the last case is strided
+  // with Hq < Hkv.
+  make(LINATTN_RULE_GATED_DELTA, 16, 1, 16, 16, 32, 128, DecayKind::kPerHead, LINATTN_BFLOAT16,
+       LINATTN_BFLOAT16, false, true);
+  make(LINATTN_RULE_GATED_DELTA, 32, 1, 32, 16, 32, 64, DecayKind::kPerKeyDim, LINATTN_FLOAT16,
+       LINATTN_FLOAT16, true, true);
+  make(LINATTN_RULE_LINEAR, 16, 1, 16, 16, 32, 128, DecayKind::kNone, LINATTN_FLOAT32,
+       LINATTN_BFLOAT16, false, false);
+  make(LINATTN_RULE_GATED, 8, 1, 16, 16, 32, 128, DecayKind::kPerHead, LINATTN_BFLOAT16,
+       LINATTN_FLOAT32, false, true);
+  make(LINATTN_RULE_DELTA, 8, 1, 8, 8, 32, 128, DecayKind::kNone, LINATTN_FLOAT16,
+       LINATTN_FLOAT32, true, true);
   for (LinearAttentionCase& c : cases) {
-    if (c.rule == LINATTN_RULE_LINEAR) c.beta = BetaKind::kNone;
+    if (c.rule == LINATTN_RULE_LINEAR || c.rule == LINATTN_RULE_GATED) c.beta = BetaKind::kNone;
   }
   return cases;
 }
