@@ -83,11 +83,16 @@ Status run_causal_conv(linattn_context* ctx, const CausalConvParams& p) {
   return Status(LINATTN_ERROR_INTERNAL, "linattn_causal_conv: context has no backend");
 }
 
-// Serving calls (any serving field set): checked into a plan, run as dense calls of the host
-// backend (src/core/serving.hpp). The CUDA backend is refused by the check.
+// Serving calls (any serving field set): checked, then on host backends run as dense calls of
+// the backend along the plan (src/core/serving.hpp); the CUDA backend resolves the indices in
+// its kernels (src/cuda/serving.cu).
 Status serve_linear_attention(linattn_context* ctx, const linattn_linear_attention_args& a) {
   ServingLinearAttention s;
   LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(a, ctx->backend, &s));
+  if (ctx->backend == LINATTN_BACKEND_CUDA) {
+    LINATTN_RETURN_IF_ERROR(ctx->ensure_workspace(cuda::linear_attention_serving_workspace_bytes(s)));
+    return cuda::linear_attention_serving(s, ctx->exec());
+  }
   if (ctx->backend == LINATTN_BACKEND_REFERENCE) {
     return run_linear_attention_serving(s, &reference::linear_attention, LINATTN_FLOAT64,
                                         ctx->exec());
@@ -98,6 +103,7 @@ Status serve_linear_attention(linattn_context* ctx, const linattn_linear_attenti
 Status serve_causal_conv(linattn_context* ctx, const linattn_causal_conv_args& a) {
   ServingCausalConv s;
   LINATTN_RETURN_IF_ERROR(check_causal_conv_serving(a, ctx->backend, &s));
+  if (ctx->backend == LINATTN_BACKEND_CUDA) return cuda::causal_conv_serving(s, ctx->exec());
   if (ctx->backend == LINATTN_BACKEND_REFERENCE) {
     return run_causal_conv_serving(s, &reference::causal_conv, LINATTN_FLOAT64, ctx->exec());
   }
@@ -291,7 +297,9 @@ linattn_status linattn_linear_attention_workspace_size(const linattn_context* ct
     if (serving_requested(args->serving)) {
       ServingLinearAttention s;
       LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(*args, ctx->backend, &s));
-      *bytes = 0;  // host backends only, for now
+      *bytes = ctx->backend == LINATTN_BACKEND_CUDA
+                   ? cuda::linear_attention_serving_workspace_bytes(s)
+                   : 0;
       return Status::ok_status();
     }
     LinearAttentionParams p;

@@ -11,6 +11,7 @@
 
 #include "core/backend.hpp"
 #include "core/params.hpp"
+#include "core/serving_params.hpp"
 #include "core/status.hpp"
 #include "linattn/linattn.h"
 
@@ -41,24 +42,19 @@ struct ServingPlan {
   bool whole_batch = false;
 };
 
-struct ServingLinearAttention {
-  LinearAttentionParams p;  // the whole call (tensors, pools) as the dense checks produced it
-  ServingPlan plan;
-  bool value_major = false;
-  bool qk_l2norm = false;
-  double qk_l2norm_eps = 1e-6;
-  bool fused_gating = false;
-  const void* A_log = nullptr;  linattn_dtype A_log_dtype = LINATTN_FLOAT32;  int64_t A_log_s = 0;
-  const void* dt_bias = nullptr; linattn_dtype dt_bias_dtype = LINATTN_FLOAT32; int64_t dt_bias_s = 0;
+// A checked serving call: what device kernels get (serving_params.hpp) plus, on host backends,
+// the plan resolved from the index contents.
+struct ServingLinearAttention : LinearAttentionServing {
+  ServingPlan plan;  // host backends only (empty for CUDA)
 };
 
-struct ServingCausalConv {
-  CausalConvParams p;
-  ServingPlan plan;
+struct ServingCausalConv : CausalConvServing {
+  ServingPlan plan;  // host backends only (empty for CUDA)
 };
 
-// Validation (serving_check.cpp). Requires serving_requested(args.serving). Backends other than
-// cpu and reference report LINATTN_ERROR_UNSUPPORTED.
+// Validation (serving_check.cpp). Requires serving_requested(args.serving). Every backend gets
+// the views checked and `ix` filled; host backends also get `plan`, resolved from the index
+// contents (an index error is then an error of the call).
 Status check_linear_attention_serving(const linattn_linear_attention_args& args,
                                       linattn_backend backend, ServingLinearAttention* out);
 Status check_causal_conv_serving(const linattn_causal_conv_args& args, linattn_backend backend,

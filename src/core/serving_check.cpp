@@ -2,8 +2,9 @@
 // three steps: the serving views on their own (rank, shape against N, integer dtype, memory
 // space), then the dense rules under the state form they imply (check.cpp), then the index
 // contents. Index contents are data: host backends read them here, before anything is written,
-// so an out-of-range slot is an error and never an access. Device backends could not read them
-// without a synchronisation; the CUDA backend does not run serving calls yet and says so.
+// so an out-of-range slot is an error and never an access. Device backends cannot read them
+// without a synchronisation: they get the views (ServingIndices) and resolve each sequence in
+// the kernel (serving_params.hpp), with the same rules.
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -285,20 +286,48 @@ Status resolve_plan(const char* op, const linattn_serving_args& s, const Serving
   return Status::ok_status();
 }
 
-Status cuda_unsupported(const char* op) {
-  return unsupported(std::string(op) +
-                     ": the serving extensions (serving.* fields: varlen, state pools, "
-                     "speculative decoding, checkpoints, value-major states, fused "
-                     "pre-processing) are not implemented on the CUDA backend yet; run the "
-                     "call on the cpu or reference backend, or leave every serving field zero");
+IndexRef index_ref(const linattn_tensor& t) {
+  IndexRef r;
+  if (t.rank == 0) return r;
+  r.data = t.data;
+  r.i64 = t.dtype == LINATTN_INT64;
+  r.s0 = t.strides[0];
+  r.s1 = t.rank == 2 ? t.strides[1] : 0;
+  return r;
 }
+
+// The index views as device kernels read them (contents unread).
+ServingIndices serving_indices(const linattn_serving_args& s, const ServingShape& sh, int64_t T,
+                               bool has_past, int64_t slots, int64_t read_slots) {
+  ServingIndices x;
+  x.N = sh.N;
+  x.T = T;
+  x.packed = sh.packed;
+  x.pool = sh.pool;
+  x.has_past = has_past;
+  x.spec = sh.spec;
+  x.spec_len = sh.spec_len;
+  x.slots = slots;
+  x.read_slots = read_slots;
+  x.ckpt_count = sh.ckpt_count;
+  x.ckpt_interval = sh.ckpt_count > 0 ? s.checkpoint_interval : 0;
+  x.cu_seqlens = index_ref(s.cu_seqlens);
+  x.state_indices = index_ref(s.state_indices);
+  x.read_state_indices = index_ref(s.read_state_indices);
+  x.has_initial_state = index_ref(s.has_initial_state);
+  x.num_accepted_tokens = index_ref(s.num_accepted_tokens);
+  x.checkpoint_indices = index_ref(s.checkpoint_indices);
+  x.error_flag = s.error_flag.rank != 0 ? static_cast<int32_t*>(s.error_flag.data) : nullptr;
+  return x;
+}
+
+bool host_backend(linattn_backend b) { return b != LINATTN_BACKEND_CUDA; }
 
 }  // namespace
 
 Status check_linear_attention_serving(const linattn_linear_attention_args& a,
                                       linattn_backend backend, ServingLinearAttention* out) {
   const linattn_serving_args& s = a.serving;
-  if (backend == LINATTN_BACKEND_CUDA) return cuda_unsupported(kLA);
   LinearAttentionParams p;
   if (a.query.rank != 3) return check_linear_attention_form(a, backend, StateForm{}, &p);
   ServingShape sh;
@@ -409,12 +438,15 @@ Status check_linear_attention_serving(const linattn_linear_attention_args& a,
   const bool has_past = a.past_state.rank != 0;
   const int64_t slots = a.present_state.shape[0];
   const int64_t read_slots = has_past ? a.past_state.shape[0] : slots;
-  LINATTN_RETURN_IF_ERROR(resolve_plan(kLA, s, sh, T, has_past, slots, read_slots,
-                                       has_past ? "past_state" : "present_state", &r.plan));
+  if (host_backend(backend)) {
+    LINATTN_RETURN_IF_ERROR(resolve_plan(kLA, s, sh, T, has_past, slots, read_slots,
+                                         has_past ? "past_state" : "present_state", &r.plan));
+  }
+  r.ix = serving_indices(s, sh, T, has_past, slots, read_slots);
   r.p = p;
   r.value_major = form.value_major;
   r.qk_l2norm = s.qk_l2norm != 0;
-  r.qk_l2norm_eps = s.qk_l2norm_eps != 0.f ? s.qk_l2norm_eps : 1e-6;
+  r.qk_l2norm_eps = s.qk_l2norm_eps != 0.f ? s.qk_l2norm_eps : 1e-6f;
   r.fused_gating = gating;
   r.plan.whole_batch = !sh.packed && !sh.pool && s.has_initial_state.rank == 0 &&
                        !form.value_major;
@@ -425,7 +457,6 @@ Status check_linear_attention_serving(const linattn_linear_attention_args& a,
 Status check_causal_conv_serving(const linattn_causal_conv_args& a, linattn_backend backend,
                                  ServingCausalConv* out) {
   const linattn_serving_args& s = a.serving;
-  if (backend == LINATTN_BACKEND_CUDA) return cuda_unsupported(kConv);
   if (enum_value(s.state_layout) != 0 || s.qk_l2norm != 0 || s.qk_l2norm_eps != 0.f ||
       s.fused_gating != 0 || s.A_log.rank != 0 || s.dt_bias.rank != 0 ||
       s.checkpoint_interval != 0 || s.checkpoint_indices.rank != 0) {
@@ -457,8 +488,11 @@ Status check_causal_conv_serving(const linattn_causal_conv_args& a, linattn_back
   const bool has_past = a.past_state.rank != 0;
   const int64_t slots = a.present_state.shape[0];
   const int64_t read_slots = has_past ? a.past_state.shape[0] : slots;
-  LINATTN_RETURN_IF_ERROR(resolve_plan(kConv, s, sh, T, has_past, slots, read_slots,
-                                       has_past ? "past_state" : "present_state", &r.plan));
+  if (host_backend(backend)) {
+    LINATTN_RETURN_IF_ERROR(resolve_plan(kConv, s, sh, T, has_past, slots, read_slots,
+                                         has_past ? "past_state" : "present_state", &r.plan));
+  }
+  r.ix = serving_indices(s, sh, T, has_past, slots, read_slots);
   r.p = p;
   r.plan.whole_batch = false;
   *out = std::move(r);
