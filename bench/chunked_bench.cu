@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "bench.hpp"
+#include "chunked_timing.hpp"
 #include "core/backend.hpp"
 #include "core/dtype.hpp"
 #include "cuda/chunked_options.cuh"
 #include "cuda/chunked_prefill.hpp"
+#include "cuda/linear_attention.hpp"
 
 namespace linattn::bench {
 namespace {
@@ -57,12 +59,6 @@ __global__ void fill_f32(float* dst, int64_t n, uint64_t seed) {
   if (i < n) dst[i] = 0.5f * hash_normal(seed + i);
 }
 
-struct Shape {
-  int hqk, hv;
-  int64_t B, T;
-  double target_ms;
-};
-
 #define BENCH_CUDA(x)                                                              \
   do {                                                                             \
     cudaError_t e_ = (x);                                                          \
@@ -72,7 +68,10 @@ struct Shape {
     }                                                                              \
   } while (0)
 
-double time_shape(const Shape& s, bool split, bool prep_only, int reps, int segments) {
+}  // namespace
+
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments) {
+  const bool prep_only = path == PrefillPath::kChunkedPrepOnly;
   const int d = 128;
   const int64_t BT = s.B * s.T;
   uint16_t *q, *k, *v, *g, *beta, *out;
@@ -114,15 +113,17 @@ double time_shape(const Shape& s, bool split, bool prep_only, int reps, int segm
   o.run_scan = !prep_only;
   o.segments = segments;
   detail::Exec e;
-  e.workspace_bytes = detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
-  BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
+  const bool recurrent = path == PrefillPath::kRecurrent;
+  e.workspace_bytes = recurrent ? 0 : detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
+  if (e.workspace_bytes > 0) BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
   cudaEvent_t a, b;
   BENCH_CUDA(cudaEventCreate(&a));
   BENCH_CUDA(cudaEventCreate(&b));
   std::vector<float> ms;
   for (int i = 0; i < reps + 2; ++i) {
     BENCH_CUDA(cudaEventRecord(a));
-    detail::Status st = detail::cuda::chunked_prefill_with(p, e, o);
+    detail::Status st = recurrent ? detail::cuda::linear_attention_recurrent(p, e)
+                                  : detail::cuda::chunked_prefill_with(p, e, o);
     BENCH_CUDA(cudaEventRecord(b));
     if (!st.ok()) {
       std::fprintf(stderr, "chunked prefill: %s\n", st.message().c_str());
@@ -141,7 +142,6 @@ double time_shape(const Shape& s, bool split, bool prep_only, int reps, int segm
   return ms[ms.size() / 2];
 }
 
-}  // namespace
 
 int bench_chunked_prefill(int argc, char** argv) {
   int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
@@ -149,7 +149,7 @@ int bench_chunked_prefill(int argc, char** argv) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
   }
-  const Shape shapes[] = {{16, 32, 1, 8192, 0.30},  {16, 32, 8, 8192, 1.0},
+  const PrefillShape shapes[] = {{16, 32, 1, 8192, 0.30}, {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
   std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s\n",
@@ -157,10 +157,10 @@ int bench_chunked_prefill(int argc, char** argv) {
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;
-  for (const Shape& s : shapes) {
+  for (const PrefillShape& s : shapes) {
     for (bool split : {true, false}) {
-      const double t = time_shape(s, split, false, reps, segments);
-      const double tp = split ? time_shape(s, split, true, reps, segments) : 0.0;
+      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, segments);
+      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, segments) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;

@@ -15,6 +15,7 @@ int bench_main(int argc, char** argv, int first) {
   rest.push_back(prog);
   bool help = false;
   bool chunked = false;  // the chunked-prefill table instead of the decode/conv sweep (CUDA)
+  bool sweep = false;    // prefill time against length, chunked and recurrent (CUDA)
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--device") {
@@ -27,6 +28,8 @@ int bench_main(int argc, char** argv, int first) {
       device = a.substr(9);
     } else if (a == "--chunked-prefill") {
       chunked = true;
+    } else if (a == "--prefill-sweep") {
+      sweep = true;
     } else {
       if (a == "-h" || a == "--help") help = true;
       rest.push_back(argv[i]);
@@ -36,8 +39,9 @@ int bench_main(int argc, char** argv, int first) {
     std::printf("usage: linattn bench [--device cpu|cuda|auto] [benchmark options]\n\n"
                 "Runs the benchmarks of the chosen device (default cpu; auto = cuda when a GPU "
                 "is visible).\n  --chunked-prefill  (cuda) time the chunked prefill on the "
-                "issue's shapes instead of the decode/conv sweep\nThe options below belong to that "
-                "device's benchmark:\n\n");
+                "issue's shapes instead of the decode/conv sweep\n  --prefill-sweep    (cuda) "
+                "prefill time against length, chunked and recurrent (options: --reps N, --plot "
+                "F.svg)\nThe options below belong to that device's benchmark:\n\n");
   DeviceChoice choice;
   std::string err;
   if (!resolve_device(device, &choice, &err)) {
@@ -46,12 +50,14 @@ int bench_main(int argc, char** argv, int first) {
   }
   rest.push_back(nullptr);
   const int n = static_cast<int>(rest.size()) - 1;
-  if (chunked) {
+  if (chunked || sweep) {
     if (choice.backend != LINATTN_BACKEND_CUDA) {
-      std::fprintf(stderr, "error: --chunked-prefill needs --device cuda\n");
+      std::fprintf(stderr, "error: %s needs --device cuda\n",
+                   chunked ? "--chunked-prefill" : "--prefill-sweep");
       return kExitUsage;
     }
-    return bench::bench_chunked_prefill(n, rest.data());
+    return chunked ? bench::bench_chunked_prefill(n, rest.data())
+                   : bench::bench_prefill_sweep(n, rest.data());
   }
   return choice.backend == LINATTN_BACKEND_CUDA ? bench::bench_main_cuda(n, rest.data())
                                                 : bench::bench_main_cpu(n, rest.data());
