@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # One command for a machine with an NVIDIA GPU: configures (Release, CUDA on), builds every
 # target, runs the GPU suite and the CPU suite, runs compute-sanitizer memcheck and racecheck on
-# a reduced GPU filter, then `linattn bench --device cuda`, and prints a summary table last.
-# Logs go to $OUT when that variable is set, else to <build dir>/gpu-check-logs.
+# a reduced GPU filter and over the serving tests, then `linattn bench --device cuda` (decode and
+# conv sweep, chunked prefill table, prefill length sweep with its plot), and prints a summary
+# table last. Logs go to <build dir>/gpu-check-logs; when $OUT is set, the main logs, the plot
+# (gpu_prefill.svg) and an archive of all logs are copied there.
 #   BUILD_DIR (default build-gpu), JOBS (default 16), LINATTN_CONFORMANCE_DIR (ONNX node cases;
 #   default: the CMake default, or .conformance/onnx in the checkout when present).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build-gpu}
 JOBS=${JOBS:-16}
-LOG=${OUT:-$BUILD/gpu-check-logs}
+LOG=$BUILD/gpu-check-logs
 mkdir -p "$LOG" "$BUILD"
 
 conf=()
@@ -55,8 +57,16 @@ if step build cmake --build "$BUILD" -j "$JOBS"; then
     --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments'
   step racecheck_chunked "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
     "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules'
+  # The serving kernels (each binary only when it exists in this tree).
+  for t in test_cuda_serving_attention test_cuda_serving_conv test_chunked_serving; do
+    [ -x "$BUILD/tests/$t" ] || continue
+    step "memcheck_${t#test_}" "$sanitizer" --tool memcheck --error-exitcode 1 "$BUILD/tests/$t" --gtest_brief=1
+    step "racecheck_${t#test_}" "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
+      "$BUILD/tests/$t" --gtest_brief=1
+  done
   step bench "$BUILD/tools/linattn" bench --device cuda --json "$LOG/bench.json"
   step bench_chunked "$BUILD/tools/linattn" bench --device cuda --chunked-prefill
+  step bench_sweep "$BUILD/tools/linattn" bench --device cuda --prefill-sweep --plot "$LOG/gpu_prefill.svg"
 fi
 
 echo
@@ -70,6 +80,16 @@ fi
 if [ -f "$LOG/bench_chunked.log" ]; then
   echo
   tail -n 12 "$LOG/bench_chunked.log"
+fi
+if [ -f "$LOG/bench_sweep.log" ]; then
+  echo
+  grep -E '^ +[0-9]' "$LOG/bench_sweep.log" | awk '$1 == 1 && $2 >= 1024'
+fi
+if [ -n "${OUT:-}" ]; then
+  for f in gpu_tests.log bench.log bench_chunked.log bench_sweep.log gpu_prefill.svg; do
+    [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"
+  done
+  tar -czf "$OUT/gpu-check-logs.tar.gz" -C "$LOG" .
 fi
 for r in "${results[@]}"; do [ "$r" = PASS ] || exit 1; done
 exit 0
