@@ -1,104 +1,27 @@
-// The CPU backend against the float64 oracle, through the public API, over the case matrix:
-// update rule x head mapping x decay kind x beta kind x activation dtype x state dtype x length
-// x strided views (plus past/no past, batch, head sizes including odd ones, explicit scale).
-// Per rule, two families keep the run short while every value of every axis meets every rule:
-//   A: head mapping x decay x beta x strided, full product (valid combinations only);
-//   B: activation dtype x state dtype x length, full product;
-// the remaining axes cycle through their values along each family.
+// The CPU backend against the float64 oracle, through the public API, over the case matrix of
+// tests/common/case_matrix.hpp (update rule x head mapping x decay kind x beta kind x
+// activation dtype x state dtype x length x strided views, plus past/no past, batch, head sizes
+// including odd ones, explicit scale).
 // Also here: closed-form checks of the oracle itself, so it is not only trusted by agreement.
 #include <cmath>
+#include <iterator>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "common/case_matrix.hpp"
 #include "common/cases.hpp"
 #include "common/oracle_runner.hpp"
 
 namespace linattn::test {
 namespace {
 
-struct HeadMapping {
-  int32_t Hq, Hk, Hkv;
-};
-// equal heads, standard GQA (H_q = 2 H_kv), inverse GQA (H_kv = 2 H_q, Qwen3.5-like),
-// key sharing (n_k < H_kv).
-const HeadMapping kMappings[] = {{2, 2, 2}, {4, 2, 2}, {2, 2, 4}, {4, 1, 4}};
-const DecayKind kDecays[] = {DecayKind::kNone, DecayKind::kPerHead, DecayKind::kPerKeyDim};
-const BetaKind kBetas[] = {BetaKind::kNone, BetaKind::kPerHead, BetaKind::kShared};
-const linattn_dtype kDtypes[] = {LINATTN_FLOAT32, LINATTN_FLOAT16, LINATTN_BFLOAT16};
 const int64_t kLengths[] = {0, 1, 2, 63, 64, 65, 127, 129, 300};
-const linattn_update_rule kRules[] = {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED,
-                                      LINATTN_RULE_DELTA, LINATTN_RULE_GATED_DELTA};
-struct HeadDims {
-  int32_t dk, dv;
-};
 const HeadDims kDims[] = {{16, 16}, {32, 32}, {16, 32}, {5, 7}, {32, 16}};
 
-// Sets the first valid decay/beta pair at or after position `i` of the 3 x 3 grid.
-void pick_valid_gating(LinearAttentionCase& c, int i) {
-  for (int k = 0; k < 9; ++k) {
-    const int j = (i + k) % 9;
-    c.decay = kDecays[j % 3];
-    c.beta = kBetas[j / 3];
-    if (c.valid()) return;
-  }
-}
-
 std::vector<LinearAttentionCase> build_matrix() {
-  std::vector<LinearAttentionCase> cases;
-  uint64_t seed = 1;
-  for (linattn_update_rule rule : kRules) {
-    int n = 0;  // counter that drives the cycling axes
-    auto cycle = [&](LinearAttentionCase& c) {
-      const HeadDims d = kDims[n % 5];
-      c.dk = d.dk;
-      c.dv = d.dv;
-      c.has_past = (n % 7) != 3;  // mostly with a past state, regularly without
-      c.B = 1 + (n % 2);
-      c.scale = (n % 11 == 5) ? 0.37f : 0.f;
-      c.seed = seed++;
-      ++n;
-    };
-    // A: mapping x decay x beta x strided.
-    for (const HeadMapping& m : kMappings)
-      for (DecayKind dk : kDecays)
-        for (BetaKind bk : kBetas)
-          for (bool strided : {false, true}) {
-            LinearAttentionCase c;
-            c.rule = rule;
-            c.Hq = m.Hq;
-            c.Hk = m.Hk;
-            c.Hkv = m.Hkv;
-            c.decay = dk;
-            c.beta = bk;
-            if (!c.valid()) continue;
-            c.strided = strided;
-            c.act_dtype = kDtypes[n % 3];
-            c.state_dtype = kDtypes[(n / 3) % 3];
-            c.T = kLengths[n % 9];
-            cycle(c);
-            cases.push_back(c);
-          }
-    // B: act dtype x state dtype x length.
-    for (linattn_dtype act : kDtypes)
-      for (linattn_dtype state : kDtypes)
-        for (int64_t T : kLengths) {
-          LinearAttentionCase c;
-          c.rule = rule;
-          const HeadMapping m = kMappings[n % 4];
-          c.Hq = m.Hq;
-          c.Hk = m.Hk;
-          c.Hkv = m.Hkv;
-          pick_valid_gating(c, n);
-          c.strided = (n % 2) == 1;
-          c.act_dtype = act;
-          c.state_dtype = state;
-          c.T = T;
-          cycle(c);
-          cases.push_back(c);
-        }
-  }
-  return cases;
+  return build_attention_matrix({{std::begin(kLengths), std::end(kLengths)},
+                                 {std::begin(kDims), std::end(kDims)}, 1});
 }
 
 class OracleMatrix : public ::testing::TestWithParam<LinearAttentionCase> {};
@@ -115,27 +38,27 @@ INSTANTIATE_TEST_SUITE_P(Cpu, OracleMatrix, ::testing::ValuesIn(build_matrix()),
 // Every value of every axis appears with every rule.
 TEST(OracleMatrixCoverage, EveryAxisValueMeetsEveryRule) {
   const std::vector<LinearAttentionCase> cases = build_matrix();
-  for (linattn_update_rule rule : kRules) {
+  for (linattn_update_rule rule : kMatrixRules) {
     auto any = [&](auto pred) {
       for (const LinearAttentionCase& c : cases)
         if (c.rule == rule && pred(c)) return true;
       return false;
     };
     const char* r = rule_short_name(rule);
-    for (const HeadMapping& m : kMappings)
+    for (const HeadMapping& m : kMatrixMappings)
       EXPECT_TRUE(any([&](auto& c) { return c.Hq == m.Hq && c.Hk == m.Hk && c.Hkv == m.Hkv; }))
           << r;
-    for (DecayKind d : kDecays) {
+    for (DecayKind d : kMatrixDecays) {
       const bool needed = rule == LINATTN_RULE_GATED || rule == LINATTN_RULE_GATED_DELTA;
       if (needed && d == DecayKind::kNone) continue;  // invalid call, not a numeric case
       EXPECT_TRUE(any([&](auto& c) { return c.decay == d; })) << r << " " << decay_kind_name(d);
     }
-    for (BetaKind b : kBetas) {
+    for (BetaKind b : kMatrixBetas) {
       const bool needed = rule == LINATTN_RULE_DELTA || rule == LINATTN_RULE_GATED_DELTA;
       if (needed && b == BetaKind::kNone) continue;
       EXPECT_TRUE(any([&](auto& c) { return c.beta == b; })) << r << " " << beta_kind_name(b);
     }
-    for (linattn_dtype t : kDtypes) {
+    for (linattn_dtype t : kMatrixDtypes) {
       EXPECT_TRUE(any([&](auto& c) { return c.act_dtype == t; })) << r;
       EXPECT_TRUE(any([&](auto& c) { return c.state_dtype == t; })) << r;
     }

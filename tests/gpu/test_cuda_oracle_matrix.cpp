@@ -5,9 +5,11 @@
 // long calls, the chunked prefill). Outputs are NaN-poisoned before each call.
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "common/case_matrix.hpp"
 #include "common/cases.hpp"
 #include "common/oracle_runner.hpp"
 #include "cuda/linear_attention.hpp"
@@ -16,81 +18,12 @@
 namespace linattn::test {
 namespace {
 
-struct HeadMapping {
-  int32_t Hq, Hk, Hkv;
-};
-const HeadMapping kMappings[] = {{2, 2, 2}, {4, 2, 2}, {2, 2, 4}, {4, 1, 4}};
-const DecayKind kDecays[] = {DecayKind::kNone, DecayKind::kPerHead, DecayKind::kPerKeyDim};
-const BetaKind kBetas[] = {BetaKind::kNone, BetaKind::kPerHead, BetaKind::kShared};
-const linattn_dtype kDtypes[] = {LINATTN_FLOAT32, LINATTN_FLOAT16, LINATTN_BFLOAT16};
 const int64_t kLengths[] = {0, 1, 2, 63, 64, 65, 129};
-const linattn_update_rule kRules[] = {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED,
-                                      LINATTN_RULE_DELTA, LINATTN_RULE_GATED_DELTA};
-struct HeadDims {
-  int32_t dk, dv;
-};
 const HeadDims kDims[] = {{16, 16}, {5, 7}, {64, 64}, {16, 32}, {128, 128}, {32, 16}, {128, 64}};
-constexpr int kNumDims = sizeof(kDims) / sizeof(kDims[0]);
 
 std::vector<LinearAttentionCase> build_matrix() {
-  std::vector<LinearAttentionCase> cases;
-  uint64_t seed = 1000;
-  for (linattn_update_rule rule : kRules) {
-    int n = 0;
-    auto cycle = [&](LinearAttentionCase& c) {
-      const HeadDims d = kDims[n % kNumDims];
-      c.dk = d.dk;
-      c.dv = d.dv;
-      c.has_past = (n % 7) != 3;
-      c.B = 1 + (n % 2);
-      c.scale = (n % 11 == 5) ? 0.37f : 0.f;
-      c.seed = seed++;
-      ++n;
-    };
-    // Mapping x decay x beta x strided.
-    for (const HeadMapping& m : kMappings)
-      for (DecayKind dk : kDecays)
-        for (BetaKind bk : kBetas)
-          for (bool strided : {false, true}) {
-            LinearAttentionCase c;
-            c.rule = rule;
-            c.Hq = m.Hq;
-            c.Hk = m.Hk;
-            c.Hkv = m.Hkv;
-            c.decay = dk;
-            c.beta = bk;
-            if (!c.valid()) continue;
-            c.strided = strided;
-            c.act_dtype = kDtypes[n % 3];
-            c.state_dtype = kDtypes[(n / 3) % 3];
-            c.T = kLengths[n % 7];
-            cycle(c);
-            cases.push_back(c);
-          }
-    // Activation dtype x state dtype x length.
-    for (linattn_dtype act : kDtypes)
-      for (linattn_dtype state : kDtypes)
-        for (int64_t T : kLengths) {
-          LinearAttentionCase c;
-          c.rule = rule;
-          const HeadMapping m = kMappings[n % 4];
-          c.Hq = m.Hq;
-          c.Hk = m.Hk;
-          c.Hkv = m.Hkv;
-          for (int k = 0; k < 9; ++k) {
-            c.decay = kDecays[(n + k) % 3];
-            c.beta = kBetas[((n + k) / 3) % 3];
-            if (c.valid()) break;
-          }
-          c.strided = (n % 2) == 1;
-          c.act_dtype = act;
-          c.state_dtype = state;
-          c.T = T;
-          cycle(c);
-          cases.push_back(c);
-        }
-  }
-  return cases;
+  return build_attention_matrix({{std::begin(kLengths), std::end(kLengths)},
+                                 {std::begin(kDims), std::end(kDims)}, 1000});
 }
 
 class CudaOracleMatrix : public ::testing::TestWithParam<LinearAttentionCase> {};
@@ -187,8 +120,8 @@ std::vector<CausalConvCase> build_conv_matrix() {
         c.has_past = n % 5 != 2;
         c.silu = n % 2 == 0;
         c.strided = n % 4 == 3;
-        c.act_dtype = kDtypes[n % 3];
-        c.state_dtype = kDtypes[(n / 3) % 3];
+        c.act_dtype = kMatrixDtypes[n % 3];
+        c.state_dtype = kMatrixDtypes[(n / 3) % 3];
         c.seed = seed++;
         ++n;
         cases.push_back(c);
@@ -218,7 +151,7 @@ std::vector<CausalConvCase> build_conv_path_cases() {
   int n = 0;
   for (int64_t L : {1, 104, 2120})
     for (int32_t K : {2, 3, 4})
-      for (linattn_dtype dt : kDtypes) {
+      for (linattn_dtype dt : kMatrixDtypes) {
         CausalConvCase c;
         c.channels_last = L == 1 && n % 2 == 1;
         c.K = K;
@@ -229,7 +162,7 @@ std::vector<CausalConvCase> build_conv_path_cases() {
         c.has_past = n % 5 != 2;
         c.silu = n % 2 == 0;
         c.act_dtype = dt;
-        c.state_dtype = n % 3 == 0 ? kDtypes[(n / 3) % 3] : dt;
+        c.state_dtype = n % 3 == 0 ? kMatrixDtypes[(n / 3) % 3] : dt;
         c.seed = seed++;
         ++n;
         cases.push_back(c);
