@@ -64,6 +64,10 @@ if step build cmake --build "$BUILD" -j "$JOBS"; then
     step "racecheck_${t#test_}" "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
       "$BUILD/tests/$t" --gtest_brief=1
   done
+  # The serving simulation on the device, checked call by call against the oracle.
+  step serving_sim "$BUILD/tools/linattn" run --scenario serving --device cuda --spec-len 3 --steps 48
+  step serving_sim_ref "$BUILD/tools/linattn" run --scenario serving --device cuda --q-heads 16 \
+    --kv-heads 32 --head-dim 128 --steps 6 --prompt-max 200 --prefill-chunk 128
   step bench "$BUILD/tools/linattn" bench --device cuda --json "$LOG/bench.json"
   step bench_chunked "$BUILD/tools/linattn" bench --device cuda --chunked-prefill
   step bench_sweep "$BUILD/tools/linattn" bench --device cuda --prefill-sweep --plot "$LOG/gpu_prefill.svg"

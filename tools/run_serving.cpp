@@ -6,7 +6,9 @@
 // has_initial_state, a PAD entry on odd steps) with in-kernel q/k L2 norm and gating from raw
 // projections, plus one speculative call (state_indices (N, T_s), num_accepted_tokens) when
 // speculative decoding is on. The same calls run on the oracle (reference backend) with its own
-// pool; outputs of every call and the final pools are compared.
+// pool; outputs of every call and the final pools are compared. On the CUDA backend the pool,
+// the inputs and the index tensors live in device memory (copied per call, outside the timed
+// region), and every call's error flag is read back and must be 0.
 #include "run_serving.hpp"
 
 #include <algorithm>
@@ -16,6 +18,8 @@
 #include <deque>
 #include <random>
 #include <vector>
+
+#include "device_buffer.hpp"
 
 namespace linattn::tool {
 namespace {
@@ -31,6 +35,10 @@ struct Entry {
   Request* r;  // nullptr = PAD
   int len;
 };
+
+const char* backend_name(linattn_backend b) {
+  return b == LINATTN_BACKEND_CUDA ? "cuda" : b == LINATTN_BACKEND_CPU ? "cpu" : "reference";
+}
 
 struct Phase {
   double secs = 0;
@@ -54,6 +62,19 @@ class Simulation {
       dt_bias_[h] = static_cast<float>(n01(rng_));
     }
     for (int g = o.pool_seqs - 1; g >= 0; --g) free_.push_back(g);
+  }
+
+  // On the CUDA backend: the device pool (zeros, like the host one). False with a message.
+  bool init_device() {
+    if (o_.backend != LINATTN_BACKEND_CUDA) return true;
+    std::string err;
+    const size_t bytes = pool_.size() * sizeof(float);
+    if (!dev_pool_.allocate(bytes, &err) || !dev_pool_.upload(pool_.data(), bytes, &err) ||
+        !dev_flag_.allocate(sizeof(int32_t), &err)) {
+      std::fprintf(stderr, "error: device pool: %s\n", err.c_str());
+      return false;
+    }
+    return true;
   }
 
   int run() {
@@ -109,6 +130,13 @@ class Simulation {
       }
     }
     // Final pools: every slot, written or not, must agree.
+    if (o_.backend == LINATTN_BACKEND_CUDA) {
+      std::string err;
+      if (!dev_pool_.download(pool_.data(), pool_.size() * sizeof(float), &err)) {
+        std::fprintf(stderr, "error: reading the device pool: %s\n", err.c_str());
+        return kExitFailure;
+      }
+    }
     double d2 = 0, r2 = 0;
     for (size_t i = 0; i < pool_.size(); ++i) {
       const double d = double(pool_[i]) - ref_pool_[i];
@@ -126,7 +154,8 @@ class Simulation {
                 out_err <= o_.tolerance ? "PASS" : "FAIL", o_.tolerance);
     std::printf("  %-40s rel err %.3e  %s (tol %.0e)\n", "final state pool (all slots)", pool_err,
                 pool_err <= o_.tolerance ? "PASS" : "FAIL", o_.tolerance);
-    std::printf("throughput (%s backend):\n", o_.backend == LINATTN_BACKEND_CPU ? "cpu" : "reference");
+    std::printf("throughput (%s backend%s):\n", backend_name(o_.backend),
+                o_.backend == LINATTN_BACKEND_CUDA ? ", each call synchronised, copies excluded" : "");
     auto line = [](const char* what, const Phase& p) {
       std::printf("  %-34s %6lld calls %9lld tokens %10.3f ms %14.1f tokens/s\n", what,
                   (long long)p.calls, (long long)p.tokens, p.secs * 1e3,
@@ -172,16 +201,85 @@ class Simulation {
     std::vector<float> a = random(T * Hkv, 1.f), b = random(T * Hkv, 1.f);
     std::vector<float> out(static_cast<size_t>(T * Hout * o_.dv), NAN), ref = out;
 
+    // Where the backend reads: the host vectors, or device copies of them on CUDA.
+    const bool cuda = o_.backend == LINATTN_BACKEND_CUDA;
+    const Memory mem = cuda ? LINATTN_MEMORY_CUDA : LINATTN_MEMORY_HOST;
+    std::vector<DeviceBuffer> dev;
+    dev.reserve(16);
+    bool placed = true;
+    auto place = [&](auto& v) -> void* {
+      if (!cuda) return v.data();
+      std::string err;
+      dev.emplace_back();
+      const size_t bytes = v.size() * sizeof(v[0]);
+      if (!dev.back().allocate(bytes, &err) || !dev.back().upload(v.data(), bytes, &err)) {
+        if (placed) std::fprintf(stderr, "error: device copy: %s\n", err.c_str());
+        placed = false;
+      }
+      return dev.back().data();
+    };
+    auto tensor = [&](auto& v, DType dt, std::initializer_list<int64_t> shape) {
+      return make_tensor(place(v), dt, shape, mem);
+    };
+
     LinearAttentionArgs args = default_linear_attention_args();
     args.q_num_heads = static_cast<int32_t>(Hq);
     args.kv_num_heads = static_cast<int32_t>(Hkv);
     args.update_rule = LINATTN_RULE_GATED_DELTA;
+    args.query = tensor(q, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
+    args.key = tensor(k, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
+    args.value = tensor(v, LINATTN_FLOAT32, {1, T, Hkv * o_.dv});
+    args.decay = tensor(a, LINATTN_FLOAT32, {1, T, Hkv});
+    args.beta = tensor(b, LINATTN_FLOAT32, {1, T, Hkv});
+    ServingArgs& s = args.serving;
+    s.cu_seqlens = tensor(cu, LINATTN_INT32, {N + 1});
+    if (spec) {
+      s.state_indices = tensor(slots, LINATTN_INT32, {N, Ts_});
+      s.num_accepted_tokens = tensor(accepted, LINATTN_INT32, {N});
+    } else {
+      s.state_indices = tensor(slots, LINATTN_INT32, {N});
+      s.has_initial_state = tensor(init, LINATTN_INT32, {N});
+    }
+    s.qk_l2norm = 1;
+    s.fused_gating = 1;
+    s.A_log = tensor(A_log_, LINATTN_FLOAT32, {Hkv});
+    s.dt_bias = tensor(dt_bias_, LINATTN_FLOAT32, {Hkv});
+    if (cuda) s.error_flag = make_tensor(dev_flag_.data(), LINATTN_INT32, {1}, mem);
+
+    const std::initializer_list<int64_t> pool_shape{slots_, Hkv, o_.dk, o_.dv};
+    args.output = tensor(out, LINATTN_FLOAT32, {1, T, Hout * o_.dv});
+    const DeviceBuffer* out_dev = cuda ? &dev.back() : nullptr;
+    args.present_state = make_tensor(cuda ? dev_pool_.data() : pool_.data(), LINATTN_FLOAT32,
+                                     pool_shape, mem);
+    if (!placed) return false;
+    std::string err;
+    const auto t0 = std::chrono::steady_clock::now();
+    Status st = linear_attention(ctx_, args);
+    if (st.ok() && cuda && !device_synchronize(&err)) st = Status(LINATTN_ERROR_DEVICE, err);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!st.ok()) {
+      std::fprintf(stderr, "error: serving call: %s\n", st.to_string().c_str());
+      return false;
+    }
+    if (cuda) {
+      int32_t flag = -1;
+      if (!out_dev->download(out.data(), out.size() * sizeof(float), &err) ||
+          !dev_flag_.download(&flag, sizeof flag, &err)) {
+        std::fprintf(stderr, "error: reading the call's results: %s\n", err.c_str());
+        return false;
+      }
+      if (flag != 0) {
+        std::fprintf(stderr, "error: serving call: error_flag = %d (sequence %d broke an index "
+                             "rule)\n", flag, flag - 1);
+        return false;
+      }
+    }
+    // The oracle reads the host copies of the same inputs.
     args.query = make_tensor(q.data(), LINATTN_FLOAT32, {1, T, Hq * o_.dk});
     args.key = make_tensor(k.data(), LINATTN_FLOAT32, {1, T, Hq * o_.dk});
     args.value = make_tensor(v.data(), LINATTN_FLOAT32, {1, T, Hkv * o_.dv});
     args.decay = make_tensor(a.data(), LINATTN_FLOAT32, {1, T, Hkv});
     args.beta = make_tensor(b.data(), LINATTN_FLOAT32, {1, T, Hkv});
-    ServingArgs& s = args.serving;
     s.cu_seqlens = make_tensor(cu.data(), LINATTN_INT32, {N + 1});
     if (spec) {
       s.state_indices = make_tensor(slots.data(), LINATTN_INT32, {N, Ts_});
@@ -190,21 +288,9 @@ class Simulation {
       s.state_indices = make_tensor(slots.data(), LINATTN_INT32, {N});
       s.has_initial_state = make_tensor(init.data(), LINATTN_INT32, {N});
     }
-    s.qk_l2norm = 1;
-    s.fused_gating = 1;
     s.A_log = make_tensor(A_log_.data(), LINATTN_FLOAT32, {Hkv});
     s.dt_bias = make_tensor(dt_bias_.data(), LINATTN_FLOAT32, {Hkv});
-
-    const std::initializer_list<int64_t> pool_shape{slots_, Hkv, o_.dk, o_.dv};
-    args.output = make_tensor(out.data(), LINATTN_FLOAT32, {1, T, Hout * o_.dv});
-    args.present_state = make_tensor(pool_.data(), LINATTN_FLOAT32, pool_shape);
-    const auto t0 = std::chrono::steady_clock::now();
-    Status st = linear_attention(ctx_, args);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!st.ok()) {
-      std::fprintf(stderr, "error: serving call: %s\n", st.to_string().c_str());
-      return false;
-    }
+    s.error_flag = absent();
     args.output = make_tensor(ref.data(), LINATTN_FLOAT32, {1, T, Hout * o_.dv});
     args.present_state = make_tensor(ref_pool_.data(), LINATTN_FLOAT32, pool_shape);
     st = linear_attention(oracle_, args);
@@ -240,6 +326,7 @@ class Simulation {
   int Ts_ = 1;
   int64_t slots_ = 0, block_ = 0, accepted_ = 0;
   std::vector<float> pool_, ref_pool_, A_log_, dt_bias_;
+  DeviceBuffer dev_pool_, dev_flag_;  // CUDA backend only
   std::deque<Request> waiting_;
   std::vector<Request> active_;
   std::vector<int> free_;
@@ -250,11 +337,6 @@ class Simulation {
 }  // namespace
 
 int run_serving_scenario(const ServingScenarioOptions& o) {
-  if (o.backend == LINATTN_BACKEND_CUDA) {
-    std::fprintf(stderr, "error: --scenario serving: the CUDA backend does not run serving "
-                         "calls yet (LINATTN_ERROR_UNSUPPORTED); use --device cpu\n");
-    return kExitFailure;
-  }
   if (!(o.arrival_rate > 0) || !std::isfinite(o.arrival_rate)) {
     std::fprintf(stderr, "error: --arrival-rate must be a positive number\n");
     return kExitUsage;
@@ -268,7 +350,7 @@ int run_serving_scenario(const ServingScenarioOptions& o) {
               "with in-call q/k L2 norm and gating, pool %d sequences x %d slots, %d steps, "
               "arrivals %.2f/step, prompts %d..%d, generation %d..%d, prefill chunk %d, "
               "speculative %d\n",
-              o.backend == LINATTN_BACKEND_CPU ? "cpu" : "reference", o.q_heads, o.kv_heads, o.dk,
+              backend_name(o.backend), o.q_heads, o.kv_heads, o.dk,
               o.dv, o.pool_seqs, o.spec_len + 1, o.steps, o.arrival_rate, o.prompt_min,
               o.prompt_max, o.gen_min, o.gen_max, o.prefill_chunk, o.spec_len);
   Context ctx, oracle;
@@ -276,6 +358,7 @@ int run_serving_scenario(const ServingScenarioOptions& o) {
       !open_context(LINATTN_BACKEND_REFERENCE, 0, &oracle))
     return kExitFailure;
   Simulation sim(o, ctx, oracle);
+  if (!sim.init_device()) return kExitFailure;
   return sim.run();
 }
 
