@@ -23,6 +23,7 @@
 #include "core/dtype.hpp"
 #include "core/thread_pool.hpp"
 #include "core/view_check.hpp"
+#include "cpu/serving_rows.hpp"
 
 namespace linattn::detail {
 namespace {
@@ -284,8 +285,11 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
   Scratch carry_buf;
   const int64_t block = int64_t{p.Hkv} * p.dk * p.dv;
   void* carry = nullptr;
-  // Fast-path calls, one per sequence, split by head groups at the end.
+  // Fast-path calls, one per sequence, split by head groups at the end; or, on the CPU, the
+  // rows of one batched call (cpu/serving_rows.hpp) with the dense kernels' own work split.
   std::vector<LinearAttentionParams> fast;
+  const bool rows_entry = dense == &cpu::linear_attention;
+  std::vector<cpu::SequenceRow> rows;
 
   for (int64_t n = 0; n < plan.N; ++n) {
     const ServingSequence& q = plan.seqs[n];
@@ -306,14 +310,25 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
     }
 
     if (!plan.spec && !s.value_major && cuts.empty()) {
-      // Fast path: one dense call straight on the slots.
+      // Fast path: one dense call straight on the slots (or one row of the batched call).
+      cpu::SequenceRow row;
+      row.b = q.b;
+      row.t0 = q.t0;
+      row.len = q.len;
+      row.past = q.read >= 0 ? at(read.base, q.read * read.sb, read.dtype) : nullptr;
+      row.present = at(write.base, q.write * write.sb, write.dtype);
+      row.in_place = same_pool && q.read == q.write;
+      if (q.len == 0 && row.in_place) continue;  // nothing to compute, nothing moves
+      if (rows_entry) {
+        rows.push_back(row);
+        continue;
+      }
       LinearAttentionParams r = token_range(p, q, 0, q.len);
-      r.past = q.read >= 0 ? at(read.base, q.read * read.sb, read.dtype) : nullptr;
+      r.past = row.past;
       r.past_dtype = read.dtype;
       r.past_sb = read.sb, r.past_sh = read.sh, r.past_sk = read.sk;
-      r.present = at(write.base, q.write * write.sb, write.dtype);
-      r.in_place = same_pool && q.read == q.write;
-      if (q.len == 0 && r.in_place) continue;  // nothing to compute, nothing moves
+      r.present = row.present;
+      r.in_place = row.in_place;
       fast.push_back(r);
       continue;
     }
@@ -348,6 +363,15 @@ Status run_linear_attention_serving(const ServingLinearAttention& s, LinearAtten
     }
     if (pos < q.len || pos == 0) LINATTN_RETURN_IF_ERROR(run_segment(pos, q.len - pos));
     store_carry(carry, carry_dtype, write, q.write, s.value_major, p, e.pool);
+  }
+  if (rows_entry) {
+    LinearAttentionParams base = p;  // the blocks' form; B, T, past, present come per row
+    base.past_dtype = read.dtype;
+    base.past_sb = read.sb, base.past_sh = read.sh, base.past_sk = read.sk;
+    LINATTN_RETURN_IF_ERROR(
+        cpu::linear_attention_rows(base, rows.data(), static_cast<int64_t>(rows.size()), e));
+    if (plan.error_flag) *plan.error_flag = 0;
+    return Status::ok_status();
   }
   // Head groups as large as still give every thread about four calls: few sequences (prefill)
   // are split finely, many (decode) hardly at all.

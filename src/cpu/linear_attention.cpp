@@ -12,11 +12,20 @@
 // - per-key-dim decay: recurrent only (no overflow-safe chunked form here);
 // - decode and short prompts (T < 128): recurrent.
 // LINATTN_CPU_PREFILL=recurrent|chunked (chunked_prefill.hpp) overrides the choice.
+//
+// linear_attention_rows (serving_rows.hpp) runs a table of sequences as one call: each row is
+// the dense call (1, len) on its own state blocks, with the same kernel choice per row, and the
+// (row, kv head, value-column range) items of all rows go to the threads in one fork/join.
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/backend.hpp"
+#include "core/thread_pool.hpp"
+#include "core/view_check.hpp"
 #include "cpu/chunked_prefill.hpp"
 #include "cpu/recurrent.hpp"
+#include "cpu/serving_rows.hpp"
 
 namespace linattn::detail::cpu {
 namespace {
@@ -35,10 +44,90 @@ bool use_chunked(const LinearAttentionParams& p) {
          p.dv >= kChunkedMinHeadDim;
 }
 
+const void* at(const void* base, int64_t elems, linattn_dtype t) {
+  return static_cast<const char*>(base) + elems * static_cast<int64_t>(dtype_bytes(t));
+}
+void* at(void* base, int64_t elems, linattn_dtype t) {
+  return static_cast<char*>(base) + elems * static_cast<int64_t>(dtype_bytes(t));
+}
+
+// The dense params (1, len) of one row: token tensors offset to its first token, its blocks.
+LinearAttentionParams row_params(const LinearAttentionParams& p, const SequenceRow& r) {
+  LinearAttentionParams q = p;
+  q.B = 1;
+  q.T = r.len;
+  const linattn_dtype a = p.act_dtype;
+  q.q = at(p.q, r.b * p.q_sb + r.t0 * p.q_st, a);
+  q.k = at(p.k, r.b * p.k_sb + r.t0 * p.k_st, a);
+  q.v = at(p.v, r.b * p.v_sb + r.t0 * p.v_st, a);
+  if (p.decay) q.decay = at(p.decay, r.b * p.g_sb + r.t0 * p.g_st, a);
+  if (p.beta) q.beta = at(p.beta, r.b * p.beta_sb + r.t0 * p.beta_st, a);
+  q.out = at(p.out, r.b * p.o_sb + r.t0 * p.o_st, a);
+  q.past = r.past;
+  q.present = r.present;
+  q.in_place = r.in_place;
+  return q;
+}
+
+// One work item of a row table: row, kv head, value columns [c0, c0 + ncols).
+struct RowItem {
+  int64_t row = 0;
+  int32_t h = 0, c0 = 0, ncols = 0;
+  bool chunked = false;
+  int64_t cost = 0;  // tokens (at least 1: a row without tokens still moves its state)
+};
+
 }  // namespace
 
 Status linear_attention(const LinearAttentionParams& p, const Exec& e) {
   return use_chunked(p) ? linear_attention_chunked(p, e) : linear_attention_recurrent(p, e);
+}
+
+// The dense split (recurrent.cpp, chunked_prefill.cpp) cuts heads into column ranges until there
+// are about two items per thread; here the same rule is applied to the work of each row: a
+// (row, head) pair is cut until it is no larger than 1 / (2 threads) of the whole call's work,
+// which for rows of equal length is exactly the dense rule, and for a long prompt packed with
+// short ones splits the long one only. Items then run longest first, so no thread is left with
+// a long item at the end.
+Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* rows, int64_t n,
+                             const Exec& e) {
+  if (n == 0 || p.Hkv == 0) return Status();
+  const RecurrentImpl rec = recurrent_impl(active_isa());
+  const ChunkedImpl chk = chunked_impl(active_isa());
+  std::vector<LinearAttentionParams> rp(static_cast<size_t>(n));
+  std::vector<unsigned char> chunked(static_cast<size_t>(n));
+  int64_t total = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    rp[r] = row_params(p, rows[r]);
+    chunked[r] = use_chunked(rp[r]);
+    total += std::max<int64_t>(rows[r].len, 1) * p.Hkv;
+  }
+  const double target = static_cast<double>(total) / (2.0 * e.pool->num_threads());
+  std::vector<RowItem> items;
+  items.reserve(static_cast<size_t>(n * p.Hkv));
+  for (int64_t r = 0; r < n; ++r) {
+    const int tile = chunked[r] ? chk.col_tile : rec.block_cols;
+    const int ntiles = (p.dv + tile - 1) / tile;
+    const int64_t cost = std::max<int64_t>(rows[r].len, 1);
+    int groups = 1;
+    while (static_cast<double>(cost) / groups > target && groups * 2 <= ntiles) groups *= 2;
+    const int per_group = (ntiles + groups - 1) / groups;
+    groups = (ntiles + per_group - 1) / per_group;
+    const int32_t cols = per_group * tile;
+    for (int32_t h = 0; h < p.Hkv; ++h)
+      for (int g = 0; g < groups; ++g) {
+        const int32_t c0 = g * cols;
+        items.push_back(RowItem{r, h, c0, std::min(cols, p.dv - c0), chunked[r] != 0,
+                                cost / groups});
+      }
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const RowItem& a, const RowItem& b) { return a.cost > b.cost; });
+  e.pool->parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
+    const RowItem& it = items[i];
+    (it.chunked ? chk.run : rec.run)(rp[it.row], 0, it.h, it.c0, it.ncols);
+  });
+  return Status();
 }
 
 }  // namespace linattn::detail::cpu

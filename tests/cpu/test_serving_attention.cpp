@@ -4,6 +4,7 @@
 // PAD slots, separate read slots, has_initial_state and padded slot strides, mixed prefill and
 // decode, resumption from the pool equal to one long call, speculative decoding with every
 // acceptance count, prefix-cache checkpoints, value-major states, fused q/k L2 norm and gating.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -137,6 +138,70 @@ TEST_P(Serving, PoolMixedBatchMatchesGatherScatterOracle) {
     }
     EXPECT_LT(max_slot_error(read_pool(pool, false, c), model), kTol);
     EXPECT_TRUE(pool.padding_is_nan()) << "a write landed in the slot padding";
+  }
+}
+
+// The CPU runs the fast-path sequences of a call as one batched kernel call
+// (src/cpu/serving_rows.hpp). Heads 64 wide, so the prompts of 128 tokens and more take the
+// chunked kernel under the rule without delta and the recurrent one under the delta rule; the
+// 300-token prompt is long enough next to the others to be cut into value-column ranges; decode
+// rows, a zero-length row and a PAD in the middle of the batch; the in-place pool and a separate
+// read pool, both with padded slot strides; 1, 2 and 3 threads. Slots nobody writes stay
+// bit-identical.
+TEST_P(Serving, BatchedRowsLongPromptAmongShortOnes) {
+  const std::vector<int64_t> lens{300, 1, 0, 140, 1, 37, 2};
+  const std::vector<int64_t> slot{5, 0, 2, 6, -1, 1, 3};
+  const std::vector<int64_t> init{1, 1, 1, 0, 1, 1, 1};
+  const std::vector<int64_t> cu = cu_from_lengths(lens);
+  const int64_t N = lens.size(), T = cu.back(), slots = 8;
+  for (int threads : {1, 2, 3}) {
+    if (GetParam() == LINATTN_BACKEND_REFERENCE && threads != 2) continue;
+    Context& cx = GetParam() == LINATTN_BACKEND_REFERENCE ? ctx() : cpu_context(threads);
+    for (linattn_update_rule rule : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA}) {
+      for (bool separate : {false, true}) {
+        LinearAttentionCase c = dims(1, T, 41 + threads, rule);
+        c.Hq = 4, c.Hk = 1, c.Hkv = 2;
+        c.dk = c.dv = 64;
+        const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
+        HostTensor pool = make_pool(c, slots, false, true, 9);
+        HostTensor src = make_pool(c, slots, false, true, 10);
+        const std::vector<State> start = read_pool(pool, false, c);
+        const std::vector<State> read_from = separate ? read_pool(src, false, c) : start;
+        HostTensor out = make_output(c, 1, T);
+        const HostTensor cu_t = index_tensor(LINATTN_INT64, cu);
+        const HostTensor si = index_tensor(LINATTN_INT32, slot);
+        const HostTensor hi = index_tensor(LINATTN_INT64, init);
+        LinearAttentionArgs a = base_args(c, in, out, pool);
+        if (separate) a.past_state = src.view();
+        a.serving.cu_seqlens = cu_t.view();
+        a.serving.state_indices = si.view();
+        a.serving.has_initial_state = hi.view();
+        ASSERT_TRUE(linear_attention(cx, a).ok()) << linattn_last_error();
+
+        std::vector<State> model = start;
+        for (int64_t n = 0; n < N; ++n) {
+          const std::vector<double> got = token_rows(out, 0, cu[n], lens[n]);
+          if (slot[n] < 0) {
+            for (double x : got) EXPECT_EQ(x, 0.0) << "PAD sequence " << n << " output";
+            continue;
+          }
+          const OracleRun o = oracle_range(c, in64, 0, cu[n], lens[n],
+                                           init[n] ? &read_from[slot[n]] : nullptr);
+          model[slot[n]] = o.state;
+          EXPECT_LT(rel_frobenius(got, o.out), kTol)
+              << "seq " << n << ", threads " << threads << ", separate " << separate;
+        }
+        const std::vector<State> got = read_pool(pool, false, c);
+        EXPECT_LT(max_slot_error(got, model), kTol);
+        for (int64_t s = 0; s < slots; ++s)
+          if (std::find(slot.begin(), slot.end(), s) == slot.end())
+            EXPECT_EQ(got[s], start[s]) << "slot " << s << " is written by no sequence";
+        EXPECT_TRUE(pool.padding_is_nan()) << "a write landed in the slot padding";
+        if (separate) {
+          EXPECT_EQ(read_pool(src, false, c), read_from) << "the read pool was written";
+        }
+      }
+    }
   }
 }
 
