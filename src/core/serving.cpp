@@ -417,6 +417,10 @@ Status run_causal_conv_serving(const ServingCausalConv& s, CausalConvFn dense,
     return r;
   };
 
+  // On the CPU the sequences (not speculative) are the rows of one batched call
+  // (cpu/serving_rows.hpp), run after the loop.
+  const bool rows_entry = dense == &cpu::causal_conv && !plan.spec;
+  std::vector<cpu::SequenceRow> rows;
   Scratch carry_buf;
   void* carry = nullptr;
   for (int64_t n = 0; n < plan.N; ++n) {
@@ -435,6 +439,10 @@ Status run_causal_conv_serving(const ServingCausalConv& s, CausalConvFn dense,
       r.present = at(write.base, q.write * write.sb, write.dtype);
       r.in_place = same_pool && q.read == q.write;
       if (q.len == 0 && r.in_place) continue;
+      if (rows_entry) {
+        rows.push_back(cpu::SequenceRow{q.b, q.t0, q.len, r.past, r.present, r.in_place});
+        continue;
+      }
       LINATTN_RETURN_IF_ERROR(dense(r, e));
       continue;
     }
@@ -459,6 +467,13 @@ Status run_causal_conv_serving(const ServingCausalConv& s, CausalConvFn dense,
           st(write.base, slot * write.sb + c * write.sc + j, write.dtype,
              ld(carry, c * W + j, carry_dtype));
     }
+  }
+  if (rows_entry) {
+    CausalConvParams base = p;  // the state rows' form; B, L, past, present come per row
+    base.past_dtype = read.dtype;
+    base.past_sb = read.sb, base.past_sc = read.sc;
+    LINATTN_RETURN_IF_ERROR(
+        cpu::causal_conv_rows(base, rows.data(), static_cast<int64_t>(rows.size()), e));
   }
   if (plan.error_flag) *plan.error_flag = 0;
   return Status::ok_status();

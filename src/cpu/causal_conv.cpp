@@ -22,10 +22,12 @@
 
 #include "core/backend.hpp"
 #include "core/thread_pool.hpp"
+#include "core/view_check.hpp"
 #include "cpu/conv.hpp"
 #include "cpu/conv_decode.hpp"
 #include "cpu/fast_exp.hpp"
 #include "cpu/float_rows.hpp"
+#include "cpu/serving_rows.hpp"
 
 namespace linattn::detail::cpu {
 namespace {
@@ -159,48 +161,115 @@ ConvImpl conv_impl(Isa isa) {
   return ConvImpl{};
 }
 
-Status causal_conv(const CausalConvParams& p, const Exec& e) {
-  if (p.B == 0 || p.C == 0) return Status();
-  const Isa isa = active_isa();
-  const ConvImpl impl = conv_impl(isa);
+namespace {
+
+// How the (batch row, channel block) items of a call run: the kernel, and channels per item.
+enum class ConvPath { kDecodeK4, kChannelsLast, kChannelsFirst };
+struct ConvSplit {
+  ConvPath path = ConvPath::kChannelsFirst;
+  int64_t per_item = kChannelGroup;
+  bool rows = false;  // channels first through the instruction-set row kernel
+};
+
+ConvSplit conv_split(const CausalConvParams& p, Isa isa, const ConvImpl& impl) {
 #if defined(LINATTN_X86)
-  if (isa != Isa::kPortable && conv_decode_k4_fits(p)) {
-    // Work items of one batch row x kDecodeBlock channels: each is one sequential run over the
-    // row's input, output and state (24 KiB of state at 2048 channels).
-    const int64_t blocks = (p.C + kDecodeBlock - 1) / kDecodeBlock;
-    e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
-      const int64_t b = item / blocks, c0 = (item % blocks) * kDecodeBlock;
-      conv_decode_k4_avx2(p, b, b + 1, c0, std::min(kDecodeBlock, p.C - c0));
-    });
-    return Status();
-  }
+  // Work items of one batch row x kDecodeBlock channels: each is one sequential run over the
+  // row's input, output and state (24 KiB of state at 2048 channels).
+  if (isa != Isa::kPortable && conv_decode_k4_fits(p)) return {ConvPath::kDecodeK4, kDecodeBlock, false};
 #endif
-  if (p.x_sc == 1 && p.y_sc == 1) {
-    const int64_t blocks = (p.C + kChannelBlock - 1) / kChannelBlock;
-    e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
-      const int64_t b = item / blocks, c0 = (item % blocks) * kChannelBlock;
-      const int64_t n = std::min(kChannelBlock, p.C - c0);
+  (void)isa;
+  if (p.x_sc == 1 && p.y_sc == 1) return {ConvPath::kChannelsLast, kChannelBlock, false};
+  return {ConvPath::kChannelsFirst, kChannelGroup,
+          impl.row != nullptr && p.x_sl == 1 && p.y_sl == 1};
+}
+
+// Channels [c0, c0 + per_item) of batch row b.
+inline void conv_item(const CausalConvParams& p, const ConvSplit& sp, const ConvImpl& impl,
+                      int64_t b, int64_t c0) {
+  const int64_t n = std::min(sp.per_item, p.C - c0);
+  switch (sp.path) {
+    case ConvPath::kDecodeK4:
+#if defined(LINATTN_X86)
+      conv_decode_k4_avx2(p, b, b + 1, c0, n);
+#endif
+      return;
+    case ConvPath::kChannelsLast: {
       if (impl.block != nullptr) {
         impl.block(p, b, c0, n);
         return;
       }
       thread_local ChannelsLastScratch sc;
       conv_channels_last(p, b, c0, n, sc);
-    });
-  } else {
-    const int64_t groups = (p.C + kChannelGroup - 1) / kChannelGroup;
-    const bool rows = impl.row != nullptr && p.x_sl == 1 && p.y_sl == 1;
-    e.pool->parallel_for(p.B * groups, [&](int64_t item, int) {
-      const int64_t b = item / groups, c0 = (item % groups) * kChannelGroup;
-      const int64_t c1 = std::min(p.C, c0 + kChannelGroup);
-      if (rows) {
-        for (int64_t c = c0; c < c1; ++c) impl.row(p, b, c);
+      return;
+    }
+    case ConvPath::kChannelsFirst: {
+      if (sp.rows) {
+        for (int64_t c = c0; c < c0 + n; ++c) impl.row(p, b, c);
         return;
       }
       thread_local ChannelsFirstScratch sc;
-      for (int64_t c = c0; c < c1; ++c) conv_channels_first(p, b, c, sc);
-    });
+      for (int64_t c = c0; c < c0 + n; ++c) conv_channels_first(p, b, c, sc);
+      return;
+    }
   }
+}
+
+const void* at(const void* base, int64_t elems, linattn_dtype t) {
+  return static_cast<const char*>(base) + elems * static_cast<int64_t>(dtype_bytes(t));
+}
+void* at(void* base, int64_t elems, linattn_dtype t) {
+  return static_cast<char*>(base) + elems * static_cast<int64_t>(dtype_bytes(t));
+}
+
+}  // namespace
+
+Status causal_conv(const CausalConvParams& p, const Exec& e) {
+  if (p.B == 0 || p.C == 0) return Status();
+  const Isa isa = active_isa();
+  const ConvImpl impl = conv_impl(isa);
+  const ConvSplit sp = conv_split(p, isa, impl);
+  const int64_t blocks = (p.C + sp.per_item - 1) / sp.per_item;
+  e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
+    const int64_t b = item / blocks;
+    conv_item(p, sp, impl, b, (item % blocks) * sp.per_item);
+  });
+  return Status();
+}
+
+// One (row, channel block) item per block of every row, in one fork/join; each row runs as the
+// dense call (1, C, len) on its own state rows, with the kernel the dense call would pick.
+Status causal_conv_rows(const CausalConvParams& p, const SequenceRow* rows, int64_t n,
+                        const Exec& e) {
+  if (n == 0 || p.C == 0) return Status();
+  const Isa isa = active_isa();
+  const ConvImpl impl = conv_impl(isa);
+  struct Row {
+    CausalConvParams p;
+    ConvSplit sp;
+    int64_t first_item;
+  };
+  std::vector<Row> rp(static_cast<size_t>(n));
+  int64_t items = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    CausalConvParams q = p;
+    q.B = 1;
+    q.L = rows[r].len;
+    q.x = at(p.x, rows[r].b * p.x_sb + rows[r].t0 * p.x_sl, p.act_dtype);
+    q.y = at(p.y, rows[r].b * p.y_sb + rows[r].t0 * p.y_sl, p.act_dtype);
+    q.past = rows[r].past;
+    q.present = rows[r].present;
+    q.in_place = rows[r].in_place;
+    const ConvSplit sp = conv_split(q, isa, impl);
+    rp[r] = Row{q, sp, items};
+    items += (p.C + sp.per_item - 1) / sp.per_item;
+  }
+  e.pool->parallel_for(items, [&](int64_t item, int) {
+    // The row holding this item: the last one whose first item is not past it.
+    const auto it = std::upper_bound(rp.begin(), rp.end(), item,
+                                     [](int64_t i, const Row& r) { return i < r.first_item; });
+    const Row& r = *(it - 1);
+    conv_item(r.p, r.sp, impl, 0, (item - r.first_item) * r.sp.per_item);
+  });
   return Status();
 }
 

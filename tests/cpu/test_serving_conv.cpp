@@ -2,6 +2,7 @@
 // sequences (the window never mixes tokens of two sequences), conv-state pools with PAD and
 // has_initial_state, speculative windows stored per token and resumed from the accepted one.
 // Expected values come from dense oracle calls per sequence or per token.
+#include <algorithm>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -84,6 +85,74 @@ TEST_P(ServingConv, VarlenPoolWithPadAndInitialState) {
       EXPECT_LT(rel_frobenius(read_conv_slot(pool, s, c), model[s]), kTol) << "slot " << s;
     EXPECT_TRUE(pool.padding_is_nan());
     EXPECT_TRUE(out.padding_is_nan());
+  }
+}
+
+// The CPU runs the sequences of a call (not speculative) as one batched kernel call
+// (src/cpu/serving_rows.hpp). Channels last, k = 4, float32 and unpadded (C, 3) state rows, so
+// the decode rows take the k = 4 decode kernel, here over two channel blocks (C = 2088 > 2048),
+// next to a prefill row and a zero-length row on the general kernel, a PAD in the middle and a
+// row starting from zeros; slots read in place or from other slots (read_state_indices); the
+// slot stride is padded by one channel row, which must stay untouched; 1, 2 and 3 threads.
+TEST_P(ServingConv, BatchedRowsDecodeKernelAndPrefill) {
+  const std::vector<int64_t> lens{1, 1, 0, 1, 6, 1};
+  const std::vector<int64_t> slot{4, -1, 2, 0, 5, 3};
+  const std::vector<int64_t> rd{1, 0, 6, 0, 5, 1};  // never a slot another sequence writes
+  const std::vector<int64_t> init{1, 1, 1, 1, 1, 0};
+  const std::vector<int64_t> cu = cu_from_lengths(lens);
+  const int64_t slots = 7;
+  for (int threads : {1, 2, 3}) {
+    if (GetParam() == LINATTN_BACKEND_REFERENCE && threads != 2) continue;
+    Context& cx = GetParam() == LINATTN_BACKEND_REFERENCE ? ctx() : cpu_context(threads);
+    for (bool read_other : {false, true}) {
+      CausalConvCase c = conv_dims(1, cu.back(), true, 7 + threads);
+      c.C = 2088;
+      const CausalConvInputs in = make_inputs(c), in64 = to_float64(in);
+      CausalConvCase wide = c;
+      wide.C = c.C + 1;  // one extra channel row per slot: the padding of the slot stride
+      HostTensor pool = make_conv_pool(wide, slots, false, 8);
+      const std::vector<State> start = read_conv_pool(pool, c);
+      const std::vector<double> all_before = pool.values();
+      HostTensor out = conv_output(c);
+      const HostTensor cu_t = index_tensor(LINATTN_INT32, cu), si = index_tensor(LINATTN_INT64, slot);
+      const HostTensor ri = index_tensor(LINATTN_INT64, rd), hi = index_tensor(LINATTN_INT32, init);
+      CausalConvArgs a = conv_args(c, in, out, pool);
+      a.present_state = slice_view(pool.view(), 1, 0, c.C);
+      a.serving.cu_seqlens = cu_t.view();
+      a.serving.state_indices = si.view();
+      a.serving.has_initial_state = hi.view();
+      if (read_other) a.serving.read_state_indices = ri.view();
+      ASSERT_TRUE(causal_conv(cx, a).ok()) << linattn_last_error();
+      std::vector<State> model = start;
+      for (size_t n = 0; n < lens.size(); ++n) {
+        const std::vector<double> got = conv_tokens(out, true, 0, cu[n], lens[n]);
+        if (slot[n] < 0) {
+          for (double x : got) EXPECT_EQ(x, 0.0) << "PAD sequence " << n;
+          continue;
+        }
+        const int64_t r = read_other ? rd[n] : slot[n];
+        const OracleRun o = conv_oracle_range(c, in64, 0, cu[n], lens[n],
+                                              init[n] ? &start[r] : nullptr);
+        model[slot[n]] = o.state;
+        EXPECT_LT(rel_frobenius(got, o.out), kTol) << "seq " << n << ", threads " << threads;
+      }
+      const std::vector<State> got = read_conv_pool(pool, c);
+      for (int64_t s = 0; s < slots; ++s) {
+        if (std::find(slot.begin(), slot.end(), s) == slot.end()) {
+          EXPECT_EQ(got[s], start[s]) << "slot " << s << " is written by no sequence";
+        } else {
+          EXPECT_LT(rel_frobenius(got[s], model[s]), kTol) << "slot " << s;
+        }
+      }
+      const std::vector<double> all = pool.values();
+      const auto& st = pool.strides();
+      for (int64_t s = 0; s < slots; ++s)
+        for (int64_t j = 0; j < c.K - 1; ++j) {
+          const int64_t e = s * st[0] + c.C * st[1] + j;
+          EXPECT_EQ(all[e], all_before[e]) << "the padding row of slot " << s << " was written";
+        }
+      EXPECT_TRUE(out.padding_is_nan());
+    }
   }
 }
 
