@@ -213,6 +213,86 @@ Result bench_linear_attention(const char* name, int64_t B, int64_t T, linattn_dt
   return r;
 }
 
+// Serving decode through a state pool (docs/SERVING.md): B sequences, one token each, updating
+// their slots in place in a pool of 2B slots through shuffled state_indices (the vLLM layout);
+// `fused` adds the in-call q/k L2 norm and gating from raw projections. Bytes as the dense
+// decode rows (the slots touched, read and written, plus q, k, v, decay, beta, output).
+Result bench_decode_pool(const char* name, int64_t B, linattn_dtype state, bool fused,
+                         cudaStream_t s, int64_t l2, int samples) {
+  const Shape sh;
+  const linattn_dtype act = LINATTN_BFLOAT16;
+  const int64_t q_n = B * sh.Hq * sh.dk, k_n = B * sh.Hk * sh.dk, v_n = B * sh.Hkv * sh.dv;
+  const int64_t o_n = B * std::max(sh.Hq, sh.Hkv) * sh.dv, g_n = B * sh.Hkv;
+  const int64_t block = int64_t{sh.Hkv} * sh.dk * sh.dv, slots = 2 * B;
+  const double bytes = (q_n + k_n + v_n + o_n + 2 * g_n) * esize(act) + 2.0 * B * block * esize(state);
+  const int sets = sets_for(bytes, l2);
+  Buffers buf;
+  std::vector<detail::LinearAttentionServing> ss;
+  const float kscale = 1.f / std::sqrt(static_cast<float>(sh.dk));
+  std::vector<int32_t> order(slots);
+  for (int64_t i = 0; i < slots; ++i) order[i] = static_cast<int32_t>(i);
+  uint64_t rng = 0x2545f4914f6cdd1dull;
+  for (int i = 0; i < sets; ++i) {
+    detail::LinearAttentionServing v;
+    LinearAttentionParams& p = v.p;
+    p.B = B; p.T = 1; p.Hq = sh.Hq; p.Hk = sh.Hk; p.Hkv = sh.Hkv; p.Hout = std::max(sh.Hq, sh.Hkv);
+    p.dk = sh.dk; p.dv = sh.dv;
+    p.rule = LINATTN_RULE_GATED_DELTA; p.gated = true; p.delta = true;
+    p.scale = kscale;
+    p.act_dtype = act; p.past_dtype = state; p.present_dtype = state;
+    const float qk = fused ? 1.f : kscale;  // raw projections with the fused L2 norm
+    p.q = buf.make(q_n, act, -qk, qk); p.q_st = sh.Hq * sh.dk; p.q_sb = p.q_st;
+    p.k = buf.make(k_n, act, -qk, qk); p.k_st = sh.Hk * sh.dk; p.k_sb = p.k_st;
+    p.v = buf.make(v_n, act, -1.f, 1.f); p.v_st = sh.Hkv * sh.dv; p.v_sb = p.v_st;
+    // Raw a and b with fused gating, the gates themselves otherwise.
+    p.decay = fused ? buf.make(g_n, act, -2.f, 2.f) : buf.make(g_n, act, -0.1f, -0.001f);
+    p.g_st = sh.Hkv; p.g_sb = p.g_st;
+    p.beta = fused ? buf.make(g_n, act, -2.f, 2.f) : buf.make(g_n, act, 0.05f, 0.95f);
+    p.beta_st = sh.Hkv; p.beta_sb = p.beta_st;
+    p.out = buf.make(o_n, act, -1.f, 1.f); p.o_st = p.Hout * sh.dv; p.o_sb = p.o_st;
+    p.present = buf.make(slots * block, state, -0.05f, 0.05f);  // the pool, read in place
+    p.pres_sk = sh.dv;
+    p.pres_sh = int64_t{sh.dk} * sh.dv;
+    p.pres_sb = block;
+    // Shuffled slots (Fisher-Yates, xorshift), the first B of them used.
+    for (int64_t j = slots - 1; j > 0; --j) {
+      rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+      std::swap(order[j], order[rng % (j + 1)]);
+    }
+    void* idx = nullptr;
+    BENCH_CUDA(cudaMalloc(&idx, B * sizeof(int32_t)));
+    BENCH_CUDA(cudaMemcpy(idx, order.data(), B * sizeof(int32_t), cudaMemcpyHostToDevice));
+    buf.ptrs.push_back(idx);
+    detail::ServingIndices& x = v.ix;
+    x.N = B; x.T = 1; x.pool = true; x.slots = slots; x.read_slots = slots;
+    x.state_indices.data = idx; x.state_indices.s0 = 1;
+    if (fused) {
+      v.qk_l2norm = true;
+      v.fused_gating = true;
+      v.A_log = buf.make(sh.Hkv, LINATTN_FLOAT32, -1.f, 1.f);
+      v.dt_bias = buf.make(sh.Hkv, LINATTN_FLOAT32, -0.5f, 0.5f);
+      v.A_log_s = v.dt_bias_s = 1;
+    }
+    ss.push_back(v);
+  }
+  BENCH_CUDA(cudaDeviceSynchronize());
+  Exec e;
+  e.stream = s;
+  const int calls = std::max(sets, 8);
+  const double us = time_calls(s, calls, samples, [&](int i) {
+    const detail::Status st = detail::cuda::linear_attention_serving(ss[i % sets], e);
+    if (!st.ok()) {
+      std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
+      std::exit(1);
+    }
+  });
+  Result r;
+  r.name = name;
+  r.us = us;
+  r.bytes = bytes;
+  return r;
+}
+
 Result bench_conv(const char* name, int64_t B, int64_t C, int64_t L, int K, bool channels_last,
                   bool count_state, cudaStream_t s, int64_t l2, int samples) {
   const linattn_dtype act = LINATTN_BFLOAT16, state = LINATTN_BFLOAT16;
@@ -247,6 +327,64 @@ Result bench_conv(const char* name, int64_t B, int64_t C, int64_t L, int K, bool
   const int calls = L > 1 ? std::max(2, sets) : std::max(sets, 8);
   const double us = time_calls(s, calls, samples, [&](int i) {
     const detail::Status st = detail::cuda::causal_conv(ps[i % sets], e);
+    if (!st.ok()) {
+      std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
+      std::exit(1);
+    }
+  });
+  Result r;
+  r.name = name;
+  r.us = us;
+  r.bytes = bytes;
+  return r;
+}
+
+// Serving conv update through a state pool: B sequences, one token each, updating their slots
+// in place in a pool of 2B slots through shuffled state_indices (the serving kernel). Bytes as
+// the dense update row: input + output + the slots touched, read and written.
+Result bench_conv_pool(const char* name, int64_t B, int64_t C, int K, cudaStream_t s, int64_t l2,
+                       int samples) {
+  const linattn_dtype act = LINATTN_BFLOAT16, state = LINATTN_BFLOAT16;
+  const int64_t x_n = B * C, block = C * (K - 1), slots = 2 * B;
+  const double bytes = 2.0 * x_n * esize(act) + 2.0 * B * block * esize(state);
+  const double all_bytes = bytes + (slots - B) * block * esize(state) + C * (K + 1) * esize(act);
+  const int sets = sets_for(all_bytes, l2);
+  Buffers buf;
+  std::vector<detail::CausalConvServing> ss;
+  std::vector<int32_t> order(slots);
+  for (int64_t i = 0; i < slots; ++i) order[i] = static_cast<int32_t>(i);
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < sets; ++i) {
+    detail::CausalConvServing v;
+    CausalConvParams& p = v.p;
+    p.B = B; p.C = C; p.L = 1; p.K = K; p.silu = true;
+    p.act_dtype = act; p.past_dtype = state; p.present_dtype = state;
+    p.x = buf.make(x_n, act, -2.f, 2.f);
+    p.y = buf.make(x_n, act, -2.f, 2.f);
+    p.x_sb = p.y_sb = C; p.x_sc = p.y_sc = 1; p.x_sl = p.y_sl = 1;
+    p.w = buf.make(C * K, act, -0.5f, 0.5f); p.w_sc = K; p.w_sk = 1;
+    p.bias = buf.make(C, act, -0.1f, 0.1f); p.bias_sc = 1;
+    p.present = buf.make(slots * block, state, -1.f, 1.f);  // the pool, read in place
+    p.pres_sb = block; p.pres_sc = K - 1;
+    for (int64_t j = slots - 1; j > 0; --j) {  // Fisher-Yates (xorshift); the first B used
+      rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+      std::swap(order[j], order[rng % (j + 1)]);
+    }
+    void* idx = nullptr;
+    BENCH_CUDA(cudaMalloc(&idx, B * sizeof(int32_t)));
+    BENCH_CUDA(cudaMemcpy(idx, order.data(), B * sizeof(int32_t), cudaMemcpyHostToDevice));
+    buf.ptrs.push_back(idx);
+    detail::ServingIndices& x = v.ix;
+    x.N = B; x.T = 1; x.pool = true; x.slots = slots; x.read_slots = slots;
+    x.state_indices.data = idx; x.state_indices.s0 = 1;
+    ss.push_back(v);
+  }
+  BENCH_CUDA(cudaDeviceSynchronize());
+  Exec e;
+  e.stream = s;
+  const int calls = std::max(sets, 8);
+  const double us = time_calls(s, calls, samples, [&](int i) {
+    const detail::Status st = detail::cuda::causal_conv_serving(ss[i % sets], e);
     if (!st.ok()) {
       std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
       std::exit(1);
@@ -307,12 +445,22 @@ int bench_main_cuda(int argc, char** argv) {
       rs.push_back(bench_linear_attention(name.c_str(), B, 1, st, true, s, l2, samples));
     }
   }
+  for (bool fused : {false, true}) {
+    for (int64_t B : {64, 256}) {
+      for (linattn_dtype st : {LINATTN_FLOAT32, LINATTN_BFLOAT16}) {
+        const std::string name = std::string("decode pool") + (fused ? "+l2norm+gating" : "") +
+                                 " B=" + std::to_string(B) + " " + (st == LINATTN_FLOAT32 ? "f32" : "bf16");
+        rs.push_back(bench_decode_pool(name.c_str(), B, st, fused, s, l2, samples));
+      }
+    }
+  }
   if (!quick) {
     rs.push_back(bench_linear_attention("recurrent prefill B=1 T=4096 f32 state", 1, 4096,
                                         LINATTN_FLOAT32, true, s, l2, samples));
     rs.back().note = "token-recurrent kernel";
   }
   rs.push_back(bench_conv("conv update B=256 C=8192 k=4", 256, 8192, 1, 4, false, true, s, l2, samples));
+  rs.push_back(bench_conv_pool("conv update pool B=256 C=8192 k=4", 256, 8192, 4, s, l2, samples));
   rs.push_back(bench_conv("conv update B=256 C=8192 k=4 ch-last", 256, 8192, 1, 4, true, true, s, l2, samples));
   rs.push_back(bench_conv("conv prefill B=8 L=4096 C=8192", 8, 8192, 4096, 4, false, false, s, l2, samples));
   rs.push_back(bench_conv("conv prefill B=8 L=4096 C=8192 ch-last", 8, 8192, 4096, 4, true, false, s, l2, samples));
