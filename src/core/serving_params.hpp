@@ -99,6 +99,11 @@ LINATTN_HD bool resolve_sequence(const ServingIndices& x, int64_t n, ResolvedSeq
   }
   const int64_t w = x.state_indices.at(n);
   if (w < -1 || w >= x.slots) return false;
+  // Checkpoint slots are range-checked for PAD sequences too, as the host plan does.
+  for (int64_t j = 0; j < x.ckpt_count; ++j) {
+    const int64_t v = x.checkpoint_indices.at(n, j);
+    if (v < -1 || v >= x.slots) return false;
+  }
   q.write = w;
   q.pad = w == -1;
   if (q.pad) {
@@ -113,10 +118,6 @@ LINATTN_HD bool resolve_sequence(const ServingIndices& x, int64_t n, ResolvedSeq
     return false;
   }
   q.read = initial ? rs : -1;
-  for (int64_t j = 0; j < x.ckpt_count; ++j) {
-    const int64_t v = x.checkpoint_indices.at(n, j);
-    if (v < -1 || v >= x.slots) return false;
-  }
   *r = q;
   return true;
 }
