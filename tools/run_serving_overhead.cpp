@@ -2,8 +2,9 @@
 // the same work. Decode: B sequences of one token with the state in place, dense (B, H_kv, d_k,
 // d_v) against a pool twice as large addressed through shuffled state_indices with the tokens
 // packed by cu_seqlens. Prefill: B sequences of L tokens, dense (B, L, ...) against the same
-// tokens packed (1, B*L, ...) with cu_seqlens. Calls alternate (dense, serving) so that drift
-// hits both; the median of each is reported.
+// tokens packed (1, B*L, ...) with cu_seqlens. Conv decode: B channels-last tokens (C = 8192,
+// k = 4) with the state in place, against a shuffled pool as above. Calls alternate (dense,
+// serving) so that drift hits both; the median of each is reported.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -93,6 +94,59 @@ bool compare(Context& ctx, const Shape& s, bool pool, int repeat, std::mt19937_6
   return true;
 }
 
+// The conv decode step: B sequences of one token, C channels, k = 4, SiLU, channels last,
+// dense (B, 1, C) with the (B, C, 3) state in place against the same tokens packed (1, B, C)
+// with cu_seqlens over a pool twice as large through shuffled state_indices.
+bool compare_conv(Context& ctx, int64_t B, int64_t C, int repeat, std::mt19937_64& rng,
+                  double* dense_s, double* serving_s) {
+  const int64_t K = 4, slots = 2 * B;
+  std::normal_distribution<float> n01;
+  auto random = [&](int64_t count) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (float& x : v) x = n01(rng);
+    return v;
+  };
+  std::vector<float> x = random(B * C), w = random(C * K), bias = random(C);
+  std::vector<float> y(static_cast<size_t>(B * C)), state = random(slots * C * (K - 1));
+  CausalConvArgs dense = default_causal_conv_args();
+  dense.activation = LINATTN_ACTIVATION_SILU;
+  dense.channels_last = 1;
+  dense.input = make_tensor(x.data(), LINATTN_FLOAT32, {B, 1, C});
+  dense.weight = make_tensor(w.data(), LINATTN_FLOAT32, {C, 1, K});
+  dense.bias = make_tensor(bias.data(), LINATTN_FLOAT32, {C});
+  dense.output = make_tensor(y.data(), LINATTN_FLOAT32, {B, 1, C});
+  dense.past_state = dense.present_state =
+      make_tensor(state.data(), LINATTN_FLOAT32, {B, C, K - 1});
+  CausalConvArgs serving = dense;
+  serving.input = make_tensor(x.data(), LINATTN_FLOAT32, {1, B, C});
+  serving.output = make_tensor(y.data(), LINATTN_FLOAT32, {1, B, C});
+  serving.past_state = absent();
+  serving.present_state = make_tensor(state.data(), LINATTN_FLOAT32, {slots, C, K - 1});
+  std::vector<int64_t> cu(static_cast<size_t>(B + 1)), slot(static_cast<size_t>(slots));
+  for (int64_t i = 0; i <= B; ++i) cu[i] = i;
+  std::iota(slot.begin(), slot.end(), 0);
+  std::shuffle(slot.begin(), slot.end(), rng);
+  serving.serving.cu_seqlens = make_tensor(cu.data(), LINATTN_INT64, {B + 1});
+  serving.serving.state_indices = make_tensor(slot.data(), LINATTN_INT64, {B});
+  std::vector<double> td, ts;
+  for (int i = 0; i < repeat + 1; ++i) {
+    for (int which = 0; which < 2; ++which) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Status st = causal_conv(ctx, which == 0 ? dense : serving);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!st.ok()) {
+        std::fprintf(stderr, "error: conv %s call: %s\n", which == 0 ? "dense" : "serving",
+                     st.to_string().c_str());
+        return false;
+      }
+      if (i > 0) (which == 0 ? td : ts).push_back(secs);
+    }
+  }
+  *dense_s = median(td);
+  *serving_s = median(ts);
+  return true;
+}
+
 }  // namespace
 
 int run_serving_overhead(const ServingScenarioOptions& o, int batch, int prompt_len, int repeat) {
@@ -120,6 +174,14 @@ int run_serving_overhead(const ServingScenarioOptions& o, int batch, int prompt_
                 "(%10.1f tok/s), overhead %+.1f%%\n",
                 c.name, (long long)c.s.B, (long long)c.s.T, d * 1e3, tokens / d, s * 1e3,
                 tokens / s, (s / d - 1) * 100);
+  }
+  {
+    const int64_t C = 8192;
+    double d = 0, s = 0;
+    if (!compare_conv(ctx, batch, C, repeat, rng, &d, &s)) return kExitFailure;
+    std::printf("  %-38s B=%lld C=%lld: dense %9.3f ms, serving %9.3f ms, overhead %+.1f%%\n",
+                "conv decode k=4, state pool (shuffled)", (long long)batch, (long long)C,
+                d * 1e3, s * 1e3, (s / d - 1) * 100);
   }
   return kExitOk;
 }

@@ -2,8 +2,13 @@
 // backend. Every dense call sees B = 1 and pointers offset to its sequence's first token and
 // to its pool slots, so the backends need no serving code at all.
 //
+// On the CPU backend the fast-path sequences (key-major state, one segment) are instead the rows
+// of one batched call (cpu/serving_rows.hpp) with the dense kernels' own work split, so a
+// serving call pays no per-sequence call and no coarser split than the dense call.
+//
 // Costs beyond the dense kernels (docs/SERVING.md has measurements):
-// - one dense call per sequence (per token when speculative, per segment with checkpoints);
+// - one dense call per sequence on the reference backend (per token when speculative, per
+//   segment with checkpoints, on both);
 // - the fast path (key-major state, one segment) reads and writes the pool slots directly;
 // - otherwise the state is carried in a float32 (float64 for the oracle) host scratch: read
 //   (and transposed, for value-major pools) once, updated in place segment by segment, and
