@@ -20,6 +20,16 @@
 //                                 pass: slot s the true state at the start of segment s
 //   seg_m     float32 [d_k][d_k]  slot s > 0: transition product of segment s, prod M_c with
 //                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
+//
+// Serving calls (chunked_serving.cu): the chunks of all sequences are numbered globally (the
+// sequences that compute, in order, each ceil(len / kC) chunks; the last one of each may be
+// partial) and windows cut that global index space. A record is rec = h * nc + (chunk - c0);
+// the prep CTA of a chunk finds its sequence in the sequence table by binary search, the scan
+// CTA i of a window takes the i-th sequence that has chunks in it and walks them. A sequence
+// that crosses the window boundary after window w leaves its state in carry slot w (one
+// sequence per boundary); chunked_serving.cu writes the table before the windows run:
+//   table int64 [1 + (N + 1) + N]: K (sequences with chunks), start[0..K] (first global chunk
+//                                  of each, start[K] = total chunks), seq[0..K) (their n)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -28,6 +38,7 @@
 #include <cstdint>
 
 #include "core/params.hpp"
+#include "core/serving_params.hpp"
 #include "core/status.hpp"
 #include "cuda/chunked_mma.cuh"
 
@@ -60,7 +71,51 @@ struct KernelArgs {
   bool local;        // local pass: segment end states and transition products, no outputs
   float* seg_state;
   float* seg_m;
+  linattn_dtype gate_dtype = LINATTN_FLOAT32;  // decay and beta (act_dtype, or float32 when
+                                               // the serving pre-pass computed the gates)
+  // Serving calls (see above): p.B is the batch of the token tensors; sequences come from ix.
+  bool serving = false;
+  ServingIndices ix;
+  const int64_t* table = nullptr;
+  int64_t window_chunks = 0;  // chunks per window (carry slot of a boundary: c0 / window_chunks)
 };
+
+// Bytes of one state element (device code has no other dtype table).
+__host__ __device__ __forceinline__ int64_t elem_bytes(linattn_dtype t) {
+  return t == LINATTN_FLOAT64 ? 8 : (t == LINATTN_FLOAT32 ? 4 : 2);
+}
+
+// The sequence table of a serving call (layout above).
+struct SeqTable {
+  const int64_t* t;
+  int64_t N;
+  __device__ __forceinline__ int64_t count() const { return t[0]; }
+  __device__ __forceinline__ int64_t start(int64_t k) const { return t[1 + k]; }
+  __device__ __forceinline__ int64_t seq(int64_t k) const { return t[N + 2 + k]; }
+  // The sequence holding global chunk c (c < start(count())): the last k with start(k) <= c.
+  __device__ __forceinline__ int64_t find(int64_t c) const {
+    int64_t lo = 0, hi = count() - 1;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) >> 1;
+      if (start(mid) <= c) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+};
+
+// Tokens of sequence n of a serving call whose indices resolve (batch row, first token, length).
+__device__ __forceinline__ void sequence_tokens(const ServingIndices& x, int64_t n, int64_t* b,
+                                                int64_t* t0, int64_t* len) {
+  if (x.packed) {
+    *b = 0;
+    *t0 = x.cu_seqlens.at(n);
+    *len = x.cu_seqlens.at(n + 1) - *t0;
+  } else {
+    *b = n;
+    *t0 = 0;
+    *len = x.T;
+  }
+}
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
 // Aligned rows go through cp.async (visible after cp_async_wait_all and a barrier); others are

@@ -121,6 +121,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   chunked::KernelArgs a;
   a.p = p;
   a.split = o.split_state;
+  a.gate_dtype = p.act_dtype;
   a.vec_in = chunked::aligned(p.q, 16) && chunked::aligned(p.k, 16) && chunked::aligned(p.v, 16) &&
              p.q_sb % 8 == 0 && p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 &&
              p.v_sb % 8 == 0 && p.v_st % 8 == 0;

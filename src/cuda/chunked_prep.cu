@@ -5,7 +5,8 @@
 // U' = T diag(b) V and, per query head, P o Q K^T; it writes them to the workspace records of
 // chunked_layout.cuh for the sequential kernel. Products run on mma.sync with 16-bit operands
 // and float32 accumulation; U' stays float32 and P o Q K^T is kept as hi + lo parts, because
-// their rounding was the largest error term of the fused kernel.
+// their rounding was the largest error term of the fused kernel. Serving calls number chunks
+// globally over the sequences (chunked_layout.cuh): a CTA finds its sequence in the table.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -46,11 +47,28 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t rec = blockIdx.x;
-  const int64_t bh = rec / args.nc;
-  const int h = static_cast<int>(bh % p.Hkv);
-  const int64_t b = bh / p.Hkv;
-  const int64_t t0 = (args.c0 + rec % args.nc) * kC;
-  const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+  int h;
+  int64_t b, t0;
+  int n;
+  if (!args.serving) {
+    const int64_t bh = rec / args.nc;
+    h = static_cast<int>(bh % p.Hkv);
+    b = bh / p.Hkv;
+    t0 = (args.c0 + rec % args.nc) * kC;
+    n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+  } else {
+    // Global chunk gc of the call: its sequence from the table (CTAs past the total exit).
+    h = static_cast<int>(rec / args.nc);
+    const int64_t gc = args.c0 + rec % args.nc;
+    const SeqTable tab{args.table, args.ix.N};
+    if (gc >= tab.start(tab.count())) return;
+    const int64_t k = tab.find(gc);
+    int64_t s0, len;
+    sequence_tokens(args.ix, tab.seq(k), &b, &s0, &len);
+    const int64_t done = (gc - tab.start(k)) * kC;
+    t0 = s0 + done;
+    n = static_cast<int>(len - done < kC ? len - done : kC);
+  }
   const int qpk = p.q_per_kv();
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
@@ -67,8 +85,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
     float g0 = 0.f, g1 = 0.f;
     if (p.decay) {
       const int64_t base = b * p.g_sb + h;
-      if (2 * lane < n) g0 = load_as_float(p.decay, base + (t0 + 2 * lane) * p.g_st, p.act_dtype);
-      if (2 * lane + 1 < n) g1 = load_as_float(p.decay, base + (t0 + 2 * lane + 1) * p.g_st, p.act_dtype);
+      if (2 * lane < n) g0 = load_as_float(p.decay, base + (t0 + 2 * lane) * p.g_st, args.gate_dtype);
+      if (2 * lane + 1 < n) g1 = load_as_float(p.decay, base + (t0 + 2 * lane + 1) * p.g_st, args.gate_dtype);
     }
     float s = g0 + g1;
 #pragma unroll
@@ -84,7 +102,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   } else if (DELTA && (w == 2 || w == 3)) {
     const int r = tid - 64;
     Bs[r] = r < n ? load_as_float(p.beta, b * p.beta_sb + (t0 + r) * p.beta_st + (p.beta_shared ? 0 : h),
-                                  p.act_dtype)
+                                  args.gate_dtype)
                   : 0.f;
   }
   cp_async_wait_all();
@@ -246,7 +264,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (prep): ") + cudaGetErrorString(err));
   }
-  const int64_t blocks = a.p.B * a.p.Hkv * a.nc;
+  const int64_t blocks = (a.serving ? 1 : a.p.B) * a.p.Hkv * a.nc;
   kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(a);
   err = cudaGetLastError();
   if (err != cudaSuccess) {

@@ -15,6 +15,11 @@
 // recurrence on d_k x 64 column blocks of the transition product (start I, U' = 0: then
 // S <- exp(G_C) S - K^T diag(exp(G_C - G)) W S = M_c S). The final pass starts segment s > 0
 // from the state the combine pass left in slot s - 1.
+//
+// Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th sequence with
+// chunks in the window, from its read slot (or zeros, or the carry slot of the boundary before
+// the window) to its write slot (or the carry slot after it), and stores prefix checkpoints at
+// the chunk ends where they fall.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -61,6 +66,21 @@ __device__ __forceinline__ void write_state(const float (&s)[NT][4], uint16_t* h
   }
 }
 
+// The float32 state slice (registers, accumulator layout) to a state block of any dtype.
+template <int NT>
+__device__ __forceinline__ void store_state(const float (&s)[NT][4], void* base, linattn_dtype dt,
+                                            int64_t sk, int row0, int col0) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = row0 + g + 8 * (e >> 1), c = col0 + 8 * j + 2 * t4 + (e & 1);
+      store_from_float(base, i * sk + c, dt, s[j][e]);
+    }
+  }
+}
+
 // ao += A2 S and, when TWO, au += A1 S, with S = hi (+ lo when SPLIT) 16-bit tiles [K][kLd]:
 // the products that read the state share its fragments, and their independent mma chains
 // interleave. A1 and A2 are [m][k] with row stride lda; warp tile 16 x 32 at (row0, col0).
@@ -101,7 +121,7 @@ __device__ __forceinline__ void state_gemm(float (&au)[4][4], const uint16_t* A1
   }
 }
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL>
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
 __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int LDK = DK + 8;
@@ -121,19 +141,89 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   // Column blocks: the value slabs, then (local pass) the blocks of the transition product.
   const int nsl = LOCAL ? slabs + DK / kSlab : slabs;
   const int slab = blockIdx.x % nsl;
-  const int64_t heads = p.B * p.Hkv;
-  const int64_t bh = (blockIdx.x / nsl) % heads;
-  const int seg = static_cast<int>(blockIdx.x / nsl / heads);
   const bool is_m = LOCAL && slab >= slabs;
-  // Segment 0 starts from the true state: its transition product is never needed.
-  if (is_m && seg == 0) return;
-  const int h = static_cast<int>(bh % p.Hkv);
-  const int64_t b = bh / p.Hkv;
   const int vcol = (is_m ? slab - slabs : slab) * kSlab;
-  const int64_t cbeg = seg * args.seg_len;
-  const int64_t cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
-  const int64_t slot = bh * args.nseg + seg;
   const int qpk = p.q_per_kv();
+  // What this CTA walks: window-relative chunks [cbeg, cend) of records rec0 + chunk; the
+  // tokens of global chunk c start at tok0 + c * kC and end at tok_end. The state comes from
+  // init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes
+  // to fin_f or fin_p likewise.
+  int64_t bh, b, cbeg, cend, rec0, tok0, tok_end;
+  int h, seg;
+  const float* init_f = nullptr;
+  const void* init_p = nullptr;
+  linattn_dtype init_dt = LINATTN_FLOAT32;
+  int64_t init_sk = 0;
+  float* fin_f = nullptr;
+  void* fin_p = nullptr;
+  int64_t fin_sk = p.pres_sk;
+  // Serving: the sequence and its resolved indices (checkpoints).
+  int64_t seq_n = 0, seq_c0 = 0, seq_len = 0;
+  if constexpr (!SERVING) {
+    const int64_t heads = p.B * p.Hkv;
+    bh = (blockIdx.x / nsl) % heads;
+    seg = static_cast<int>(blockIdx.x / nsl / heads);
+    // Segment 0 starts from the true state: its transition product is never needed.
+    if (is_m && seg == 0) return;
+    h = static_cast<int>(bh % p.Hkv);
+    b = bh / p.Hkv;
+    cbeg = seg * args.seg_len;
+    cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
+    rec0 = bh * args.nc;
+    tok0 = 0;
+    tok_end = p.T;
+    if (!args.first) {
+      init_f = args.carry + bh * DK * p.dv;
+    } else if (p.past) {
+      init_p = static_cast<const char*>(p.past) + (b * p.past_sb + h * p.past_sh) * elem_bytes(p.past_dtype);
+      init_dt = p.past_dtype;
+      init_sk = p.past_sk;
+    }
+    if (args.last) {
+      fin_p = static_cast<char*>(p.present) + (b * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    } else {
+      fin_f = args.carry + bh * DK * p.dv;
+    }
+  } else {
+    // CTA i of the window takes the i-th sequence with chunks in it.
+    h = static_cast<int>((blockIdx.x / nsl) % p.Hkv);
+    seg = 0;
+    bh = h;
+    const SeqTable tab{args.table, args.ix.N};
+    const int64_t K = tab.count();
+    if (args.c0 >= tab.start(K)) return;
+    const int64_t k = tab.find(args.c0) + blockIdx.x / nsl / p.Hkv;
+    if (k >= K || tab.start(k) >= args.c0 + args.nc) return;
+    seq_n = tab.seq(k);
+    seq_c0 = tab.start(k);
+    const int64_t ce = tab.start(k + 1);
+    ResolvedSequence r;
+    resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
+    b = r.b;
+    seq_len = r.len;
+    tok0 = r.t0 - seq_c0 * kC;
+    tok_end = r.t0 + r.len;
+    cbeg = (seq_c0 > args.c0 ? seq_c0 : args.c0) - args.c0;
+    cend = (ce < args.c0 + args.nc ? ce : args.c0 + args.nc) - args.c0;
+    rec0 = int64_t{h} * args.nc;
+    const int64_t wnd = args.c0 / args.window_chunks;
+    if (seq_c0 < args.c0) {
+      init_f = args.carry + ((wnd - 1) * p.Hkv + h) * DK * p.dv;
+    } else if (r.read >= 0) {
+      // The pool read: past_state, or present_state itself when past is absent.
+      const bool past = p.past != nullptr;
+      init_dt = past ? p.past_dtype : p.present_dtype;
+      init_sk = past ? p.past_sk : p.pres_sk;
+      const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
+      init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(init_dt);
+    }
+    if (ce <= args.c0 + args.nc) {
+      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    } else {
+      fin_f = args.carry + (wnd * p.Hkv + h) * DK * p.dv;
+    }
+  }
+  const int64_t slot = bh * args.nseg + seg;
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
   const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
@@ -156,10 +246,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       } else if (!LOCAL && args.nseg > 1) {
         accS[j][e] = args.seg_state[(slot * DK + i) * p.dv + c];
       } else {
-        accS[j][e] = !args.first ? args.carry[(bh * DK + i) * p.dv + c]
-                     : p.past    ? load_as_float(p.past, b * p.past_sb + h * p.past_sh + i * p.past_sk + c,
-                                                 p.past_dtype)
-                                 : 0.f;
+        accS[j][e] = init_f ? init_f[i * p.dv + c]
+                     : init_p ? load_as_float(init_p, i * init_sk + c, init_dt)
+                              : 0.f;
         // The final pass reads segment 0's start here: past and carry may be overwritten by then.
         if (LOCAL) args.seg_state[(slot * DK + i) * p.dv + c] = accS[j][e];
       }
@@ -171,9 +260,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
   float4 un[4];
   auto prefetch = [&](int64_t cl) {
-    const int64_t t0 = (args.c0 + cl) * kC;
-    const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
-    const int64_t rec = bh * args.nc + cl;
+    const int64_t t0 = tok0 + (args.c0 + cl) * kC;
+    const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+    const int64_t rec = rec0 + cl;
     uint16_t* st = stages + (cl & 1) * kStage;
     load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
     if (!LOCAL) load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
@@ -198,8 +287,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   if (cbeg < cend) prefetch(cbeg);
   for (int64_t cl = cbeg; cl < cend; ++cl) {
-    const int64_t t0 = (args.c0 + cl) * kC;
-    const int n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
+    const int64_t t0 = tok0 + (args.c0 + cl) * kC;
+    const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
     uint16_t* st = stages + (cl & 1) * kStage;
     const uint16_t* Ks = st;
     uint16_t* Qs = st + kC * LDK;
@@ -275,7 +364,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       if (jq > 0) {
         // Q and P o Q K^T of the next head replace the first head's in this stage.
         __syncthreads();
-        const int64_t rec = bh * args.nc + cl;
+        const int64_t rec = rec0 + cl;
         const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
         load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
         const uint16_t* pm = args.pm + (rec * qpk + jq) * 2 * kC * kC;
@@ -334,6 +423,20 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     // With several query heads the last head's Q S may still be reading the state tiles.
     if (qpk > 1) __syncthreads();
     write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
+    if (SERVING && args.ix.ckpt_count > 0) {
+      // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
+      // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
+      const int64_t done = (args.c0 + cl - seq_c0 + 1) * kC;
+      const int64_t j = done / args.ix.ckpt_interval;
+      if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
+        const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
+        if (cs >= 0) {
+          store_state(accS, static_cast<char*>(p.present) +
+                                (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
+                      p.present_dtype, p.pres_sk, srow0, vcol + scol0);
+        }
+      }
+    }
   }
 
 #pragma unroll
@@ -348,20 +451,19 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
           args.seg_state[((slot + 1) * DK + i) * p.dv + c] = accS[j][e];
         }
       } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
-        if (args.last) {
-          store_from_float(p.present, b * p.pres_sb + h * p.pres_sh + i * p.pres_sk + c,
-                           p.present_dtype, accS[j][e]);
+        if (fin_p) {
+          store_from_float(fin_p, i * fin_sk + c, p.present_dtype, accS[j][e]);
         } else {
-          args.carry[(bh * DK + i) * p.dv + c] = accS[j][e];
+          fin_f[i * p.dv + c] = accS[j][e];
         }
       }
     }
   }
 }
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL>
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
-  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL>;
+  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING>;
   constexpr size_t bytes = scan_smem_bytes<DK>();
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
@@ -369,8 +471,12 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
   // The local pass skips the last segment, whose end state only the final pass produces.
-  const int64_t blocks = a.p.B * a.p.Hkv * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
+  // Serving: one CTA per (sequence with chunks in the window, kv head, slab); a window of nc
+  // chunks meets at most nc sequences.
+  const int64_t lanes = a.serving ? (a.nc < a.ix.N ? a.nc : a.ix.N) * a.p.Hkv : a.p.B * a.p.Hkv;
+  const int64_t blocks = lanes * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
                          (LOCAL ? a.nseg - 1 : a.nseg);
+  if (blocks == 0) return Status::ok_status();
   kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(a);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
@@ -381,6 +487,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
 
 template <bool BF16, int DK>
 Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
+  if (a.serving) return a.p.delta ? launch<BF16, DK, true, false, true>(a, stream) : launch<BF16, DK, false, false, true>(a, stream);
   if (a.local) return a.p.delta ? launch<BF16, DK, true, true>(a, stream) : launch<BF16, DK, false, true>(a, stream);
   return a.p.delta ? launch<BF16, DK, true, false>(a, stream) : launch<BF16, DK, false, false>(a, stream);
 }

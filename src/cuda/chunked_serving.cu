@@ -1,12 +1,378 @@
-// Chunked prefill for serving calls. (Not implemented yet: every serving call is recurrent.)
-#include "cuda/serving.hpp"
+// Chunked (WY) prefill for serving calls (docs/SERVING.md): variable-length packed batches or
+// batch rows, state pools with PAD, separate read slots, has_initial_state, padded slot
+// strides, prefix checkpoints, fused q/k L2 norm and gating. The index tensors stay on the
+// device and are never read by the host, so the call is one fixed sequence of launches
+// (graph-capturable):
+//   1. (fused pre-processing only) a pass that writes L2-normalised q and k (activation dtype)
+//      and float32 gates g and beta into the workspace; the chunked kernels then read those;
+//   2. a one-CTA kernel that resolves every sequence (resolve_sequence) and writes the
+//      sequence table of chunked_layout.cuh: the sequences that compute (resolved, not PAD,
+//      at least one token) in order, with the first global chunk of each (prefix sums of
+//      ceil(len / 64); the total is at most ceil(T / 64) + N, which bounds the windows);
+//   3. a kernel over sequences for everything without chunks: the error flag of a sequence
+//      that breaks an index rule, zero output rows of PAD sequences, and the state copy (read
+//      slot or zeros -> write slot) of zero-length ones;
+//   4. per window of the global chunk index space: the prep kernel (CTAs over chunk x kv
+//      head, each finding its sequence by binary search; past the real total they exit) and
+//      the scan kernel (CTA i of a window takes the i-th sequence with chunks in it, per kv
+//      head and 64-column slab, and walks its chunks of the window). A sequence that crosses
+//      a window boundary passes its state through a float32 carry slot of that boundary.
+// Windows keep the workspace bounded as in the dense path (same record budget). Segments
+// (the dense path's parallel scan of one long sequence) are not used: a serving prefill has
+// several sequences, and the windows over the global index already run them side by side.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.hpp"
+#include "cuda/chunked_layout.cuh"
+#include "cuda/chunked_prefill.hpp"
+#include "cuda/chunked_serving.cuh"
+#include "cuda/cuda_common.cuh"
+#include "cuda/serving_flag.cuh"
 
 namespace linattn::detail::cuda {
+namespace chunked {
+namespace {
 
-bool chunked_prefill_serving_supports(const LinearAttentionServing&) { return false; }
-size_t chunked_prefill_serving_workspace_bytes(const LinearAttentionServing&) { return 0; }
-Status chunked_prefill_serving(const LinearAttentionServing&, const Exec&) {
-  return unsupported("LinearAttention (cuda): chunked serving prefill is not implemented yet");
+// The record budget of one window, as the dense path (chunked_prefill.cu).
+constexpr size_t kServingWindowBytes = size_t{320} << 20;
+constexpr int kTableThreads = 1024;
+
+size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
+
+struct ServingPlan {
+  int64_t max_chunks = 0;  // bound on the chunks of all sequences (host side, indices unread)
+  int64_t window = 0, windows = 0;
+  size_t table_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
+  size_t rg_off = 0, rw_off = 0, ru_off = 0, rp_off = 0, carry_off = 0, total = 0;
+};
+
+int64_t token_rows(const LinearAttentionServing& s) { return s.p.B * s.p.T; }
+
+ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedOptions& o) {
+  const LinearAttentionParams& p = s.p;
+  const ServingIndices& x = s.ix;
+  ServingPlan w;
+  const int64_t per_seq = (x.T + kC - 1) / kC;
+  // Packed: sum of ceil(len_n / 64) <= (T + 63 N) / 64. Rows: every sequence has T tokens.
+  w.max_chunks = x.packed ? (x.T + (kC - 1) * x.N) / kC : x.N * per_seq;
+  const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
+                           static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
+  int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kServingWindowBytes / (per_chunk * p.Hkv)));
+  if (o.max_window_chunks > 0) fit = std::min(fit, o.max_window_chunks);
+  w.window = std::max<int64_t>(1, std::min(fit, w.max_chunks));
+  w.windows = (w.max_chunks + w.window - 1) / w.window;
+  size_t off = 0;
+  w.table_off = off;
+  off = align256(off + static_cast<size_t>(2 * x.N + 3) * 8);
+  const size_t rows = static_cast<size_t>(token_rows(s));
+  const size_t a16 = 2;
+  w.q_off = off;
+  if (s.qk_l2norm) off = align256(off + rows * p.Hq * p.dk * a16);
+  w.k_off = off;
+  if (s.qk_l2norm) off = align256(off + rows * p.Hk * p.dk * a16);
+  w.g_off = off;
+  if (s.fused_gating && p.decay) off = align256(off + rows * p.Hkv * 4);
+  w.beta_off = off;
+  if (s.fused_gating && p.beta) off = align256(off + rows * (p.beta_shared ? 1 : p.Hkv) * 4);
+  const size_t recs = static_cast<size_t>(p.Hkv) * static_cast<size_t>(w.windows > 0 ? w.window : 0);
+  w.rg_off = off;
+  w.rw_off = align256(w.rg_off + recs * kC * 4);
+  w.ru_off = align256(w.rw_off + (p.delta ? recs * kC * p.dk * 2 : 0));
+  w.rp_off = align256(w.ru_off + recs * kC * p.dv * 4);
+  w.carry_off = align256(w.rp_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
+  const size_t carries = w.windows > 1 ? static_cast<size_t>(w.windows - 1) : 0;
+  w.total = w.carry_off + carries * p.Hkv * p.dk * p.dv * 4;
+  return w;
+}
+
+Status launch_error(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) return Status::ok_status();
+  return Status(LINATTN_ERROR_DEVICE, std::string("chunked serving prefill (") + what + "): " +
+                                          cudaGetErrorString(err));
+}
+
+// ---- 1. fused pre-processing ------------------------------------------------------------------
+
+// One warp per (token row, head): x / sqrt(sum x^2 + eps), written contiguous (rows, heads * d).
+__global__ void l2norm_kernel(const void* src, int64_t sb, int64_t st, int64_t T, int heads, int d,
+                              float eps, linattn_dtype dt, void* dst, int64_t vectors) {
+  const int64_t v = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (v >= vectors) return;
+  const int64_t r = v / heads, hd = v % heads;
+  const int64_t b = r / T, t = r % T;
+  const int64_t s0 = b * sb + t * st + hd * d, d0 = r * heads * d + hd * d;
+  float x[4];
+  float ss = 0.f;
+  const int per = d / 32;  // 2 or 4
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    x[i] = i < per ? load_as_float(src, s0 + lane * per + i, dt) : 0.f;
+    ss += x[i] * x[i];
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  const float inv = rsqrtf(ss + eps);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if (i < per) store_from_float(dst, d0 + lane * per + i, dt, x[i] * inv);
+  }
+}
+
+// One thread per (token row, kv head): g = -exp(A_log) softplus(a + dt_bias), beta = sigmoid(b),
+// both float32.
+__global__ void gates_kernel(LinearAttentionServing s, float* g, float* beta, int bw) {
+  const LinearAttentionParams& p = s.p;
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t rows = p.B * p.T;
+  if (i >= rows * p.Hkv) return;
+  const int64_t r = i / p.Hkv, b = r / p.T, t = r % p.T;
+  const int h = static_cast<int>(i % p.Hkv);
+  if (g != nullptr) {
+    const float a = load_as_float(p.decay, b * p.g_sb + t * p.g_st + h, p.act_dtype);
+    const float A = load_as_float(s.A_log, h * s.A_log_s, s.A_log_dtype);
+    const float bias = s.dt_bias ? load_as_float(s.dt_bias, h * s.dt_bias_s, s.dt_bias_dtype) : 0.f;
+    const float xx = a + bias;
+    const float sp = xx > 20.f ? xx : log1pf(expf(xx));
+    g[r * p.Hkv + h] = -expf(A) * sp;
+  }
+  if (beta != nullptr && h < bw) {
+    const float x = load_as_float(p.beta, b * p.beta_sb + t * p.beta_st + h, p.act_dtype);
+    beta[r * bw + h] = 1.f / (1.f + expf(-x));
+  }
+}
+
+// ---- 2. the sequence table -------------------------------------------------------------------
+
+// Exclusive prefix sum over the CTA (kTableThreads threads); *total gets the sum.
+__device__ int64_t block_exclusive_scan(int64_t x, int64_t* total) {
+  __shared__ int64_t warp_sums[kTableThreads / 32];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  int64_t incl = x;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int64_t y = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl += y;
+  }
+  if (lane == 31) warp_sums[w] = incl;
+  __syncthreads();
+  if (w == 0) {
+    int64_t v = warp_sums[lane];
+    int64_t vi = v;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const int64_t y = __shfl_up_sync(0xffffffffu, vi, off);
+      if (lane >= off) vi += y;
+    }
+    warp_sums[lane] = vi - v;  // exclusive over warps
+    if (lane == 31) *total = vi;
+  }
+  __syncthreads();
+  const int64_t r = warp_sums[w] + incl - x;
+  __syncthreads();  // warp_sums and *total are reused by the next call
+  return r;
+}
+
+__global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table) {
+  __shared__ int64_t tot_chunks, tot_seqs;
+  int64_t chunks = 0, seqs = 0;  // running sums over the tiles before this one
+  int64_t* start = table + 1;
+  int64_t* seq = table + x.N + 2;
+  for (int64_t n0 = 0; n0 < x.N; n0 += kTableThreads) {
+    const int64_t n = n0 + threadIdx.x;
+    int64_t c = 0;
+    if (n < x.N) {
+      ResolvedSequence r;
+      if (resolve_sequence(x, n, &r) && !r.pad) c = (r.len + kC - 1) / kC;
+    }
+    const int64_t has = c > 0 ? 1 : 0;
+    const int64_t cpos = block_exclusive_scan(c, &tot_chunks);
+    const int64_t kpos = block_exclusive_scan(has, &tot_seqs);
+    if (has) {
+      start[seqs + kpos] = chunks + cpos;
+      seq[seqs + kpos] = n;
+    }
+    chunks += tot_chunks;
+    seqs += tot_seqs;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    table[0] = seqs;
+    start[seqs] = chunks;
+  }
+}
+
+// ---- 3. sequences without chunks -------------------------------------------------------------
+
+// One CTA per sequence: the error flag for a sequence that breaks an index rule, zero output
+// rows for PAD, the state copy for zero-length sequences (nothing for the others).
+__global__ void edges_kernel(LinearAttentionParams p, ServingIndices x) {
+  const int64_t n = blockIdx.x;
+  ResolvedSequence r;
+  if (!resolve_sequence(x, n, &r)) {
+    if (threadIdx.x == 0) raise_serving_error(x.error_flag, n);
+    return;
+  }
+  if (r.pad) {
+    const int64_t W = int64_t{p.Hout} * p.dv;
+    for (int64_t e = threadIdx.x; e < r.len * W; e += blockDim.x) {
+      const int64_t t = r.t0 + e / W, c = e % W;
+      static_cast<uint16_t*>(p.out)[r.b * p.o_sb + t * p.o_st + c] = 0;  // +0 in bf16 and f16
+    }
+    return;
+  }
+  if (r.len > 0) return;
+  const bool past = p.past != nullptr;
+  // In place on the same slot: nothing moves.
+  if ((!past || p.in_place) && r.read == r.write) return;
+  const linattn_dtype rdt = past ? p.past_dtype : p.present_dtype;
+  const void* rbase = past ? p.past : p.present;
+  const int64_t rsb = past ? p.past_sb : p.pres_sb, rsh = past ? p.past_sh : p.pres_sh,
+                rsk = past ? p.past_sk : p.pres_sk;
+  const int64_t block = int64_t{p.dk} * p.dv;
+  for (int64_t e = threadIdx.x; e < p.Hkv * block; e += blockDim.x) {
+    const int64_t h = e / block, i = (e % block) / p.dv, j = e % p.dv;
+    const float v = r.read >= 0 ? load_as_float(rbase, r.read * rsb + h * rsh + i * rsk + j, rdt) : 0.f;
+    store_from_float(p.present, r.write * p.pres_sb + h * p.pres_sh + i * p.pres_sk + j,
+                     p.present_dtype, v);
+  }
+}
+
+bool aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+}  // namespace
+}  // namespace chunked
+
+// Dispatch. The chunked path pays per chunk of 64 tokens and per (sequence, kv head) state
+// walk; the recurrent serving kernel pays per token. The choice must not read the indices
+// (the lengths live on the device), so it looks at the average length T_total / N: at 64 or
+// more tokens per sequence the call is prefill-like (at least one full chunk per sequence on
+// average) and takes the chunked path; decode batches (N = T) and mostly-decode mixed
+// batches stay on the recurrent kernel, where a chunk of 64 rows would be almost all padding.
+// Speculative calls (one stored state per token) and value-major pools (the scan keeps the
+// key-major state slice in registers and reads/writes key-major blocks) stay recurrent too.
+bool chunked_prefill_serving_supports(const LinearAttentionServing& s) {
+  const ServingIndices& x = s.ix;
+  if (!chunked_prefill_supports(s.p)) return false;  // dtypes, head dims, per-head decay
+  if (x.spec || s.value_major || x.N <= 0) return false;
+  if (x.ckpt_count > 0 && x.ckpt_interval % chunked::kC != 0) return false;
+  const int64_t tokens = x.packed ? x.T : x.N * x.T;
+  return tokens >= int64_t{chunked::kC} * x.N;
+}
+
+size_t chunked_prefill_serving_workspace_bytes_with(const LinearAttentionServing& s,
+                                                    const ChunkedOptions& o) {
+  return chunked_prefill_serving_supports(s) ? chunked::serving_plan(s, o).total : 0;
+}
+
+size_t chunked_prefill_serving_workspace_bytes(const LinearAttentionServing& s) {
+  return chunked_prefill_serving_workspace_bytes_with(s, ChunkedOptions{});
+}
+
+Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec& e,
+                                    const ChunkedOptions& o) {
+  using namespace chunked;
+  if (!chunked_prefill_serving_supports(s)) {
+    return unsupported("chunked serving prefill: unsupported configuration");
+  }
+  const ServingPlan w = serving_plan(s, o);
+  if (e.workspace_bytes < w.total || (w.total > 0 && e.workspace == nullptr)) {
+    return Status(LINATTN_ERROR_INTERNAL, "chunked serving prefill: workspace of " +
+                                              std::to_string(e.workspace_bytes) +
+                                              " bytes, expected at least " + std::to_string(w.total));
+  }
+  auto stream = static_cast<cudaStream_t>(e.stream);
+  auto* ws = static_cast<unsigned char*>(e.workspace);
+  LinearAttentionParams p = s.p;
+  linattn_dtype gate_dtype = p.act_dtype;
+  const int64_t rows = token_rows(s);
+
+  // 1. Fused pre-processing into the workspace; the params then point there.
+  if (s.qk_l2norm && rows > 0) {
+    struct Src { const void** ptr; int64_t* sb; int64_t* st; int heads; size_t off; };
+    for (Src t : {Src{&p.q, &p.q_sb, &p.q_st, p.Hq, w.q_off}, Src{&p.k, &p.k_sb, &p.k_st, p.Hk, w.k_off}}) {
+      const int64_t vectors = rows * t.heads;
+      void* dst = ws + t.off;
+      l2norm_kernel<<<static_cast<unsigned>((vectors * 32 + 255) / 256), 256, 0, stream>>>(
+          *t.ptr, *t.sb, *t.st, p.T, t.heads, p.dk, s.qk_l2norm_eps, p.act_dtype, dst, vectors);
+      LINATTN_RETURN_IF_ERROR(launch_error("l2norm"));
+      *t.ptr = dst;
+      *t.st = int64_t{t.heads} * p.dk;
+      *t.sb = p.T * *t.st;
+    }
+  }
+  if (s.fused_gating && rows > 0 && (p.decay || p.beta)) {
+    const int bw = p.beta_shared ? 1 : p.Hkv;
+    float* g = p.decay ? reinterpret_cast<float*>(ws + w.g_off) : nullptr;
+    float* beta = p.beta ? reinterpret_cast<float*>(ws + w.beta_off) : nullptr;
+    LinearAttentionServing src = s;
+    src.p = p;
+    const int64_t n = rows * p.Hkv;
+    gates_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, g, beta, bw);
+    LINATTN_RETURN_IF_ERROR(launch_error("gates"));
+    if (g) {
+      p.decay = g;
+      p.g_st = p.Hkv;
+      p.g_sb = p.T * p.Hkv;
+    }
+    if (beta) {
+      p.beta = beta;
+      p.beta_st = bw;
+      p.beta_sb = p.T * bw;
+    }
+    gate_dtype = LINATTN_FLOAT32;
+  }
+
+  // 2. The sequence table; 3. sequences without chunks.
+  auto* table = reinterpret_cast<int64_t*>(ws + w.table_off);
+  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table);
+  LINATTN_RETURN_IF_ERROR(launch_error("table"));
+  edges_kernel<<<static_cast<unsigned>(s.ix.N), 256, 0, stream>>>(p, s.ix);
+  LINATTN_RETURN_IF_ERROR(launch_error("edges"));
+
+  // 4. Windows over the global chunk index.
+  KernelArgs a{};
+  a.p = p;
+  a.split = o.split_state;
+  a.gate_dtype = gate_dtype;
+  a.vec_in = aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && p.q_sb % 8 == 0 &&
+             p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 && p.v_sb % 8 == 0 &&
+             p.v_st % 8 == 0;
+  a.vec_out = aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
+  a.g = reinterpret_cast<float*>(ws + w.rg_off);
+  a.w = reinterpret_cast<uint16_t*>(ws + w.rw_off);
+  a.u = reinterpret_cast<float*>(ws + w.ru_off);
+  a.pm = reinterpret_cast<uint16_t*>(ws + w.rp_off);
+  a.carry = reinterpret_cast<float*>(ws + w.carry_off);
+  a.seg_state = nullptr;
+  a.seg_m = nullptr;
+  a.local = false;
+  a.nseg = 1;
+  a.first = a.last = false;
+  a.serving = true;
+  a.ix = s.ix;
+  a.table = table;
+  a.window_chunks = w.window;
+  for (int64_t c0 = 0; c0 < w.max_chunks; c0 += w.window) {
+    a.c0 = c0;
+    a.nc = std::min(w.window, w.max_chunks - c0);
+    a.seg_len = a.nc;
+    if (o.run_prep) LINATTN_RETURN_IF_ERROR(launch_prep(a, stream));
+    if (o.run_scan) LINATTN_RETURN_IF_ERROR(launch_scan(a, stream));
+  }
+  return Status::ok_status();
+}
+
+Status chunked_prefill_serving(const LinearAttentionServing& s, const Exec& e) {
+  // As the dense entry: the state split only for the rules without decay.
+  ChunkedOptions o;
+  o.split_state = !s.p.gated;
+  return chunked_prefill_serving_with(s, e, o);
 }
 
 }  // namespace linattn::detail::cuda
