@@ -81,8 +81,7 @@ struct Weights4 {
   static constexpr int NW = kCh * KT;
   float wf[kF32 ? NW : 1];
   uint32_t wp[kF32 ? 1 : NW / 2];
-  float bias[kF32 ? kCh : 1];
-  uint32_t bp[kF32 ? 1 : kCh / 2];  // 16-bit bias values, packed (exact: they are in that dtype)
+  float bias[kCh];
 
   __device__ __forceinline__ void load(const CausalConvParams& p, const VecFlags& vf, int64_t c) {
     if constexpr (kF32) {
@@ -111,28 +110,15 @@ struct Weights4 {
         wp[n] = lo | (hi << 16);
       }
     }
-    float b[kCh];
     if (p.bias == nullptr) {
 #pragma unroll
-      for (int ch = 0; ch < kCh; ++ch) b[ch] = 0.f;
+      for (int ch = 0; ch < kCh; ++ch) bias[ch] = 0.f;
     } else if (vf.bias_vec) {
-      ld_run<AT, kCh>(p.bias, c, b);
+      ld_run<AT, kCh>(p.bias, c, bias);
     } else {
 #pragma unroll
-      for (int ch = 0; ch < kCh; ++ch) b[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
+      for (int ch = 0; ch < kCh; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
     }
-    if constexpr (kF32) {
-#pragma unroll
-      for (int ch = 0; ch < kCh; ++ch) bias[ch] = b[ch];
-    } else {
-#pragma unroll
-      for (int n = 0; n < kCh / 2; ++n)
-        bp[n] = static_cast<uint32_t>(cvt16<AT>(b[2 * n])) | (static_cast<uint32_t>(cvt16<AT>(b[2 * n + 1])) << 16);
-    }
-  }
-  __device__ __forceinline__ float get_bias(int ch) const {
-    if constexpr (kF32) return bias[ch];
-    else return cvt16<AT>(static_cast<uint16_t>((ch & 1) ? bp[ch >> 1] >> 16 : bp[ch >> 1] & 0xffffu));
   }
   __device__ __forceinline__ float get(int e) const {
     if constexpr (kF32) return wf[e];
@@ -166,21 +152,6 @@ __device__ __forceinline__ void store_state4(void* base, linattn_dtype dt, int64
 #pragma unroll
       for (int j = 0; j < KM; ++j) st_rt(base, row * sb + (c + ch) * sc + j, dt, st[ch * KM + j]);
   }
-}
-
-// Pulls the index entries of sequence n (not packed) into L1, so that resolving several rows
-// in turn pays one memory latency, not one per row.
-__device__ __forceinline__ void prefetch_index(const IndexRef& r, int64_t n) {
-  if (!r.present()) return;
-  const char* a = static_cast<const char*>(r.data) + n * r.s0 * (r.i64 ? 8 : 4);
-  asm volatile("prefetch.global.L1 [%0];" ::"l"(a));
-}
-
-__device__ __forceinline__ void prefetch_indices(const ServingIndices& x, int64_t n) {
-  prefetch_index(x.state_indices, n);
-  prefetch_index(x.read_state_indices, n);
-  prefetch_index(x.has_initial_state, n);
-  prefetch_index(x.num_accepted_tokens, n);
 }
 
 // One sequence, 4 channels, any number of tokens.
@@ -220,7 +191,7 @@ __device__ __forceinline__ void vec_sequence(const CausalConvServing& s, const S
       float ys[kCh];
 #pragma unroll
       for (int ch = 0; ch < kCh; ++ch) {
-        float acc = fmaf(w.get(ch * KT + KM), xs[u][ch], w.get_bias(ch));
+        float acc = fmaf(w.get(ch * KT + KM), xs[u][ch], w.bias[ch]);
 #pragma unroll
         for (int m = 0; m < KM; ++m) acc = fmaf(w.get(ch * KT + m), st[ch * KM + m], acc);
         ys[ch] = p.silu ? silu(acc) : acc;
@@ -239,11 +210,11 @@ __device__ __forceinline__ void vec_sequence(const CausalConvServing& s, const S
 }
 
 // A thread owns 4 channels (group g) of NR consecutive sequences. NR > 1 only for calls with one
-// token per batch row (not packed, L = 1) whose states are read and written as vectors in the
-// activation dtype: then the four rows are resolved first, their input and state loads all
-// issued, kept packed, and only then used (the dense update kernel's scheme).
+// token per batch row (not packed, L = 1): then the four rows are resolved first, their input
+// and state loads all issued, kept packed, and only then used (the dense update kernel's
+// scheme), since a resolved row's loads cannot be issued before its slot is known.
 template <int KT, linattn_dtype AT, int NR>
-__global__ void __launch_bounds__(kThreads, NR > 1 ? 4 : 2)
+__global__ void __launch_bounds__(kThreads, 4)
     conv_serving_vec_kernel(const CausalConvServing s, const StatePools sp, const VecFlags vf, uint32_t ngroups,
                             uint32_t total) {
   constexpr int KM = KT - 1;
@@ -258,20 +229,14 @@ __global__ void __launch_bounds__(kThreads, NR > 1 ? 4 : 2)
     using P4 = typename Packed4<AT>::T;
     const CausalConvParams& p = s.p;
     const int64_t N = s.ix.N;
-    // wr[i]: slot the new window goes to; -1 = PAD (zero output), -2 = nothing to do. 32 bits
-    // (the launch checks that slots fit) and no read slot kept: the packed state of an unread
-    // row is zeros, so four rows stay within 64 registers.
-    int32_t wr[NR];
+    // wr[i]: slot the new window goes to; -1 = PAD (zero output), -2 = nothing to do.
+    int64_t wr[NR], rd[NR];
     P4 xr[NR], sr[NR][KM];
-    // The index loads of all rows first: resolving row by row would chain one memory latency
-    // per row (each resolve branches on what it loaded) before the last row's data loads.
-#pragma unroll
-    for (int i = 0; i < NR; ++i)
-      if (n0 + i < N) prefetch_indices(s.ix, n0 + i);
 #pragma unroll
     for (int i = 0; i < NR; ++i) {
       const int64_t n = n0 + i;
       wr[i] = -2;
+      rd[i] = -1;
       if (n >= N) continue;
       ResolvedSequence r;
       if (!resolve_sequence(s.ix, n, &r)) {
@@ -283,15 +248,17 @@ __global__ void __launch_bounds__(kThreads, NR > 1 ? 4 : 2)
         continue;
       }
       // Not PAD: a speculative row's first slot is a real one.
-      wr[i] = static_cast<int32_t>(s.ix.spec ? s.ix.state_indices.at(n, 0) : r.write);
+      wr[i] = s.ix.spec ? s.ix.state_indices.at(n, 0) : r.write;
+      rd[i] = r.read;
       if constexpr (AT == LINATTN_FLOAT32) {
         xr[i] = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.x) + n * p.x_sb + c));
       } else {
         xr[i] = __ldg(reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.x) + n * p.x_sb + c));
       }
+      if (r.read >= 0 && vf.rd_vec) {
 #pragma unroll
-      for (int m = 0; m < KM; ++m)
-        sr[i][m] = r.read >= 0 ? ld_packed<AT>(sp.rd, r.read * sp.rd_sb + c * KM + 4 * m) : P4{};
+        for (int m = 0; m < KM; ++m) sr[i][m] = ld_packed<AT>(sp.rd, r.read * sp.rd_sb + c * KM + 4 * m);
+      }
     }
     Weights4<KT, AT> w;
     w.load(p, vf, c);
@@ -305,12 +272,19 @@ __global__ void __launch_bounds__(kThreads, NR > 1 ? 4 : 2)
         continue;
       }
       float pst[kCh * KM], xv[kCh], ys[kCh];
+      if (rd[i] < 0) {
 #pragma unroll
-      for (int m = 0; m < KM; ++m) unpack_packed<AT>(sr[i][m], pst + 4 * m);
+        for (int e = 0; e < kCh * KM; ++e) pst[e] = 0.f;
+      } else if (vf.rd_vec) {
+#pragma unroll
+        for (int m = 0; m < KM; ++m) unpack_packed<AT>(sr[i][m], pst + 4 * m);
+      } else {
+        load_state4<KM, AT>(sp.rd, sp.rd_dtype, sp.rd_sb, sp.rd_sc, false, rd[i], c, pst);
+      }
       unpack_packed<AT>(xr[i], xv);
 #pragma unroll
       for (int ch = 0; ch < kCh; ++ch) {
-        float acc = fmaf(w.get(ch * KT + KM), xv[ch], w.get_bias(ch));
+        float acc = fmaf(w.get(ch * KT + KM), xv[ch], w.bias[ch]);
 #pragma unroll
         for (int m = 0; m < KM; ++m) acc = fmaf(w.get(ch * KT + m), pst[ch * KM + m], acc);
         ys[ch] = p.silu ? silu(acc) : acc;
@@ -324,7 +298,7 @@ __global__ void __launch_bounds__(kThreads, NR > 1 ? 4 : 2)
         for (int j = 0; j + 1 < KM; ++j) pres[ch * KM + j] = pst[ch * KM + j + 1];
         pres[ch * KM + KM - 1] = xv[ch];
       }
-      st_run<AT, kCh * KM>(p.present, static_cast<int64_t>(wr[i]) * sp.wr_sb + c * KM, pres);
+      store_state4<KM, AT>(sp.wr, sp.wr_dtype, sp.wr_sb, sp.wr_sc, vf.wr_vec, wr[i], c, pres);
     }
   }
 }
@@ -438,10 +412,8 @@ void launch_vec(const CausalConvServing& s, const StatePools& sp, const VecFlags
 template <int KT, linattn_dtype AT>
 void launch_vec_rows(const CausalConvServing& s, const StatePools& sp, const VecFlags& vf, int64_t nr,
                      uint32_t ngroups, uint32_t total, cudaStream_t st) {
-  if constexpr (AT != LINATTN_FLOAT32) {  // float32 keeps one row per thread, as the dense kernel
-    if (nr == 4) return launch_vec<KT, AT, 4>(s, sp, vf, ngroups, total, st);
-  }
-  launch_vec<KT, AT, 1>(s, sp, vf, ngroups, total, st);
+  if (nr == 4) launch_vec<KT, AT, 4>(s, sp, vf, ngroups, total, st);
+  else launch_vec<KT, AT, 1>(s, sp, vf, ngroups, total, st);
 }
 
 template <int KT, linattn_dtype AT>
@@ -462,14 +434,11 @@ Status launch_for_act(const CausalConvServing& s, cudaStream_t st) {
   constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
   const StatePools sp = state_pools(s);
   if (vec_ok(s, esize)) {
-    // Four rows per thread for 16-bit decode with vector states, as the dense update kernel.
-    const VecFlags vf = vec_flags(s, sp, esize);
-    const bool rows4 = !s.ix.packed && s.ix.T == 1 && AT != LINATTN_FLOAT32 && vf.wr_vec &&
-                       (sp.rd == nullptr || vf.rd_vec) && s.ix.slots < 0x7fffffffll &&
-                       s.ix.read_slots < 0x7fffffffll;
-    const int64_t nr = rows4 ? 4 : 1;
+    // Four rows per thread for 16-bit decode, as the dense update kernel.
+    const int64_t nr = (!s.ix.packed && s.ix.T == 1 && AT != LINATTN_FLOAT32) ? 4 : 1;
     const int64_t ngroups = p.C / kCh, total = ngroups * ((N + nr - 1) / nr);
     if (total < 0xffff0000ll) {
+      const VecFlags vf = vec_flags(s, sp, esize);
       const auto g = static_cast<uint32_t>(ngroups), t = static_cast<uint32_t>(total);
       switch (p.K) {
         case 2: launch_vec_rows<2, AT>(s, sp, vf, nr, g, t, st); break;
