@@ -11,7 +11,9 @@
 // - conv_serving_vec_kernel: contiguous channels (channels-last, or one token per row), four
 //   channels per thread moved as vectors, k = 2..4. With one token per batch row and 16-bit
 //   activations a thread takes four rows and issues all their loads before any arithmetic, as
-//   the dense update kernel does (causal_conv.cu), so a pooled decode runs at its speed.
+//   the dense update kernel does (causal_conv.cu). Measured on the H100 (B = 256, C = 8192,
+//   k = 4, bf16): 18.6 us through a shuffled pool against 14.5 us dense; each row's state
+//   loads wait for its slot index, which the dense kernel does not have to read.
 // - conv_serving_seq_kernel: everything else (channels-first packed rows, odd channel counts,
 //   k = 1 or k > 4): one block per (sequence, tile of 256 channels), one channel per thread.
 // Every thread resolves its sequence (serving_params.hpp) before touching anything else;
