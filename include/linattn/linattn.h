@@ -106,8 +106,9 @@ typedef enum linattn_state_layout {
  * Index tensors are int32 or int64, in the memory space of the other tensors, innermost stride
  * 1. N = number of sequences. Index contents are data: on host backends they are checked before
  * anything is written and a bad value is LINATTN_ERROR_INVALID_ARGUMENT naming the sequence and
- * the value; device backends (later) cannot read them without a synchronisation, so they skip
- * the offending sequence and report through error_flag instead.
+ * the value; the CUDA backend cannot read them without a synchronisation, so its kernels skip
+ * the offending sequence (nothing of it read or written) and report through error_flag
+ * instead (docs/SERVING.md "Index errors").
  *
  *   cu_seqlens          (N+1)      variable-length batch: sequence n owns packed tokens
  *                                  [cu_seqlens[n], cu_seqlens[n+1]); cu_seqlens[0] = 0,
@@ -138,8 +139,10 @@ typedef enum linattn_state_layout {
  *                                  from slot state_indices[n, num_accepted_tokens[n] - 1], the
  *                                  state after the last token it kept in the previous step (the
  *                                  vLLM convention); values in [1, T_s].
- *   error_flag          (1) int32  optional output: set to 0 by a successful call. Device
- *                                  backends set it to 1 + n for an offending sequence n.
+ *   error_flag          (1) int32  optional output: set to 0 by a successful call. The CUDA
+ *                                  backend clears it on the stream, then sets it to 1 + n for
+ *                                  a sequence n whose indices break a rule (one of them when
+ *                                  several do); read it after synchronising.
  * LinearAttention only (must be zero for the conv):
  *   state_layout                   key-major (d_k, d_v) (default) or value-major (d_v, d_k) for
  *                                  past_state, present_state and checkpoints (dense or pool).
