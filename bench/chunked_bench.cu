@@ -18,6 +18,7 @@
 #include "core/dtype.hpp"
 #include "cuda/chunked_options.cuh"
 #include "cuda/chunked_prefill.hpp"
+#include "cuda/chunked_serving.cuh"
 #include "cuda/linear_attention.hpp"
 
 namespace linattn::bench {
@@ -142,13 +143,133 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
   return ms[ms.size() / 2];
 }
 
+namespace {
+
+// A serving prefill against the dense 8 x 8192 call: 8 packed sequences of mixed lengths
+// summing to 65536 (16/32 heads, d = 128, gated_delta, bf16), read and written in place in a
+// pool of 16 float32 slots through shuffled state_indices. `window`: chunks per window (0: the
+// library's choice).
+double time_varlen_serving(int reps, int64_t window, bool longest_first, bool prep_only) {
+  const int d = 128, hqk = 16, hv = 32;
+  const std::vector<int64_t> lens{1024, 2048, 4096, 6144, 8192, 10240, 14336, 19456};
+  std::vector<int32_t> cu{0};
+  for (int64_t l : lens) cu.push_back(cu.back() + static_cast<int32_t>(l));
+  const int64_t T = cu.back(), slots = 16;
+  const std::vector<int32_t> slot{3, 12, 0, 7, 9, 1, 15, 5};
+  uint16_t *q, *k, *v, *g, *beta, *out;
+  float* pool;
+  int32_t *dcu, *dslot;
+  const int64_t nstate = slots * hv * d * d;
+  BENCH_CUDA(cudaMalloc(&q, T * hqk * d * 2));
+  BENCH_CUDA(cudaMalloc(&k, T * hqk * d * 2));
+  BENCH_CUDA(cudaMalloc(&v, T * hv * d * 2));
+  BENCH_CUDA(cudaMalloc(&g, T * hv * 2));
+  BENCH_CUDA(cudaMalloc(&beta, T * hv * 2));
+  BENCH_CUDA(cudaMalloc(&out, T * hv * d * 2));
+  BENCH_CUDA(cudaMalloc(&pool, nstate * 4));
+  BENCH_CUDA(cudaMalloc(&dcu, cu.size() * 4));
+  BENCH_CUDA(cudaMalloc(&dslot, slot.size() * 4));
+  BENCH_CUDA(cudaMemcpy(dcu, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
+  BENCH_CUDA(cudaMemcpy(dslot, slot.data(), slot.size() * 4, cudaMemcpyHostToDevice));
+  auto blocks = [](int64_t n) { return static_cast<unsigned>((n + 255) / 256); };
+  fill_kernel<<<blocks(T * hqk), 256>>>(q, T * hqk, d, 0, 1);
+  fill_kernel<<<blocks(T * hqk), 256>>>(k, T * hqk, d, 0, 1ull << 40);
+  fill_kernel<<<blocks(T * hv), 256>>>(v, T * hv, d, 1, 2ull << 40);
+  fill_kernel<<<blocks(T * hv), 256>>>(g, T * hv, 1, 2, 3ull << 40);
+  fill_kernel<<<blocks(T * hv), 256>>>(beta, T * hv, 1, 3, 4ull << 40);
+  fill_f32<<<blocks(nstate), 256>>>(pool, nstate, 5ull << 40);
+  BENCH_CUDA(cudaGetLastError());
+
+  detail::LinearAttentionServing s;
+  LinearAttentionParams& p = s.p;
+  p.B = 1; p.T = T; p.Hq = hqk; p.Hk = hqk; p.Hkv = hv; p.Hout = hv;
+  p.dk = d; p.dv = d; p.rule = LINATTN_RULE_GATED_DELTA; p.gated = true; p.delta = true;
+  p.scale = 1.f / std::sqrt(static_cast<float>(d));
+  p.act_dtype = LINATTN_BFLOAT16; p.past_dtype = LINATTN_FLOAT32; p.present_dtype = LINATTN_FLOAT32;
+  p.q = q; p.q_st = hqk * d; p.q_sb = T * p.q_st;
+  p.k = k; p.k_st = hqk * d; p.k_sb = T * p.k_st;
+  p.v = v; p.v_st = hv * d; p.v_sb = T * p.v_st;
+  p.decay = g; p.g_st = hv; p.g_sb = T * hv;
+  p.beta = beta; p.beta_st = hv; p.beta_sb = T * hv;
+  p.out = out; p.o_st = hv * d; p.o_sb = T * p.o_st;
+  p.present = pool; p.pres_sk = d; p.pres_sh = d * d; p.pres_sb = hv * p.pres_sh;
+  detail::ServingIndices& x = s.ix;
+  x.N = static_cast<int64_t>(lens.size());
+  x.T = T;
+  x.packed = true;
+  x.pool = true;
+  x.slots = x.read_slots = slots;
+  x.cu_seqlens.data = dcu;
+  x.cu_seqlens.s0 = 1;
+  x.state_indices.data = dslot;
+  x.state_indices.s0 = 1;
+
+  detail::cuda::ChunkedServingOptions o;
+  o.split_state = false;  // the library's choice for gated rules
+  o.max_window_chunks = window;
+  o.longest_first = longest_first;
+  o.run_scan = !prep_only;
+  if (!detail::cuda::chunked_prefill_serving_supports(s)) {
+    std::fprintf(stderr, "varlen serving: not on the chunked path\n");
+    return -1.0;
+  }
+  detail::Exec e;
+  e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
+  BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  std::vector<float> ms;
+  for (int i = 0; i < reps + 2; ++i) {
+    BENCH_CUDA(cudaEventRecord(a));
+    const detail::Status st = detail::cuda::chunked_prefill_serving_with(s, e, o);
+    BENCH_CUDA(cudaEventRecord(b));
+    if (!st.ok()) {
+      std::fprintf(stderr, "varlen serving: %s\n", st.message().c_str());
+      return -1.0;
+    }
+    BENCH_CUDA(cudaEventSynchronize(b));
+    float t = 0.f;
+    BENCH_CUDA(cudaEventElapsedTime(&t, a, b));
+    if (i >= 2) ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  for (void* ptr : {e.workspace, (void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out,
+                    (void*)pool, (void*)dcu, (void*)dslot})
+    cudaFree(ptr);
+  return ms[ms.size() / 2];
+}
+
+// The serving row beside the dense 8 x 8192 row (library defaults, same run).
+int print_varlen_row(int reps, int64_t window) {
+  const PrefillShape dense{16, 32, 8, 8192, 1.0};
+  const double td = time_prefill(dense, false, PrefillPath::kChunked, reps, 0);
+  const double tv = time_varlen_serving(reps, window, true, false);
+  const double tp = time_varlen_serving(reps, window, true, true);
+  const double tc = time_varlen_serving(reps, window, false, false);
+  if (td < 0 || tv < 0 || tp < 0 || tc < 0) return 1;
+  std::printf("serving varlen 8 seqs (1024..19456) = 65536 tokens, 16/32 heads, pool 16 f32 slots%s: "
+              "%.3f ms (prep %.3f; call order instead of longest first %.3f); dense 8x8192: %.3f ms; "
+              "varlen/dense %.3f (target <= 1.10)\n",
+              window > 0 ? (" window " + std::to_string(window)).c_str() : "", tv, tp, tc, td, tv / td);
+  return 0;
+}
+
+}  // namespace
 
 int bench_chunked_prefill(int argc, char** argv) {
   int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
+  int64_t varlen_window = 0;    // --varlen-window N: chunks per window of the serving row
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
   }
+  // --varlen-only: just the serving row and the dense 8 x 8192 row beside it.
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--varlen-only") == 0) return print_varlen_row(reps, varlen_window);
   const PrefillShape shapes[] = {{16, 32, 1, 8192, 0.30}, {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
@@ -171,6 +292,7 @@ int bench_chunked_prefill(int argc, char** argv) {
                   t, tp, s.target_ms, tokens / t / 1e3, flops / t / 1e9, t / s.target_ms);
     }
   }
+  if (print_varlen_row(reps, varlen_window) != 0) rc = 1;
   return rc;
 }
 

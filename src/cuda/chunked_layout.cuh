@@ -22,14 +22,15 @@
 //                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
 //
 // Serving calls (chunked_serving.cu): the chunks of all sequences are numbered globally (the
-// sequences that compute, in order, each ceil(len / kC) chunks; the last one of each may be
-// partial) and windows cut that global index space. A record is rec = h * nc + (chunk - c0);
+// sequences that compute, in layout order (longest first, or call order), each ceil(len / kC)
+// chunks; the last one of each may be partial) and windows cut that global index space. A record is rec = h * nc + (chunk - c0);
 // the prep CTA of a chunk finds its sequence in the sequence table by binary search, the scan
 // CTA i of a window takes the i-th sequence that has chunks in it and walks them. A sequence
 // that crosses the window boundary after window w leaves its state in carry slot w (one
 // sequence per boundary); chunked_serving.cu writes the table before the windows run:
 //   table int64 [1 + (N + 1) + N]: K (sequences with chunks), start[0..K] (first global chunk
-//                                  of each, start[K] = total chunks), seq[0..K) (their n)
+//                                  of each, start[K] = total chunks), seq[0..K) (their n),
+//                                  then scratch of the table kernel (chunks per n, the order)
 #pragma once
 
 #include <cuda_runtime.h>

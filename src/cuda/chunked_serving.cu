@@ -52,7 +52,7 @@ struct ServingPlan {
 
 int64_t token_rows(const LinearAttentionServing& s) { return s.p.B * s.p.T; }
 
-ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedOptions& o) {
+ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOptions& o) {
   const LinearAttentionParams& p = s.p;
   const ServingIndices& x = s.ix;
   ServingPlan w;
@@ -67,7 +67,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedOptions& 
   w.windows = (w.max_chunks + w.window - 1) / w.window;
   size_t off = 0;
   w.table_off = off;
-  off = align256(off + static_cast<size_t>(2 * x.N + 3) * 8);
+  off = align256(off + static_cast<size_t>(4 * x.N + 3) * 8);  // table, counts, order
   const size_t rows = static_cast<size_t>(token_rows(s));
   const size_t a16 = 2;
   w.q_off = off;
@@ -178,18 +178,40 @@ __device__ int64_t block_exclusive_scan(int64_t x, int64_t* total) {
   return r;
 }
 
-__global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table) {
+// Sequences sorted longest first up to this many (a rank count per sequence over all others).
+constexpr int64_t kSortLimit = 2048;
+
+__global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table,
+                                                              bool longest_first) {
   __shared__ int64_t tot_chunks, tot_seqs;
   int64_t chunks = 0, seqs = 0;  // running sums over the tiles before this one
   int64_t* start = table + 1;
   int64_t* seq = table + x.N + 2;
-  for (int64_t n0 = 0; n0 < x.N; n0 += kTableThreads) {
-    const int64_t n = n0 + threadIdx.x;
-    int64_t c = 0;
-    if (n < x.N) {
-      ResolvedSequence r;
-      if (resolve_sequence(x, n, &r) && !r.pad) c = (r.len + kC - 1) / kC;
+  int64_t* cnt = table + 2 * x.N + 2;    // chunks of sequence n
+  int64_t* order = table + 3 * x.N + 2;  // the sequences in layout order
+  for (int64_t n = threadIdx.x; n < x.N; n += kTableThreads) {
+    ResolvedSequence r;
+    cnt[n] = resolve_sequence(x, n, &r) && !r.pad ? (r.len + kC - 1) / kC : 0;
+  }
+  __syncthreads();
+  const bool sorted = longest_first && x.N <= kSortLimit;
+  for (int64_t n = threadIdx.x; n < x.N; n += kTableThreads) {
+    int64_t rank = n;
+    if (sorted) {
+      const int64_t c = cnt[n];
+      rank = 0;
+      for (int64_t m = 0; m < x.N; ++m) {
+        const int64_t cm = cnt[m];
+        rank += cm > c || (cm == c && m < n);
+      }
     }
+    order[rank] = n;
+  }
+  __syncthreads();
+  for (int64_t i0 = 0; i0 < x.N; i0 += kTableThreads) {
+    const int64_t i = i0 + threadIdx.x;
+    const int64_t n = i < x.N ? order[i] : 0;
+    const int64_t c = i < x.N ? cnt[n] : 0;
     const int64_t has = c > 0 ? 1 : 0;
     const int64_t cpos = block_exclusive_scan(c, &tot_chunks);
     const int64_t kpos = block_exclusive_scan(has, &tot_seqs);
@@ -266,16 +288,16 @@ bool chunked_prefill_serving_supports(const LinearAttentionServing& s) {
 }
 
 size_t chunked_prefill_serving_workspace_bytes_with(const LinearAttentionServing& s,
-                                                    const ChunkedOptions& o) {
+                                                    const ChunkedServingOptions& o) {
   return chunked_prefill_serving_supports(s) ? chunked::serving_plan(s, o).total : 0;
 }
 
 size_t chunked_prefill_serving_workspace_bytes(const LinearAttentionServing& s) {
-  return chunked_prefill_serving_workspace_bytes_with(s, ChunkedOptions{});
+  return chunked_prefill_serving_workspace_bytes_with(s, ChunkedServingOptions{});
 }
 
 Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec& e,
-                                    const ChunkedOptions& o) {
+                                    const ChunkedServingOptions& o) {
   using namespace chunked;
   if (!chunked_prefill_serving_supports(s)) {
     return unsupported("chunked serving prefill: unsupported configuration");
@@ -330,7 +352,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
 
   // 2. The sequence table; 3. sequences without chunks.
   auto* table = reinterpret_cast<int64_t*>(ws + w.table_off);
-  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table);
+  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, o.longest_first);
   LINATTN_RETURN_IF_ERROR(launch_error("table"));
   edges_kernel<<<static_cast<unsigned>(s.ix.N), 256, 0, stream>>>(p, s.ix);
   LINATTN_RETURN_IF_ERROR(launch_error("edges"));
@@ -370,7 +392,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
 
 Status chunked_prefill_serving(const LinearAttentionServing& s, const Exec& e) {
   // As the dense entry: the state split only for the rules without decay.
-  ChunkedOptions o;
+  ChunkedServingOptions o;
   o.split_state = !s.p.gated;
   return chunked_prefill_serving_with(s, e, o);
 }
