@@ -57,13 +57,20 @@ if step build cmake --build "$BUILD" -j "$JOBS"; then
     --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments'
   step racecheck_chunked "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
     "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules'
-  # The serving kernels (each binary only when it exists in this tree).
-  for t in test_cuda_serving_attention test_cuda_serving_conv test_chunked_serving; do
-    [ -x "$BUILD/tests/$t" ] || continue
-    step "memcheck_${t#test_}" "$sanitizer" --tool memcheck --error-exitcode 1 "$BUILD/tests/$t" --gtest_brief=1
-    step "racecheck_${t#test_}" "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
-      "$BUILD/tests/$t" --gtest_brief=1
-  done
+  # The serving kernels: memcheck and racecheck on the tests that reach every serving kernel
+  # path at small shapes (the reference-shape and long cases would only add minutes).
+  serving_san() {  # serving_san TEST MEMCHECK_FILTER RACECHECK_FILTER
+    [ -x "$BUILD/tests/$1" ] || return 0
+    step "memcheck_${1#test_}" "$sanitizer" --tool memcheck --error-exitcode 1 "$BUILD/tests/$1" \
+      --gtest_brief=1 --gtest_filter="$2"
+    step "racecheck_${1#test_}" "$sanitizer" --tool racecheck --racecheck-report all \
+      --error-exitcode 1 "$BUILD/tests/$1" --gtest_brief=1 --gtest_filter="$3"
+  }
+  serving_san test_cuda_serving_attention '-*ReferenceShape*' \
+    '*VarlenRows:*PoolMixedBatch:*Speculative*:*IndexError*:*ValueMajor*'
+  serving_san test_cuda_serving_conv '*' '*'
+  serving_san test_chunked_serving '*VarlenPoolInPlace:*Checkpoints:*OutOfRange*:*FusedL2Norm*' \
+    '*VarlenPoolInPlace'
   # The serving simulation on the device, checked call by call against the oracle.
   step serving_sim "$BUILD/tools/linattn" run --scenario serving --device cuda --spec-len 3 --steps 48
   step serving_sim_ref "$BUILD/tools/linattn" run --scenario serving --device cuda --q-heads 16 \
