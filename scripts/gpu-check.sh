@@ -6,11 +6,14 @@
 # table last. Logs go to <build dir>/gpu-check-logs; when $OUT is set, the main logs, the plot
 # (gpu_prefill.svg) and an archive of all logs are copied there.
 #   BUILD_DIR (default build-gpu), JOBS (default 16), LINATTN_CONFORMANCE_DIR (ONNX node cases;
-#   default: the CMake default, or .conformance/onnx in the checkout when present).
+#   default: the CMake default, or .conformance/onnx in the checkout when present),
+#   PARTS (all (default) | tests | bench: the build, then only the tests and sanitizers, or only
+#   the serving simulation and the benchmarks, for machines with a per-command time limit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build-gpu}
 JOBS=${JOBS:-16}
+PARTS=${PARTS:-all}
 LOG=$BUILD/gpu-check-logs
 mkdir -p "$LOG" "$BUILD"
 
@@ -43,7 +46,7 @@ san_filter='CudaConvPaths/*:Cuda/CudaOracleMatrix.*_T2_*:Cuda/CudaOracleMatrix.*
 
 step device nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 step configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINATTN_CUDA=ON "${conf[@]}"
-if step build cmake --build "$BUILD" -j "$JOBS"; then
+if step build cmake --build "$BUILD" -j "$JOBS" && [ "$PARTS" != bench ]; then
   step gpu_tests ctest --test-dir "$BUILD" -L gpu -j 4 --output-on-failure
   step cpu_tests ctest --test-dir "$BUILD" -L cpu -j "$JOBS" --output-on-failure
   step memcheck "$sanitizer" --tool memcheck --error-exitcode 1 \
@@ -71,6 +74,8 @@ if step build cmake --build "$BUILD" -j "$JOBS"; then
   serving_san test_cuda_serving_conv '*' '*'
   serving_san test_chunked_serving '*VarlenPoolInPlace:*Checkpoints:*OutOfRange*:*FusedL2Norm*' \
     '*VarlenPoolInPlace'
+fi
+if [ -f "$BUILD/tools/linattn" ] && [ "$PARTS" != tests ] && [ "${results[2]:-}" = PASS ]; then
   # The serving simulation on the device, checked call by call against the oracle.
   step serving_sim "$BUILD/tools/linattn" run --scenario serving --device cuda --spec-len 3 --steps 48
   step serving_sim_ref "$BUILD/tools/linattn" run --scenario serving --device cuda --q-heads 16 \
