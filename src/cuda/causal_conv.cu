@@ -416,52 +416,9 @@ __global__ void __launch_bounds__(kConvThreads, 4) conv_update_kernel(const Caus
     }
   }
 
-  // Weights w[ch * k + j]; 16-bit types keep them packed (two per register) and convert on use,
-  // which keeps the kernel within 64 registers with four rows in flight.
-  constexpr int NW = kUpdVec * KT;
-  constexpr bool kF32 = AT == LINATTN_FLOAT32;
-  float wf[kF32 ? NW : 1];
-  uint32_t wp[kF32 ? 1 : NW / 2];
-  if constexpr (kF32) {
-    if (vl.w_vec) {
-      ld_run<AT, NW>(p.w, c * KT, wf);
-    } else {
-#pragma unroll
-      for (int ch = 0; ch < kUpdVec; ++ch)
-#pragma unroll
-        for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
-    }
-  } else if (vl.w_vec) {
-    const uint2* v = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.w) + c * KT);
-#pragma unroll
-    for (int n = 0; n < NW / 4; ++n) {
-      const uint2 u = __ldg(v + n);
-      wp[2 * n] = u.x;
-      wp[2 * n + 1] = u.y;
-    }
-  } else {
-#pragma unroll
-    for (int n = 0; n < NW / 2; ++n) {
-      const int e0 = 2 * n, e1 = 2 * n + 1;
-      const uint32_t lo = cvt16<AT>(ld<AT>(p.w, (c + e0 / KT) * p.w_sc + (e0 % KT) * p.w_sk));
-      const uint32_t hi = cvt16<AT>(ld<AT>(p.w, (c + e1 / KT) * p.w_sc + (e1 % KT) * p.w_sk));
-      wp[n] = lo | (hi << 16);
-    }
-  }
-  auto wget = [&](int e) -> float {
-    if constexpr (kF32) return wf[e];
-    else return cvt16<AT>(static_cast<uint16_t>((e & 1) ? wp[e >> 1] >> 16 : wp[e >> 1] & 0xffffu));
-  };
-  float bias[kUpdVec];
-  if (p.bias == nullptr) {
-#pragma unroll
-    for (int ch = 0; ch < kUpdVec; ++ch) bias[ch] = 0.f;
-  } else if (vl.bias_vec) {
-    ld_run<AT, kUpdVec>(p.bias, c, bias);
-  } else {
-#pragma unroll
-    for (int ch = 0; ch < kUpdVec; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
-  }
+  ChannelWeights4<KT, AT> wt;
+  static_assert(ChannelWeights4<KT, AT>::kG == kUpdVec, "one weight group per channel vector");
+  wt.load(p, vl.w_vec, vl.bias_vec, c);
 
 #pragma unroll
   for (int i = 0; i < NR; ++i) {
@@ -485,9 +442,9 @@ __global__ void __launch_bounds__(kConvThreads, 4) conv_update_kernel(const Caus
     unpack_packed<AT>(xr[i], xv);
 #pragma unroll
     for (int ch = 0; ch < kUpdVec; ++ch) {
-      float acc = fmaf(wget(ch * KT + KM), xv[ch], bias[ch]);
+      float acc = fmaf(wt.get(ch * KT + KM), xv[ch], wt.bias[ch]);
 #pragma unroll
-      for (int m = 0; m < KM; ++m) acc = fmaf(wget(ch * KT + m), pst[ch * KM + m], acc);
+      for (int m = 0; m < KM; ++m) acc = fmaf(wt.get(ch * KT + m), pst[ch * KM + m], acc);
       ys[ch] = p.silu ? silu(acc) : acc;
     }
     st_run<AT, kUpdVec>(p.y, b * p.y_sb + c, ys);

@@ -128,4 +128,60 @@ __device__ __forceinline__ void unpack_packed(const typename Packed4<AT>::T& v, 
   }
 }
 
+// Weights and bias of 4 consecutive channels from c, w[ch * k + j]; 16-bit types stay packed
+// two per register and are converted on use, which keeps the update kernels within 64
+// registers with four rows of loads in flight. w_vec / bias_vec: the rows are 16-byte aligned
+// and contiguous, so they load as vectors.
+template <int KT, linattn_dtype AT>
+struct ChannelWeights4 {
+  static constexpr int kG = 4;  // channels
+  static constexpr bool kF32 = AT == LINATTN_FLOAT32;
+  static constexpr int NW = kG * KT;
+  float wf[kF32 ? NW : 1];
+  uint32_t wp[kF32 ? 1 : NW / 2];
+  float bias[kG];
+
+  __device__ __forceinline__ void load(const CausalConvParams& p, bool w_vec, bool bias_vec, int64_t c) {
+    if constexpr (kF32) {
+      if (w_vec) {
+        ld_run<AT, NW>(p.w, c * KT, wf);
+      } else {
+#pragma unroll
+        for (int ch = 0; ch < kG; ++ch)
+#pragma unroll
+          for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
+      }
+    } else if (w_vec) {
+      const uint2* v = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.w) + c * KT);
+#pragma unroll
+      for (int n = 0; n < NW / 4; ++n) {
+        const uint2 u = __ldg(v + n);
+        wp[2 * n] = u.x;
+        wp[2 * n + 1] = u.y;
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < NW / 2; ++n) {
+        const int e0 = 2 * n, e1 = 2 * n + 1;
+        const uint32_t lo = cvt16<AT>(ld<AT>(p.w, (c + e0 / KT) * p.w_sc + (e0 % KT) * p.w_sk));
+        const uint32_t hi = cvt16<AT>(ld<AT>(p.w, (c + e1 / KT) * p.w_sc + (e1 % KT) * p.w_sk));
+        wp[n] = lo | (hi << 16);
+      }
+    }
+    if (p.bias == nullptr) {
+#pragma unroll
+      for (int ch = 0; ch < kG; ++ch) bias[ch] = 0.f;
+    } else if (bias_vec) {
+      ld_run<AT, kG>(p.bias, c, bias);
+    } else {
+#pragma unroll
+      for (int ch = 0; ch < kG; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
+    }
+  }
+  __device__ __forceinline__ float get(int e) const {
+    if constexpr (kF32) return wf[e];
+    else return cvt16<AT>(static_cast<uint16_t>((e & 1) ? wp[e >> 1] >> 16 : wp[e >> 1] & 0xffffu));
+  }
+};
+
 }  // namespace linattn::detail::cuda

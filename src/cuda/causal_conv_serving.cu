@@ -75,59 +75,6 @@ struct VecFlags {
 
 // ---- Vector kernel ---------------------------------------------------------------------------
 
-// Weights of 4 channels, w[ch * k + j]; 16-bit types stay packed two per register (the
-// decode form holds four rows of loads in flight within 64 registers).
-template <int KT, linattn_dtype AT>
-struct Weights4 {
-  static constexpr bool kF32 = AT == LINATTN_FLOAT32;
-  static constexpr int NW = kCh * KT;
-  float wf[kF32 ? NW : 1];
-  uint32_t wp[kF32 ? 1 : NW / 2];
-  float bias[kCh];
-
-  __device__ __forceinline__ void load(const CausalConvParams& p, const VecFlags& vf, int64_t c) {
-    if constexpr (kF32) {
-      if (vf.w_vec) {
-        ld_run<AT, NW>(p.w, c * KT, wf);
-      } else {
-#pragma unroll
-        for (int ch = 0; ch < kCh; ++ch)
-#pragma unroll
-          for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
-      }
-    } else if (vf.w_vec) {
-      const uint2* v = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p.w) + c * KT);
-#pragma unroll
-      for (int n = 0; n < NW / 4; ++n) {
-        const uint2 u = __ldg(v + n);
-        wp[2 * n] = u.x;
-        wp[2 * n + 1] = u.y;
-      }
-    } else {
-#pragma unroll
-      for (int n = 0; n < NW / 2; ++n) {
-        const int e0 = 2 * n, e1 = 2 * n + 1;
-        const uint32_t lo = cvt16<AT>(ld<AT>(p.w, (c + e0 / KT) * p.w_sc + (e0 % KT) * p.w_sk));
-        const uint32_t hi = cvt16<AT>(ld<AT>(p.w, (c + e1 / KT) * p.w_sc + (e1 % KT) * p.w_sk));
-        wp[n] = lo | (hi << 16);
-      }
-    }
-    if (p.bias == nullptr) {
-#pragma unroll
-      for (int ch = 0; ch < kCh; ++ch) bias[ch] = 0.f;
-    } else if (vf.bias_vec) {
-      ld_run<AT, kCh>(p.bias, c, bias);
-    } else {
-#pragma unroll
-      for (int ch = 0; ch < kCh; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
-    }
-  }
-  __device__ __forceinline__ float get(int e) const {
-    if constexpr (kF32) return wf[e];
-    else return cvt16<AT>(static_cast<uint16_t>((e & 1) ? wp[e >> 1] >> 16 : wp[e >> 1] & 0xffffu));
-  }
-};
-
 // State block of 4 channels, st[ch * (k-1) + j], from row/slot `row` of a pool.
 template <int KM, linattn_dtype AT>
 __device__ __forceinline__ void load_state4(const void* base, linattn_dtype dt, int64_t sb, int64_t sc,
@@ -173,8 +120,8 @@ __device__ __forceinline__ void vec_sequence(const CausalConvServing& s, const S
     for (int64_t l = 0; l < r.len; ++l) st_run<AT, kCh>(p.y, yb + l * p.y_sl, zero);
     return;
   }
-  Weights4<KT, AT> w;
-  w.load(p, vf, c);
+  ChannelWeights4<KT, AT> w;
+  w.load(p, vf.w_vec, vf.bias_vec, c);
   float st[kCh * KM];  // the window, st[ch * (k-1) + m] = P at step t - (k-1) + m
   if (r.read < 0) {
 #pragma unroll
@@ -262,8 +209,8 @@ __global__ void __launch_bounds__(kThreads, 4)
         for (int m = 0; m < KM; ++m) sr[i][m] = ld_packed<AT>(sp.rd, r.read * sp.rd_sb + c * KM + 4 * m);
       }
     }
-    Weights4<KT, AT> w;
-    w.load(p, vf, c);
+    ChannelWeights4<KT, AT> w;
+    w.load(p, vf.w_vec, vf.bias_vec, c);
 #pragma unroll
     for (int i = 0; i < NR; ++i) {
       const int64_t n = n0 + i;
