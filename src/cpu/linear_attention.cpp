@@ -121,8 +121,10 @@ Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* 
                                 cost / groups});
       }
   }
-  std::stable_sort(items.begin(), items.end(),
-                   [](const RowItem& a, const RowItem& b) { return a.cost > b.cost; });
+  // Decode batches (every item one token) come out already in order: no sort to pay for.
+  const auto longer = [](const RowItem& a, const RowItem& b) { return a.cost > b.cost; };
+  if (!std::is_sorted(items.begin(), items.end(), longer))
+    std::stable_sort(items.begin(), items.end(), longer);
   e.pool->parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
     const RowItem& it = items[i];
     (it.chunked ? chk.run : rec.run)(rp[it.row], 0, it.h, it.c0, it.ncols);
