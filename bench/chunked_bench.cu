@@ -69,6 +69,38 @@ __global__ void fill_f32(float* dst, int64_t n, uint64_t seed) {
     }                                                                              \
   } while (0)
 
+// Median milliseconds of `call()` over `reps` event-timed launches after two warm-ups, or -1
+// when a call fails or a CUDA error occurs (reported on stderr).
+template <class Call>
+double median_event_ms(int reps, const char* what, Call call) {
+  cudaEvent_t a, b;
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
+  std::vector<float> ms;
+  double result = -1.0;
+  for (int i = 0; i < reps + 2; ++i) {
+    if (cudaEventRecord(a) != cudaSuccess) break;
+    const detail::Status st = call();
+    if (cudaEventRecord(b) != cudaSuccess) break;
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s: %s\n", what, st.message().c_str());
+      break;
+    }
+    float t = 0.f;
+    if (cudaEventSynchronize(b) != cudaSuccess || cudaEventElapsedTime(&t, a, b) != cudaSuccess) break;
+    if (i >= 2) ms.push_back(t);
+  }
+  if (ms.size() == static_cast<size_t>(reps)) {
+    std::sort(ms.begin(), ms.end());
+    result = ms[ms.size() / 2];
+  } else if (cudaPeekAtLastError() != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(cudaGetLastError()));
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return result;
+}
+
 }  // namespace
 
 double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments) {
@@ -117,30 +149,13 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
   const bool recurrent = path == PrefillPath::kRecurrent;
   e.workspace_bytes = recurrent ? 0 : detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
   if (e.workspace_bytes > 0) BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
-  cudaEvent_t a, b;
-  BENCH_CUDA(cudaEventCreate(&a));
-  BENCH_CUDA(cudaEventCreate(&b));
-  std::vector<float> ms;
-  for (int i = 0; i < reps + 2; ++i) {
-    BENCH_CUDA(cudaEventRecord(a));
-    detail::Status st = recurrent ? detail::cuda::linear_attention_recurrent(p, e)
-                                  : detail::cuda::chunked_prefill_with(p, e, o);
-    BENCH_CUDA(cudaEventRecord(b));
-    if (!st.ok()) {
-      std::fprintf(stderr, "chunked prefill: %s\n", st.message().c_str());
-      return -1.0;
-    }
-    BENCH_CUDA(cudaEventSynchronize(b));
-    float t = 0.f;
-    BENCH_CUDA(cudaEventElapsedTime(&t, a, b));
-    if (i >= 2) ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  const double t = median_event_ms(reps, "chunked prefill", [&] {
+    return recurrent ? detail::cuda::linear_attention_recurrent(p, e)
+                     : detail::cuda::chunked_prefill_with(p, e, o);
+  });
   for (void* ptr : {e.workspace, (void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out, (void*)past, (void*)present})
     cudaFree(ptr);
-  return ms[ms.size() / 2];
+  return t;
 }
 
 namespace {
@@ -216,30 +231,13 @@ double time_varlen_serving(int reps, int64_t window, bool longest_first, bool pr
   detail::Exec e;
   e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
   BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
-  cudaEvent_t a, b;
-  BENCH_CUDA(cudaEventCreate(&a));
-  BENCH_CUDA(cudaEventCreate(&b));
-  std::vector<float> ms;
-  for (int i = 0; i < reps + 2; ++i) {
-    BENCH_CUDA(cudaEventRecord(a));
-    const detail::Status st = detail::cuda::chunked_prefill_serving_with(s, e, o);
-    BENCH_CUDA(cudaEventRecord(b));
-    if (!st.ok()) {
-      std::fprintf(stderr, "varlen serving: %s\n", st.message().c_str());
-      return -1.0;
-    }
-    BENCH_CUDA(cudaEventSynchronize(b));
-    float t = 0.f;
-    BENCH_CUDA(cudaEventElapsedTime(&t, a, b));
-    if (i >= 2) ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  const double t = median_event_ms(reps, "varlen serving", [&] {
+    return detail::cuda::chunked_prefill_serving_with(s, e, o);
+  });
   for (void* ptr : {e.workspace, (void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out,
                     (void*)pool, (void*)dcu, (void*)dslot})
     cudaFree(ptr);
-  return ms[ms.size() / 2];
+  return t;
 }
 
 // The serving row beside the dense 8 x 8192 row (library defaults, same run).

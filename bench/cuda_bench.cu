@@ -213,6 +213,45 @@ Result bench_linear_attention(const char* name, int64_t B, int64_t T, linattn_dt
   return r;
 }
 
+// A decode batch of B one-token sequences through a pool of `slots` slots: a fresh shuffle of
+// the slots (Fisher-Yates with xorshift, carried across calls in `order` and `rng`), the first B
+// uploaded as int32 state_indices (owned by `buf`).
+detail::ServingIndices shuffled_pool(Buffers& buf, int64_t B, int64_t slots,
+                                     std::vector<int32_t>& order, uint64_t& rng) {
+  for (int64_t j = slots - 1; j > 0; --j) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    std::swap(order[j], order[rng % (j + 1)]);
+  }
+  void* idx = nullptr;
+  BENCH_CUDA(cudaMalloc(&idx, B * sizeof(int32_t)));
+  BENCH_CUDA(cudaMemcpy(idx, order.data(), B * sizeof(int32_t), cudaMemcpyHostToDevice));
+  buf.ptrs.push_back(idx);
+  detail::ServingIndices x;
+  x.N = B; x.T = 1; x.pool = true; x.slots = slots; x.read_slots = slots;
+  x.state_indices.data = idx; x.state_indices.s0 = 1;
+  return x;
+}
+
+// Times `run(set)` over the rotated input sets like every other row; a failed call ends the
+// benchmark with its message.
+template <class Run>
+Result time_serving(const char* name, double bytes, int sets, int samples, cudaStream_t s, Run run) {
+  const int calls = std::max(sets, 8);
+  Exec e;
+  e.stream = s;
+  Result r;
+  r.name = name;
+  r.bytes = bytes;
+  r.us = time_calls(s, calls, samples, [&](int i) {
+    const detail::Status st = run(i % sets, e);
+    if (!st.ok()) {
+      std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
+      std::exit(1);
+    }
+  });
+  return r;
+}
+
 // Serving decode through a state pool (docs/SERVING.md): B sequences, one token each, updating
 // their slots in place in a pool of 2B slots through shuffled state_indices (the vLLM layout);
 // `fused` adds the in-call q/k L2 norm and gating from raw projections. Bytes as the dense
@@ -254,18 +293,7 @@ Result bench_decode_pool(const char* name, int64_t B, linattn_dtype state, bool 
     p.pres_sk = sh.dv;
     p.pres_sh = int64_t{sh.dk} * sh.dv;
     p.pres_sb = block;
-    // Shuffled slots (Fisher-Yates, xorshift), the first B of them used.
-    for (int64_t j = slots - 1; j > 0; --j) {
-      rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-      std::swap(order[j], order[rng % (j + 1)]);
-    }
-    void* idx = nullptr;
-    BENCH_CUDA(cudaMalloc(&idx, B * sizeof(int32_t)));
-    BENCH_CUDA(cudaMemcpy(idx, order.data(), B * sizeof(int32_t), cudaMemcpyHostToDevice));
-    buf.ptrs.push_back(idx);
-    detail::ServingIndices& x = v.ix;
-    x.N = B; x.T = 1; x.pool = true; x.slots = slots; x.read_slots = slots;
-    x.state_indices.data = idx; x.state_indices.s0 = 1;
+    v.ix = shuffled_pool(buf, B, slots, order, rng);
     if (fused) {
       v.qk_l2norm = true;
       v.fused_gating = true;
@@ -276,21 +304,9 @@ Result bench_decode_pool(const char* name, int64_t B, linattn_dtype state, bool 
     ss.push_back(v);
   }
   BENCH_CUDA(cudaDeviceSynchronize());
-  Exec e;
-  e.stream = s;
-  const int calls = std::max(sets, 8);
-  const double us = time_calls(s, calls, samples, [&](int i) {
-    const detail::Status st = detail::cuda::linear_attention_serving(ss[i % sets], e);
-    if (!st.ok()) {
-      std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
-      std::exit(1);
-    }
+  return time_serving(name, bytes, sets, samples, s, [&](int i, const Exec& e) {
+    return detail::cuda::linear_attention_serving(ss[i], e);
   });
-  Result r;
-  r.name = name;
-  r.us = us;
-  r.bytes = bytes;
-  return r;
 }
 
 Result bench_conv(const char* name, int64_t B, int64_t C, int64_t L, int K, bool channels_last,
@@ -366,35 +382,13 @@ Result bench_conv_pool(const char* name, int64_t B, int64_t C, int K, cudaStream
     p.bias = buf.make(C, act, -0.1f, 0.1f); p.bias_sc = 1;
     p.present = buf.make(slots * block, state, -1.f, 1.f);  // the pool, read in place
     p.pres_sb = block; p.pres_sc = K - 1;
-    for (int64_t j = slots - 1; j > 0; --j) {  // Fisher-Yates (xorshift); the first B used
-      rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-      std::swap(order[j], order[rng % (j + 1)]);
-    }
-    void* idx = nullptr;
-    BENCH_CUDA(cudaMalloc(&idx, B * sizeof(int32_t)));
-    BENCH_CUDA(cudaMemcpy(idx, order.data(), B * sizeof(int32_t), cudaMemcpyHostToDevice));
-    buf.ptrs.push_back(idx);
-    detail::ServingIndices& x = v.ix;
-    x.N = B; x.T = 1; x.pool = true; x.slots = slots; x.read_slots = slots;
-    x.state_indices.data = idx; x.state_indices.s0 = 1;
+    v.ix = shuffled_pool(buf, B, slots, order, rng);
     ss.push_back(v);
   }
   BENCH_CUDA(cudaDeviceSynchronize());
-  Exec e;
-  e.stream = s;
-  const int calls = std::max(sets, 8);
-  const double us = time_calls(s, calls, samples, [&](int i) {
-    const detail::Status st = detail::cuda::causal_conv_serving(ss[i % sets], e);
-    if (!st.ok()) {
-      std::fprintf(stderr, "bench %s: %s\n", name, st.message().c_str());
-      std::exit(1);
-    }
+  return time_serving(name, bytes, sets, samples, s, [&](int i, const Exec& e) {
+    return detail::cuda::causal_conv_serving(ss[i], e);
   });
-  Result r;
-  r.name = name;
-  r.us = us;
-  r.bytes = bytes;
-  return r;
 }
 
 void usage() {

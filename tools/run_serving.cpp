@@ -218,37 +218,42 @@ class Simulation {
       }
       return dev.back().data();
     };
-    auto tensor = [&](auto& v, DType dt, std::initializer_list<int64_t> shape) {
-      return make_tensor(place(v), dt, shape, mem);
+    // The call's arguments with every input, index and output tensor taken from `where(vector)`
+    // in memory space `m`: device copies for the backend under test, the host vectors for the
+    // oracle.
+    auto bind = [&](auto&& where, Memory m, std::vector<float>& output) {
+      auto tensor = [&](auto& v, DType dt, std::initializer_list<int64_t> shape) {
+        return make_tensor(where(v), dt, shape, m);
+      };
+      LinearAttentionArgs args = default_linear_attention_args();
+      args.q_num_heads = static_cast<int32_t>(Hq);
+      args.kv_num_heads = static_cast<int32_t>(Hkv);
+      args.update_rule = LINATTN_RULE_GATED_DELTA;
+      args.query = tensor(q, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
+      args.key = tensor(k, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
+      args.value = tensor(v, LINATTN_FLOAT32, {1, T, Hkv * o_.dv});
+      args.decay = tensor(a, LINATTN_FLOAT32, {1, T, Hkv});
+      args.beta = tensor(b, LINATTN_FLOAT32, {1, T, Hkv});
+      ServingArgs& s = args.serving;
+      s.cu_seqlens = tensor(cu, LINATTN_INT32, {N + 1});
+      if (spec) {
+        s.state_indices = tensor(slots, LINATTN_INT32, {N, Ts_});
+        s.num_accepted_tokens = tensor(accepted, LINATTN_INT32, {N});
+      } else {
+        s.state_indices = tensor(slots, LINATTN_INT32, {N});
+        s.has_initial_state = tensor(init, LINATTN_INT32, {N});
+      }
+      s.qk_l2norm = 1;
+      s.fused_gating = 1;
+      s.A_log = tensor(A_log_, LINATTN_FLOAT32, {Hkv});
+      s.dt_bias = tensor(dt_bias_, LINATTN_FLOAT32, {Hkv});
+      args.output = tensor(output, LINATTN_FLOAT32, {1, T, Hout * o_.dv});
+      return args;
     };
-
-    LinearAttentionArgs args = default_linear_attention_args();
-    args.q_num_heads = static_cast<int32_t>(Hq);
-    args.kv_num_heads = static_cast<int32_t>(Hkv);
-    args.update_rule = LINATTN_RULE_GATED_DELTA;
-    args.query = tensor(q, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
-    args.key = tensor(k, LINATTN_FLOAT32, {1, T, Hq * o_.dk});
-    args.value = tensor(v, LINATTN_FLOAT32, {1, T, Hkv * o_.dv});
-    args.decay = tensor(a, LINATTN_FLOAT32, {1, T, Hkv});
-    args.beta = tensor(b, LINATTN_FLOAT32, {1, T, Hkv});
-    ServingArgs& s = args.serving;
-    s.cu_seqlens = tensor(cu, LINATTN_INT32, {N + 1});
-    if (spec) {
-      s.state_indices = tensor(slots, LINATTN_INT32, {N, Ts_});
-      s.num_accepted_tokens = tensor(accepted, LINATTN_INT32, {N});
-    } else {
-      s.state_indices = tensor(slots, LINATTN_INT32, {N});
-      s.has_initial_state = tensor(init, LINATTN_INT32, {N});
-    }
-    s.qk_l2norm = 1;
-    s.fused_gating = 1;
-    s.A_log = tensor(A_log_, LINATTN_FLOAT32, {Hkv});
-    s.dt_bias = tensor(dt_bias_, LINATTN_FLOAT32, {Hkv});
-    if (cuda) s.error_flag = make_tensor(dev_flag_.data(), LINATTN_INT32, {1}, mem);
-
     const std::initializer_list<int64_t> pool_shape{slots_, Hkv, o_.dk, o_.dv};
-    args.output = tensor(out, LINATTN_FLOAT32, {1, T, Hout * o_.dv});
-    const DeviceBuffer* out_dev = cuda ? &dev.back() : nullptr;
+    LinearAttentionArgs args = bind(place, mem, out);
+    const DeviceBuffer* out_dev = cuda ? &dev.back() : nullptr;  // output is placed last
+    if (cuda) args.serving.error_flag = make_tensor(dev_flag_.data(), LINATTN_INT32, {1}, mem);
     args.present_state = make_tensor(cuda ? dev_pool_.data() : pool_.data(), LINATTN_FLOAT32,
                                      pool_shape, mem);
     if (!placed) return false;
@@ -275,23 +280,7 @@ class Simulation {
       }
     }
     // The oracle reads the host copies of the same inputs.
-    args.query = make_tensor(q.data(), LINATTN_FLOAT32, {1, T, Hq * o_.dk});
-    args.key = make_tensor(k.data(), LINATTN_FLOAT32, {1, T, Hq * o_.dk});
-    args.value = make_tensor(v.data(), LINATTN_FLOAT32, {1, T, Hkv * o_.dv});
-    args.decay = make_tensor(a.data(), LINATTN_FLOAT32, {1, T, Hkv});
-    args.beta = make_tensor(b.data(), LINATTN_FLOAT32, {1, T, Hkv});
-    s.cu_seqlens = make_tensor(cu.data(), LINATTN_INT32, {N + 1});
-    if (spec) {
-      s.state_indices = make_tensor(slots.data(), LINATTN_INT32, {N, Ts_});
-      s.num_accepted_tokens = make_tensor(accepted.data(), LINATTN_INT32, {N});
-    } else {
-      s.state_indices = make_tensor(slots.data(), LINATTN_INT32, {N});
-      s.has_initial_state = make_tensor(init.data(), LINATTN_INT32, {N});
-    }
-    s.A_log = make_tensor(A_log_.data(), LINATTN_FLOAT32, {Hkv});
-    s.dt_bias = make_tensor(dt_bias_.data(), LINATTN_FLOAT32, {Hkv});
-    s.error_flag = absent();
-    args.output = make_tensor(ref.data(), LINATTN_FLOAT32, {1, T, Hout * o_.dv});
+    args = bind([](auto& vec) -> void* { return vec.data(); }, LINATTN_MEMORY_HOST, ref);
     args.present_state = make_tensor(ref_pool_.data(), LINATTN_FLOAT32, pool_shape);
     st = linear_attention(oracle_, args);
     if (!st.ok()) {

@@ -56,6 +56,30 @@ __device__ __forceinline__ void st_rt(void* base, int64_t i, linattn_dtype t, fl
   }
 }
 
+// Two 16-bit values (float16 or bfloat16, low half first) in one 32-bit word, to and from float.
+__device__ __forceinline__ void unpack2_rt(uint32_t w, linattn_dtype t, float out[2]) {
+  const uint16_t lo = static_cast<uint16_t>(w & 0xffffu), hi = static_cast<uint16_t>(w >> 16);
+  if (t == LINATTN_FLOAT16) {
+    out[0] = __half2float(__ushort_as_half(lo));
+    out[1] = __half2float(__ushort_as_half(hi));
+  } else {
+    out[0] = __bfloat162float(__ushort_as_bfloat16(lo));
+    out[1] = __bfloat162float(__ushort_as_bfloat16(hi));
+  }
+}
+
+__device__ __forceinline__ uint32_t pack2_rt(const float x[2], linattn_dtype t) {
+  uint16_t lo, hi;
+  if (t == LINATTN_FLOAT16) {
+    lo = __half_as_ushort(__float2half_rn(x[0]));
+    hi = __half_as_ushort(__float2half_rn(x[1]));
+  } else {
+    lo = __bfloat16_as_ushort(__float2bfloat16_rn(x[0]));
+    hi = __bfloat16_as_ushort(__float2bfloat16_rn(x[1]));
+  }
+  return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+}
+
 // Four consecutive elements starting at i, which the caller guarantees is aligned to four
 // elements (16 bytes for float32, 8 for 16-bit types): one vector access.
 __device__ __forceinline__ void ld4_rt(const void* base, int64_t i, linattn_dtype t, float out[4]) {
@@ -66,14 +90,7 @@ __device__ __forceinline__ void ld4_rt(const void* base, int64_t i, linattn_dtyp
     const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(base) + i);
     const uint32_t w[2] = {u.x, u.y};
     for (int j = 0; j < 2; ++j) {
-      const uint16_t lo = static_cast<uint16_t>(w[j] & 0xffffu), hi = static_cast<uint16_t>(w[j] >> 16);
-      if (t == LINATTN_FLOAT16) {
-        out[2 * j] = __half2float(__ushort_as_half(lo));
-        out[2 * j + 1] = __half2float(__ushort_as_half(hi));
-      } else {
-        out[2 * j] = __bfloat162float(__ushort_as_bfloat16(lo));
-        out[2 * j + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
-      }
+      unpack2_rt(w[j], t, out + 2 * j);
     }
   }
 }
@@ -84,15 +101,7 @@ __device__ __forceinline__ void st4_rt(void* base, int64_t i, linattn_dtype t, c
   } else {
     uint32_t w[2];
     for (int j = 0; j < 2; ++j) {
-      uint16_t lo, hi;
-      if (t == LINATTN_FLOAT16) {
-        lo = __half_as_ushort(__float2half_rn(x[2 * j]));
-        hi = __half_as_ushort(__float2half_rn(x[2 * j + 1]));
-      } else {
-        lo = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j]));
-        hi = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j + 1]));
-      }
-      w[j] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+      w[j] = pack2_rt(x + 2 * j, t);
     }
     *reinterpret_cast<uint2*>(static_cast<uint16_t*>(base) + i) = make_uint2(w[0], w[1]);
   }
@@ -110,14 +119,7 @@ __device__ __forceinline__ void ld8_rt(const void* base, int64_t i, linattn_dtyp
     const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(base) + i);
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
     for (int j = 0; j < 4; ++j) {
-      const uint16_t lo = static_cast<uint16_t>(w[j] & 0xffffu), hi = static_cast<uint16_t>(w[j] >> 16);
-      if (t == LINATTN_FLOAT16) {
-        out[2 * j] = __half2float(__ushort_as_half(lo));
-        out[2 * j + 1] = __half2float(__ushort_as_half(hi));
-      } else {
-        out[2 * j] = __bfloat162float(__ushort_as_bfloat16(lo));
-        out[2 * j + 1] = __bfloat162float(__ushort_as_bfloat16(hi));
-      }
+      unpack2_rt(w[j], t, out + 2 * j);
     }
   }
 }
@@ -130,15 +132,7 @@ __device__ __forceinline__ void st8_rt(void* base, int64_t i, linattn_dtype t, c
   } else {
     uint32_t w[4];
     for (int j = 0; j < 4; ++j) {
-      uint16_t lo, hi;
-      if (t == LINATTN_FLOAT16) {
-        lo = __half_as_ushort(__float2half_rn(x[2 * j]));
-        hi = __half_as_ushort(__float2half_rn(x[2 * j + 1]));
-      } else {
-        lo = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j]));
-        hi = __bfloat16_as_ushort(__float2bfloat16_rn(x[2 * j + 1]));
-      }
-      w[j] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+      w[j] = pack2_rt(x + 2 * j, t);
     }
     *reinterpret_cast<uint4*>(static_cast<uint16_t*>(base) + i) = make_uint4(w[0], w[1], w[2], w[3]);
   }

@@ -48,6 +48,24 @@ inline std::vector<int64_t> cu_from_lengths(const std::vector<int64_t>& lens) {
   return cu;
 }
 
+// The small LinearAttention shape of the serving tests: inverse GQA with key sharing (H_q = n_k
+// = 2, H_kv = 4, as the Qwen3.5 layer), d_k = 16, d_v = 8, no past state.
+inline LinearAttentionCase small_case(int64_t B, int64_t T, uint64_t seed,
+                                      linattn_update_rule rule = LINATTN_RULE_GATED_DELTA) {
+  LinearAttentionCase c;
+  c.B = B;
+  c.T = T;
+  c.Hq = 2;
+  c.Hk = 2;
+  c.Hkv = 4;
+  c.dk = 16;
+  c.dv = 8;
+  c.rule = rule;
+  c.has_past = false;
+  c.seed = seed;
+  return c;
+}
+
 // ---- LinearAttention pools -----------------------------------------------------------------
 
 // (slots, H_kv, d_k, d_v), or (slots, H_kv, d_v, d_k) when value-major; padded strides when

@@ -17,22 +17,6 @@ namespace {
 
 constexpr double kTol = 5e-5;  // float32 activations and state against the float64 oracle
 
-LinearAttentionCase dims(int64_t B, int64_t T, uint64_t seed,
-                         linattn_update_rule rule = LINATTN_RULE_GATED_DELTA) {
-  LinearAttentionCase c;
-  c.B = B;
-  c.T = T;
-  c.Hq = 2;
-  c.Hk = 2;
-  c.Hkv = 4;  // inverse GQA with key sharing, as the Qwen3.5 layer
-  c.dk = 16;
-  c.dv = 8;
-  c.rule = rule;
-  c.has_past = false;
-  c.seed = seed;
-  return c;
-}
-
 HostTensor make_output(const LinearAttentionCase& c, int64_t B, int64_t T) {
   HostTensor o(c.act_dtype, {B, T, int64_t{c.Hout()} * c.dv}, true);
   o.poison();
@@ -68,7 +52,7 @@ TEST_P(Serving, VarlenRowsMatchPerSequenceOracle) {
     const std::vector<int64_t> lens{0, 1, 63, 65, 130, 5};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t N = lens.size(), T = cu.back();
-    LinearAttentionCase c = dims(1, T, 11);
+    LinearAttentionCase c = small_case(1, T, 11);
     if (idx == LINATTN_INT64) {
       c.Hq = 8, c.Hk = 2, c.Hkv = 4;
       c.decay = DecayKind::kPerKeyDim;
@@ -108,7 +92,7 @@ TEST_P(Serving, PoolMixedBatchMatchesGatherScatterOracle) {
     const std::vector<int64_t> init{1, 1, 1, 0, 1, 1, 1};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t N = lens.size(), T = cu.back(), slots = 9;
-    LinearAttentionCase c = dims(1, T, 21 + static_cast<int>(mode));
+    LinearAttentionCase c = small_case(1, T, 21 + static_cast<int>(mode));
     const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
     HostTensor pool = make_pool(c, slots, false, true, 7);
     std::vector<State> model = read_pool(pool, false, c);
@@ -159,7 +143,7 @@ TEST_P(Serving, BatchedRowsLongPromptAmongShortOnes) {
     Context& cx = GetParam() == LINATTN_BACKEND_REFERENCE ? ctx() : cpu_context(threads);
     for (linattn_update_rule rule : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA}) {
       for (bool separate : {false, true}) {
-        LinearAttentionCase c = dims(1, T, 41 + threads, rule);
+        LinearAttentionCase c = small_case(1, T, 41 + threads, rule);
         c.Hq = 4, c.Hk = 1, c.Hkv = 2;
         c.dk = c.dv = 64;
         const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
@@ -208,7 +192,7 @@ TEST_P(Serving, BatchedRowsLongPromptAmongShortOnes) {
 // Prefill in pieces through a pool slot (with decode steps in between) equals one long call.
 TEST_P(Serving, ResumptionFromPoolEqualsOneLongCall) {
   const int64_t T = 300;
-  LinearAttentionCase c = dims(1, T, 31);
+  LinearAttentionCase c = small_case(1, T, 31);
   const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
   const OracleRun whole = oracle_range(c, in64, 0, 0, T, nullptr);
   HostTensor pool = make_pool(c, 4, false, false, 8);
@@ -239,7 +223,7 @@ TEST_P(Serving, SpeculativeEveryAcceptanceCount) {
       const std::vector<int64_t> lens = varlen ? std::vector<int64_t>{4, 2, 3}
                                                : std::vector<int64_t>{Ts, Ts, Ts};
       const std::vector<int64_t> cu = cu_from_lengths(lens);
-      LinearAttentionCase c = dims(varlen ? 1 : N, varlen ? cu.back() : Ts, 40 + acc);
+      LinearAttentionCase c = small_case(varlen ? 1 : N, varlen ? cu.back() : Ts, 40 + acc);
       HostTensor pool = make_pool(c, slots, acc % 2 == 0, true, 9);
       const bool vm = acc % 2 == 0;  // value-major pools on every other run
       std::vector<State> model = read_pool(pool, vm, c);
@@ -302,7 +286,7 @@ TEST_P(Serving, CheckpointsEveryIntervalTokens) {
     const std::vector<int64_t> lens{200, 64, 10};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t T = cu.back(), interval = 64, M = 4;
-    LinearAttentionCase c = dims(1, T, 51);
+    LinearAttentionCase c = small_case(1, T, 51);
     const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
     HostTensor pool = make_pool(c, 12, vm, true, 10);
     std::vector<State> model = read_pool(pool, vm, c);
@@ -334,7 +318,7 @@ TEST_P(Serving, CheckpointsEveryIntervalTokens) {
 
 // Dense batch with value-major past/present states (no pool, no varlen).
 TEST_P(Serving, ValueMajorDenseStates) {
-  LinearAttentionCase c = dims(2, 37, 61);
+  LinearAttentionCase c = small_case(2, 37, 61);
   const LinearAttentionInputs in = make_inputs(c), in64 = to_float64(in);
   HostTensor past = make_pool(c, 2, true, true, 11), pres = make_pool(c, 2, true, false, 12);
   pres.poison();
@@ -356,7 +340,7 @@ TEST_P(Serving, FusedL2NormAndGating) {
   for (bool pooled : {false, true}) {
     const std::vector<int64_t> lens{20, 1, 45};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
-    LinearAttentionCase c = pooled ? dims(1, cu.back(), 71) : dims(2, 33, 72);
+    LinearAttentionCase c = pooled ? small_case(1, cu.back(), 71) : small_case(2, 33, 72);
     LinearAttentionInputs raw = make_inputs(c);
     std::mt19937_64 rng(c.seed);
     std::normal_distribution<double> n01(0.0, 1.0);

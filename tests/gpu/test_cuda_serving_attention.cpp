@@ -204,22 +204,6 @@ void check(const ServingCall& s, Tol tol, const std::string& what, Context* ctx 
   }
 }
 
-LinearAttentionCase dims(int64_t B, int64_t T, uint64_t seed,
-                         linattn_update_rule rule = LINATTN_RULE_GATED_DELTA) {
-  LinearAttentionCase c;
-  c.B = B;
-  c.T = T;
-  c.Hq = 2;
-  c.Hk = 2;
-  c.Hkv = 4;  // inverse GQA with key sharing, as the Qwen3.5 layer
-  c.dk = 16;
-  c.dv = 8;
-  c.rule = rule;
-  c.has_past = false;
-  c.seed = seed;
-  return c;
-}
-
 LinearAttentionCase reference_shape(int64_t B, uint64_t seed) {
   LinearAttentionCase c;
   c.B = B;
@@ -302,7 +286,7 @@ TEST_F(CudaServing, VarlenRows) {
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t N = lens.size();
     ServingCall s;
-    s.c = dims(1, cu.back(), 11);
+    s.c = small_case(1, cu.back(), 11);
     if (idx == LINATTN_INT64) {
       s.c.Hq = 8, s.c.Hk = 2, s.c.Hkv = 4;
       s.c.decay = DecayKind::kPerKeyDim;
@@ -335,7 +319,7 @@ TEST_F(CudaServing, PoolMixedBatch) {
                    Types{LINATTN_BFLOAT16, LINATTN_FLOAT32}}) {
     for (int mode = 0; mode < 4; ++mode) {
       ServingCall s;
-      s.c = dims(1, cu.back(), 21 + mode);
+      s.c = small_case(1, cu.back(), 21 + mode);
       s.c.act_dtype = ty.act;
       s.c.state_dtype = ty.state;
       s.in = make_inputs(s.c);
@@ -370,7 +354,7 @@ TEST_F(CudaServing, SpeculativeEveryAcceptanceCount) {
       const std::vector<int64_t> lens = varlen ? std::vector<int64_t>{4, 2, 3}
                                                : std::vector<int64_t>{Ts, Ts, Ts};
       const std::vector<int64_t> cu = cu_from_lengths(lens);
-      LinearAttentionCase c = dims(varlen ? 1 : N, varlen ? cu.back() : Ts, 40 + acc);
+      LinearAttentionCase c = small_case(varlen ? 1 : N, varlen ? cu.back() : Ts, 40 + acc);
       if (acc == 3) c.state_dtype = LINATTN_BFLOAT16;
       HostTensor pool = random_pool(c, slots, vm, true, 9);
       for (int step = 0; step < 2; ++step) {
@@ -411,7 +395,7 @@ TEST_F(CudaServing, Checkpoints) {
       const std::vector<int64_t> lens{200, 64, 10, 0};
       const std::vector<int64_t> cu = cu_from_lengths(lens);
       ServingCall s;
-      s.c = dims(1, cu.back(), 51);
+      s.c = small_case(1, cu.back(), 51);
       s.c.state_dtype = st;
       s.vm = vm;
       s.in = make_inputs(s.c);
@@ -431,7 +415,7 @@ TEST_F(CudaServing, Checkpoints) {
 // Dense batch rows with value-major past/present states (no pool, no varlen).
 TEST_F(CudaServing, ValueMajorRows) {
   ServingCall s;
-  s.c = dims(2, 37, 61);
+  s.c = small_case(2, 37, 61);
   s.vm = true;
   s.in = make_inputs(s.c);
   s.past = random_pool(s.c, 2, true, true, 11);
@@ -450,7 +434,7 @@ TEST_F(CudaServing, FusedL2NormAndGating) {
         const std::vector<int64_t> lens{20, 1, 45};
         const std::vector<int64_t> cu = cu_from_lengths(lens);
         ServingCall s;
-        s.c = pooled ? dims(1, cu.back(), 71, rule) : dims(2, 33, 72, rule);
+        s.c = pooled ? small_case(1, cu.back(), 71, rule) : small_case(2, 33, 72, rule);
         s.c.act_dtype = act;
         if (rule == LINATTN_RULE_GATED) s.c.beta = BetaKind::kNone;
         s.in = make_inputs(s.c);
@@ -544,7 +528,7 @@ TEST_F(CudaServing, IndexErrorSkipsTheSequence) {
       slot = {3, 5, 0, 6};
     } else {  // general kernel path: packed varlen
       lens = {3, 1, 5, 2};
-      s.c = dims(1, 11, 1235);
+      s.c = small_case(1, 11, 1235);
       slot = {3, 5, 0, 6};
       s.cu = index_tensor(LINATTN_INT32, cu_from_lengths(lens));
     }
