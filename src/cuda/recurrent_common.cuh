@@ -20,9 +20,11 @@
 // 16-byte state accesses for 16-bit states (two for float32) and is used when the grid is large;
 // CPT = 4 (16-column slabs) keeps twice as many blocks for small batches, where filling the
 // SMs matters more. q, k, v, decay and beta of a token are loaded together, before any sum, so
-// a call costs one memory round trip. Decode calls with 16-column slabs (one token, one query
-// head per kv head) take decode_kernel below instead: one barrier per slab and the next slab's
-// loads issued before the current one's sums.
+// a call costs one memory round trip. Decode calls (one token, one query head per kv head) take
+// one of two decode kernels below instead: decode_kernel for 16-column slabs (small grids; one
+// barrier per slab, the next slab's loads issued before the current one's sums) and
+// decode_wide_kernel for large grids (the state packed as loaded, 128 bytes per thread in flight
+// for every state dtype).
 //
 // Serving on top of that (the host's semantics, src/core/serving.cpp):
 // - a block's sequence gives its token range (batch row b, tokens [t0, t0 + len)), the slot it
@@ -37,14 +39,15 @@
 //   the delta rules); the fused gates are computed from the raw a and b in registers.
 //
 // Measured on the H100 (linattn bench --device cuda, reference shape, bf16 activations, in-place
-// pool of 2B slots through shuffled state_indices; dense decode of the same run in brackets):
-// B = 64 f32 state 111.9 us = 85% of copy bandwidth (100.9 us, 94%), B = 256 f32 417 us = 91%
-// (386 us, 99%), B = 64 bf16 86.5 us (69.6), B = 256 bf16 333 us (267); with the fused L2 norm
-// and gating +0.2% to +3.5%. What the pool adds is one dependent index load before a block can
-// issue its state loads (and 40/72 bytes of spills in the 64-register CPT = 8 instance).
-// Tried and dropped: resident blocks walking the items and resolving the next item's sequence
-// during the current state loads (120 / 459 us for f32: slower than one block per item), and
-// 72 registers for the serving FIXED instances (no spills, 7 blocks/SM: within noise).
+// pool of 2B slots through shuffled state_indices): before decode_wide_kernel, the phased kernel
+// ran pool decode at B = 64 f32 in 111.9 us = 85% of copy bandwidth against 100.9 us dense.
+// Nsight Compute on the two (2026-11-22) showed 8.3x the local-memory (spill) requests in the
+// serving instance (819k against 98k) and 20% more instructions, at the same occupancy; the
+// wide decode kernel (72 registers, 0-4 bytes of spill for float32 states) runs the same call
+// in about 102 us. Dropped earlier: resident blocks walking the items and resolving the next
+// item's sequence during the current state loads (120 / 459 us for f32, slower than one block
+// per item), and 72 registers for the phased serving instances (no spills, 7 blocks/SM: within
+// noise).
 #pragma once
 
 #include <cstdint>
@@ -632,7 +635,8 @@ __device__ __forceinline__ void decode_load(const Call& c, const DecodeSlab& d, 
 // Used for the 16-column slabs (grids below kWideSlabMinBlocks 32-column slabs) only. The same
 // kernel at CPT = 8 (16-bit states; float32 would spill at 128 registers) was measured on the
 // H100 for the reference decode shape with bf16 state: 63.2 us at B = 64 (the phased kernel:
-// 69.5) but 279.0 us at B = 256 (phased: 267.8), so large grids keep the phased kernel.
+// 69.5) but 279.0 us at B = 256 (phased: 267.8), so large grids do not take it (they take
+// decode_wide_kernel below).
 constexpr int kDecodeBlocksPerSm = 4;
 
 // Requires T == 1, one query head per kv head, d_k == RPT * 32, d_v a multiple of the slab and
@@ -801,6 +805,296 @@ __global__ void __launch_bounds__(kThreads, kDecodeBlocksPerSm)
   }
 }
 
+// ---- The wide decode kernel (T = 1, large grids) ----------------------------------------------
+//
+// Large decode grids are bound by the state bytes each SM has in flight. The phased kernel at
+// CPT = 8 holds 8 float32 values per key row and thread: two 16-byte loads per row for float32
+// states but only one for 16-bit states, so 16-bit states had half the bytes in flight (64 KB
+// per SM at 8 blocks). This kernel keeps the state packed as loaded, 8 words (two 16-byte
+// accesses) per key row and thread whatever the dtype: 16 columns per thread (64-column slabs)
+// for 16-bit states, 8 (32-column slabs) for float32, so every state dtype has 128 bytes per
+// thread in flight at the register count of the float32 phased kernel. One block per slab (not
+// persistent) with the decode kernel's folded math: S^T (a o k), S^T (a o q) and k . q behind
+// one barrier. Column sums over the 8 row lanes of a warp are a reduce-scatter (each of the
+// three shuffle steps halves the values a lane carries: 7 shuffles for 8 columns instead of
+// 24), after which lane (rl, cl) holds one column's warp sum and writes it to shared memory.
+// Thread columns: access v of a row covers slab columns v * 4 * VW + cl * VW + [0, VW) (VW = 16
+// bytes of state), so each load and store instruction of a warp reads whole 32-byte sectors.
+constexpr int kWideWords = 8;  // packed state words per key row and thread
+
+template <linattn_dtype PT>
+__host__ __device__ constexpr int wide_slab_cols() {
+  return kColLanes * kWideWords * 4 / state_bytes<PT>();
+}
+
+// The packed state is unpacked anew in each pass over it (a group of column sums, ending in its
+// shared-memory store, or a row of the final store), so that only that pass's values and
+// partials are live. Left alone, the compiler unpacks every value once, right after the loads,
+// and keeps them (twice the registers for 16-bit states) with the partials of all passes live
+// at once, which spilled. Each pass XORs the words with a zero it reads from shared memory with a
+// volatile load (the thread's own slot, written by itself at the start): neither the front end
+// nor the assembler can prove that zero, merge two passes' unpacks or move a pass above its load.
+__device__ __forceinline__ uint32_t pass_zero(const uint32_t* slot) {
+  uint32_t z;
+  asm volatile("ld.volatile.shared.u32 %0, [%1];" : "=r"(z) : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(slot))) : "memory");
+  return z;
+}
+
+// x[0..7]: a lane's partials for 8 columns. Returns the sum over the warp's 8 row lanes (lane
+// bits 2..4) of column rl (row lane bits 2, 1, 0 pick the upper or lower half at each step).
+__device__ __forceinline__ float reduce_scatter8(float x[8], int rl) {
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+    const bool up = rl & 4;
+    const float send = up ? x[m] : x[m + 4], keep = up ? x[m + 4] : x[m];
+    x[m] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
+  }
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const bool up = rl & 2;
+    const float send = up ? x[m] : x[m + 2], keep = up ? x[m + 2] : x[m];
+    x[m] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+  }
+  const bool up = rl & 1;
+  const float send = up ? x[0] : x[1], keep = up ? x[1] : x[0];
+  return keep + __shfl_xor_sync(0xffffffffu, send, 4);
+}
+
+// Requires T == 1, one query head per kv head, d_k == RPT * 32, d_v a multiple of the slab,
+// states aligned to 8 elements (key-major); serving: unpacked batch rows, no checkpoints.
+template <int RPT, linattn_dtype AT, linattn_dtype PT, int MINB, class Call>
+__global__ void __launch_bounds__(kThreads, MINB)
+    decode_wide_kernel(const __grid_constant__ Call c, uint32_t nslab) {
+  constexpr bool SV = kServing<Call>;
+  const LinearAttentionParams& p = params_of(c);
+  constexpr int kVW = 16 / state_bytes<PT>();  // columns per 16-byte access
+  constexpr int kVecs = kWideWords / 4;        // 16-byte accesses per key row
+  constexpr int CPT = kVecs * kVW;             // 16 (16-bit states) or 8 (float32)
+  constexpr int kSlab = kColLanes * CPT;
+  constexpr int kGroups = CPT / kRowLanes;     // groups of 8 columns in a reduce-scatter
+  constexpr int kScalars = SV ? 3 : 1;         // k . q (serving: and |k|^2, |q|^2)
+  // [warp][S^T (a o k) per slab column, S^T (a o q) per slab column, scalars]
+  __shared__ __align__(16) float red[kWarps][2 * kSlab + 4];
+  // v of the slab's columns: loaded by one thread per column and shared, rather than CPT values
+  // per thread held in registers through the sums (the 16-bit instance spilled with them).
+  __shared__ __align__(16) float vsh[kSlab];
+  __shared__ uint32_t zero[kThreads];  // see pass_zero
+  static_assert(kScalars <= 4, "scalar slots");
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int cl = lane % kColLanes, rl = lane / kColLanes;
+  int row[RPT];
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) row[i] = i * kRowsPerPass + warp * kRowLanes + rl;
+  zero[tid] = 0u;
+  // Slab column of the thread's j-th value.
+  auto col = [cl](int j) { return (j / kVW) * (kColLanes * kVW) + cl * kVW + j % kVW; };
+
+  // d.c0 = the slab's first column (every thread resolves a serving sequence itself: the
+  // index loads are the same address across the block, one transaction per warp, no barrier).
+  const DecodeSlab d = decode_slab(c, blockIdx.x, nslab, kSlab, 0, 0);
+  if constexpr (SV) {
+    if (d.item != kItemRun) {  // uniform over the block
+      if (d.item == kItemPad) {
+        if (warp == 0 && rl == 0) {
+          const int64_t obase = d.b * p.o_sb + static_cast<int64_t>(p.output_head(d.h, 0)) * p.dv + d.c0;
+#pragma unroll
+          for (int j = 0; j < CPT; ++j) st<AT>(p.out, obase + col(j), 0.f);
+        }
+      } else if (tid == 0 && d.h == 0 && d.c0 == 0) {
+        raise_serving_error(c.ix.error_flag, d.b);
+      }
+      return;
+    }
+  }
+
+  // Every load up front: state (packed), k, q, decay, v, beta.
+  const void* sbase = p.past;
+  int64_t sblk = d.b * p.past_sb + d.h * p.past_sh, ssk = p.past_sk;
+  if constexpr (SV) {
+    const StateView rv = read_view(c);
+    sbase = d.read_blk >= 0 ? rv.base : nullptr;
+    sblk = d.read_blk;
+    ssk = rv.sk;
+  }
+  uint32_t s[RPT][kWideWords];
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    if (sbase != nullptr) {
+      const char* at = static_cast<const char*>(sbase) + (sblk + d.c0 + row[i] * ssk) * state_bytes<PT>();
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) {
+        const uint4 u = *reinterpret_cast<const uint4*>(at + (v * kColLanes + cl) * 16);
+        s[i][4 * v] = u.x; s[i][4 * v + 1] = u.y; s[i][4 * v + 2] = u.z; s[i][4 * v + 3] = u.w;
+      }
+    } else {
+#pragma unroll
+      for (int v = 0; v < kWideWords; ++v) s[i][v] = 0u;  // 0 bits are 0.0 in every state dtype
+    }
+  }
+  constexpr int dk = RPT * kRowsPerPass;
+  const int64_t kbase = d.b * p.k_sb + static_cast<int64_t>(p.key_head(d.h)) * dk;
+  const int64_t qbase = d.b * p.q_sb + static_cast<int64_t>(p.query_head(d.h, 0)) * dk;
+  const int64_t gbase = d.b * p.g_sb;
+  float k[RPT], q[RPT], g[RPT];
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    k[i] = ld<AT>(p.k, kbase + row[i]);
+    q[i] = ld<AT>(p.q, qbase + row[i]);
+    g[i] = !p.gated ? 0.f
+           : p.decay_per_key_dim ? ld<AT>(p.decay, gbase + static_cast<int64_t>(d.h) * dk + row[i])
+           : i == 0              ? ld<AT>(p.decay, gbase + d.h)
+                                 : 0.f;
+  }
+  if (tid < kSlab) vsh[tid] = ld<AT>(p.v, d.b * p.v_sb + static_cast<int64_t>(d.h) * p.dv + d.c0 + tid);
+  float beta = p.delta ? ld<AT>(p.beta, d.b * p.beta_sb + (p.beta_shared ? 0 : d.h)) : 0.f;
+  float gate_a = 0.f, gate_bias = 0.f;
+  if constexpr (SV) {
+    if (c.fused_gating) {
+      gate_a = ld_rt(c.A_log, d.h * c.A_log_s, c.A_log_dtype);
+      gate_bias = c.dt_bias != nullptr ? ld_rt(c.dt_bias, d.h * c.dt_bias_s, c.dt_bias_dtype) : 0.f;
+    }
+  }
+
+  float a[RPT];
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    if (!p.gated) {
+      a[i] = 1.f;
+    } else if (p.decay_per_key_dim || i == 0) {
+      float gi = g[i];
+      if constexpr (SV) {
+        if (c.fused_gating) gi = -expf(gate_a) * softplus(gi + gate_bias);  // raw a
+      }
+      a[i] = expf(gi);
+    } else {
+      a[i] = a[0];
+    }
+  }
+
+  // Column partials of S^T (a o k), then of S^T (a o q), 8 columns at a time (8 partials live),
+  // reduce-scattered over the row lanes.
+#pragma unroll
+  for (int sum = 0; sum < 2; ++sum) {
+#pragma unroll
+    for (int gr = 0; gr < kGroups; ++gr) {
+      float part[8];
+#pragma unroll
+      for (int m = 0; m < 8; ++m) part[m] = 0.f;
+      const uint32_t z = pass_zero(&zero[tid]);
+#pragma unroll
+      for (int i = 0; i < RPT; ++i) {
+        const float w = a[i] * (sum == 0 ? k[i] : q[i]);
+        uint32_t x[kWideWords];
+#pragma unroll
+        for (int m = 0; m < kWideWords; ++m) x[m] = s[i][m] ^ z;
+#pragma unroll
+        for (int m = 0; m < 8; ++m) part[m] = fmaf(unpack_state<PT>(x, gr * 8 + m), w, part[m]);
+      }
+      red[warp][sum * kSlab + col(gr * 8 + rl)] = reduce_scatter8(part, rl);
+    }
+  }
+  float sc[kScalars];
+  sc[0] = 0.f;
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) sc[0] = fmaf(k[i], q[i], sc[0]);
+  if constexpr (SV) {
+    sc[1] = sc[2] = 0.f;
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      sc[1] = fmaf(k[i], k[i], sc[1]);
+      sc[2] = fmaf(q[i], q[i], sc[2]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kScalars; ++j) {
+#pragma unroll
+    for (int off = kColLanes; off < 32; off <<= 1) sc[j] += __shfl_xor_sync(0xffffffffu, sc[j], off);
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < kScalars; ++j) red[warp][2 * kSlab + j] = sc[j];
+  }
+  __syncthreads();
+
+  // The thread's column sums (vector reads: VW consecutive slab columns per access).
+  float r[CPT];
+#pragma unroll
+  for (int j = 0; j < CPT; ++j) r[j] = 0.f;
+#pragma unroll
+  for (int ww = 0; ww < kWarps; ++ww) {
+#pragma unroll
+    for (int j = 0; j < CPT; j += 4) {
+      const float4 x = *reinterpret_cast<const float4*>(&red[ww][col(j)]);
+      r[j] += x.x; r[j + 1] += x.y; r[j + 2] += x.z; r[j + 3] += x.w;
+    }
+  }
+  float kq = 0.f;
+#pragma unroll
+  for (int ww = 0; ww < kWarps; ++ww) kq += red[ww][2 * kSlab];
+  // Serving: 1/|k|, 1/|q| (1 without the fused L2 norm) and the gate beta.
+  float ik = 1.f, iq = 1.f;
+  if constexpr (SV) {
+    if (c.qk_l2norm) {
+      float kk = 0.f, qq = 0.f;
+#pragma unroll
+      for (int ww = 0; ww < kWarps; ++ww) {
+        kk += red[ww][2 * kSlab + 1];
+        qq += red[ww][2 * kSlab + 2];
+      }
+      ik = rsqrtf(kk + c.qk_l2norm_eps);
+      iq = rsqrtf(qq + c.qk_l2norm_eps);
+    }
+    if (c.fused_gating) beta = sigmoid(beta);  // raw b
+  }
+  float u[CPT];
+#pragma unroll
+  for (int j = 0; j < CPT; j += 4) {
+    const float4 x = *reinterpret_cast<const float4*>(&vsh[col(j)]);
+    const float vv[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) u[j + e] = p.delta ? beta * (vv[e] - ik * r[j + e]) : vv[e];
+  }
+
+  if (warp == 0 && rl == 0) {
+    const int64_t obase = d.b * p.o_sb + static_cast<int64_t>(p.output_head(d.h, 0)) * p.dv + d.c0;
+    const float kqn = kq * ik * iq;
+#pragma unroll
+    for (int j = 0; j < CPT; j += 4) {
+      const float4 x0 = *reinterpret_cast<const float4*>(&red[0][kSlab + col(j)]);
+      const float4 x1 = *reinterpret_cast<const float4*>(&red[1][kSlab + col(j)]);
+      const float4 x2 = *reinterpret_cast<const float4*>(&red[2][kSlab + col(j)]);
+      const float4 x3 = *reinterpret_cast<const float4*>(&red[3][kSlab + col(j)]);
+      const float o[4] = {x0.x + x1.x + x2.x + x3.x, x0.y + x1.y + x2.y + x3.y,
+                          x0.z + x1.z + x2.z + x3.z, x0.w + x1.w + x2.w + x3.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        st<AT>(p.out, obase + col(j + e), p.scale * fmaf(kqn, u[j + e], iq * o[e]));
+    }
+  }
+  if (p.present != nullptr && (!SV || d.write_blk >= 0)) {
+    int64_t pres_base = d.b * p.pres_sb + d.h * p.pres_sh + d.c0;
+    if constexpr (SV) pres_base = d.write_blk + d.c0;
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const float kn = SV ? k[i] * ik : k[i];
+      const uint32_t z = pass_zero(&zero[tid]);
+      uint32_t sw[kWideWords];
+#pragma unroll
+      for (int m = 0; m < kWideWords; ++m) sw[m] = s[i][m] ^ z;
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) {
+        float x[kVW];
+#pragma unroll
+        for (int e = 0; e < kVW; ++e)
+          x[e] = fmaf(kn, u[v * kVW + e], a[i] * unpack_state<PT>(sw, v * kVW + e));
+        const int64_t at = pres_base + row[i] * p.pres_sk + v * kColLanes * kVW + cl * kVW;
+        if constexpr (kVW == 8) st8_rt(p.present, at, p.present_dtype, x);
+        else st4_rt(p.present, at, p.present_dtype, x);
+      }
+    }
+  }
+}
+
 // ---- Launch -----------------------------------------------------------------------------------
 
 inline bool state_vectorizable(const void* ptr, linattn_dtype t, int64_t sb, int64_t sh, int64_t sk,
@@ -868,6 +1162,31 @@ void launch_decode(const Call& c, int64_t seqs, int sms, cudaStream_t s) {
       c, static_cast<uint32_t>(nslab), static_cast<uint32_t>(nwork));
 }
 
+// The wide decode kernel: 7 resident blocks of 128 threads (72 registers). Measured on the
+// H100 (reference decode shape, bf16 activations, us; 8 / 7 / 6 blocks per SM): dense B = 256
+// bf16 state 231.2 / 196.3 / 209.6, B = 64 f32 101.9 / 96.3 / -; at 8 blocks (64 registers)
+// the 16-bit instances spill 76-120 bytes and the float32 serving instance 48.
+constexpr int kWideDecodeBlocksPerSm = 7;
+
+template <int RPT, linattn_dtype AT, linattn_dtype PT, int MINB = kWideDecodeBlocksPerSm, class Call>
+void launch_decode_wide(const Call& c, int64_t seqs, cudaStream_t s) {
+  const LinearAttentionParams& p = params_of(c);
+  const int64_t nslab = p.dv / wide_slab_cols<PT>();
+  decode_wide_kernel<RPT, AT, PT, MINB, Call><<<static_cast<unsigned>(seqs * p.Hkv * nslab), kThreads, 0, s>>>(
+      c, static_cast<uint32_t>(nslab));
+}
+
+template <int RPT, linattn_dtype AT, class Call>
+void launch_decode_wide_for_state(const Call& c, const CallShape& cs, cudaStream_t s) {
+  if (cs.read_dtype == LINATTN_FLOAT16) launch_decode_wide<RPT, AT, LINATTN_FLOAT16>(c, cs.seqs, s);
+  else if (cs.read_dtype == LINATTN_BFLOAT16) launch_decode_wide<RPT, AT, LINATTN_BFLOAT16>(c, cs.seqs, s);
+  else launch_decode_wide<RPT, AT, LINATTN_FLOAT32>(c, cs.seqs, s);
+}
+
+inline int wide_slab_cols_rt(linattn_dtype t) {
+  return t == LINATTN_FLOAT32 ? wide_slab_cols<LINATTN_FLOAT32>() : wide_slab_cols<LINATTN_BFLOAT16>();
+}
+
 // Decode with 16-column slabs. The state dtype the kernel unpacks is that of the state read;
 // without one nothing is loaded and the 16-bit instance (fewer registers) serves.
 template <int RPT, linattn_dtype AT, class Call>
@@ -893,8 +1212,12 @@ Status launch_for_act(const Call& c, int device, cudaStream_t s) {
   if (fixed_dk && (wide || states_vectorizable(p, 4))) {
     int sms = 0;
     // (The decode kernel's grid is the resident block count: it needs the SM count.)
-    const bool decode = cs.decode_ok && p.T == 1 && p.q_per_kv() == 1 && !wide;
-    if (decode &&
+    const bool decode1 = cs.decode_ok && p.T == 1 && p.q_per_kv() == 1;
+    const bool decode = decode1 && !wide;
+    if (decode1 && wide && p.dv % wide_slab_cols_rt(cs.read_dtype) == 0) {
+      if (p.dk == 128) launch_decode_wide_for_state<4, AT>(c, cs, s);
+      else launch_decode_wide_for_state<2, AT>(c, cs, s);
+    } else if (decode &&
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) {
       if (p.dk == 128) launch_decode_for_state<4, AT>(c, cs, sms, s);
       else launch_decode_for_state<2, AT>(c, cs, sms, s);

@@ -457,15 +457,17 @@ TEST_F(CudaServing, FusedL2NormAndGating) {
 }
 
 // The reference decode shape through an in-place pool of 2B slots with shuffled slots, one PAD
-// and one fresh sequence: B = 64 runs the vectorised phased kernel (here with a padded slot
-// stride), B = 4 the decode kernel; then the same with fused L2 norm and gating, a speculative
-// single-token step, and a separate read pool.
+// and one fresh sequence: B = 64 runs the wide decode kernel (here with a padded slot stride),
+// B = 16 the wide decode kernel with a bf16 state, B = 4 the decode kernel; then the same with
+// fused L2 norm and gating, a speculative single-token step, and a separate read pool.
 TEST_F(CudaServing, ReferenceShapeDecodeThroughPool) {
-  for (int64_t B : {64, 4}) {
+  for (int64_t B : {64, 16, 4}) {
     for (linattn_dtype st : {LINATTN_FLOAT32, LINATTN_BFLOAT16}) {
       for (int variant = 0; variant < 4; ++variant) {
         // The B = 4 runs cover the rest (host-side oracle work at B = 64 is what takes time).
         if (B == 64 && (variant >= 2 || st != LINATTN_FLOAT32)) continue;
+        // B = 16: the wide decode kernel with a 16-bit state (64-column slabs).
+        if (B == 16 && st != LINATTN_BFLOAT16) continue;
         ServingCall s;
         s.c = reference_shape(B, 900 + B + variant);
         s.c.state_dtype = st;
@@ -519,13 +521,16 @@ TEST_F(CudaServing, ReferenceShapeDecodeThroughPool) {
 // Index errors: an out-of-range slot in one sequence skips that sequence whole (its output
 // rows and slots untouched), the others run, error_flag = 1 + n; a good call then clears it.
 TEST_F(CudaServing, IndexErrorSkipsTheSequence) {
-  struct Setup { bool reference_shape; int64_t bad; };
-  for (Setup su : {Setup{false, 2}, Setup{true, 1}}) {
+  // B = 4: the decode kernel; B = 16: the wide decode kernel (pool of 2B slots).
+  struct Setup { bool reference_shape; int64_t bad; int64_t B; };
+  for (Setup su : {Setup{false, 2, 4}, Setup{true, 1, 4}, Setup{true, 5, 16}}) {
     ServingCall s;
     std::vector<int64_t> slot, lens;
-    if (su.reference_shape) {  // decode kernel path: unpacked single-token rows
-      s.c = reference_shape(4, 1234);
+    const int64_t pool_slots = su.B == 4 ? 8 : 2 * su.B;
+    if (su.reference_shape) {  // decode kernel paths: unpacked single-token rows
+      s.c = reference_shape(su.B, 1234);
       slot = {3, 5, 0, 6};
+      for (int64_t n = 4; n < su.B; ++n) slot.push_back(n + 12);  // distinct, below 2B
     } else {  // general kernel path: packed varlen
       lens = {3, 1, 5, 2};
       s.c = small_case(1, 11, 1235);
@@ -533,7 +538,7 @@ TEST_F(CudaServing, IndexErrorSkipsTheSequence) {
       s.cu = index_tensor(LINATTN_INT32, cu_from_lengths(lens));
     }
     s.in = make_inputs(s.c);
-    s.present = random_pool(s.c, 8, false, !su.reference_shape, 5);
+    s.present = random_pool(s.c, pool_slots, false, !su.reference_shape, 5);
     s.out = poisoned_output(s.c, !su.reference_shape);
     s.flag = flag_tensor(0);
     // The oracle runs the same call with the bad sequence as PAD; its output rows are then
@@ -552,14 +557,16 @@ TEST_F(CudaServing, IndexErrorSkipsTheSequence) {
           want.out.set(b * st[0] + t * st[1] + x, std::nan(""));
     }
     auto bad = slot;
-    bad[su.bad] = 8;  // one past the last slot
+    bad[su.bad] = pool_slots;  // one past the last slot
     s.si = index_tensor(LINATTN_INT32, bad);
     DeviceCall d(s);
     Outcome got;
     got.status = linear_attention(cuda_context(), d.args);
     d.pl.synchronize();
     d.fetch(s, got);
-    const std::string what = su.reference_shape ? "bad slot, decode kernel" : "bad slot, general kernel";
+    const std::string what = !su.reference_shape ? "bad slot, general kernel"
+                             : su.B == 4            ? "bad slot, decode kernel"
+                                                    : "bad slot, wide decode kernel";
     expect_same(s, want, got, tol_for(s.c), what);
     EXPECT_EQ(static_cast<const int32_t*>(got.flag.data())[0], 1 + su.bad) << what;
     // A good call on the same device tensors: flag back to 0.
