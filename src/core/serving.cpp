@@ -426,6 +426,7 @@ Status run_causal_conv_serving(const ServingCausalConv& s, CausalConvFn dense,
   // (cpu/serving_rows.hpp), run after the loop.
   const bool rows_entry = dense == &cpu::causal_conv && !plan.spec;
   std::vector<cpu::SequenceRow> rows;
+  if (rows_entry) rows.reserve(static_cast<size_t>(plan.N));
   Scratch carry_buf;
   void* carry = nullptr;
   for (int64_t n = 0; n < plan.N; ++n) {
@@ -437,17 +438,20 @@ Status run_causal_conv_serving(const ServingCausalConv& s, CausalConvFn dense,
       continue;
     }
     if (!plan.spec) {
-      CausalConvParams r = token_range(q, 0, q.len);
-      r.past = q.read >= 0 ? at(read.base, q.read * read.sb, read.dtype) : nullptr;
-      r.past_dtype = read.dtype;
-      r.past_sb = read.sb, r.past_sc = read.sc;
-      r.present = at(write.base, q.write * write.sb, write.dtype);
-      r.in_place = same_pool && q.read == q.write;
-      if (q.len == 0 && r.in_place) continue;
-      if (rows_entry) {
-        rows.push_back(cpu::SequenceRow{q.b, q.t0, q.len, r.past, r.present, r.in_place});
+      const void* past = q.read >= 0 ? at(read.base, q.read * read.sb, read.dtype) : nullptr;
+      void* present = at(write.base, q.write * write.sb, write.dtype);
+      const bool in_place = same_pool && q.read == q.write;
+      if (q.len == 0 && in_place) continue;
+      if (rows_entry) {  // a row holds addresses only: no params copy per sequence
+        rows.push_back(cpu::SequenceRow{q.b, q.t0, q.len, past, present, in_place});
         continue;
       }
+      CausalConvParams r = token_range(q, 0, q.len);
+      r.past = past;
+      r.past_dtype = read.dtype;
+      r.past_sb = read.sb, r.past_sc = read.sc;
+      r.present = present;
+      r.in_place = in_place;
       LINATTN_RETURN_IF_ERROR(dense(r, e));
       continue;
     }

@@ -238,37 +238,67 @@ Status causal_conv(const CausalConvParams& p, const Exec& e) {
 
 // One (row, channel block) item per block of every row, in one fork/join; each row runs as the
 // dense call (1, C, len) on its own state rows, with the kernel the dense call would pick.
+// Everything before the fork runs on the calling thread alone, so it is kept to a pass over the
+// rows: no params copy per row, and decode batches (every row alike) map an item to its row by
+// one division. Each item makes its row's params from p on the worker's stack.
 Status causal_conv_rows(const CausalConvParams& p, const SequenceRow* rows, int64_t n,
                         const Exec& e) {
   if (n == 0 || p.C == 0) return Status();
   const Isa isa = active_isa();
   const ConvImpl impl = conv_impl(isa);
-  struct Row {
-    CausalConvParams p;
-    ConvSplit sp;
-    int64_t first_item;
-  };
-  std::vector<Row> rp(static_cast<size_t>(n));
-  int64_t items = 0;
-  for (int64_t r = 0; r < n; ++r) {
+  auto row_params = [&](const SequenceRow& r) {
     CausalConvParams q = p;
     q.B = 1;
-    q.L = rows[r].len;
-    q.x = at(p.x, rows[r].b * p.x_sb + rows[r].t0 * p.x_sl, p.act_dtype);
-    q.y = at(p.y, rows[r].b * p.y_sb + rows[r].t0 * p.y_sl, p.act_dtype);
-    q.past = rows[r].past;
-    q.present = rows[r].present;
-    q.in_place = rows[r].in_place;
-    const ConvSplit sp = conv_split(q, isa, impl);
-    rp[r] = Row{q, sp, items};
+    q.L = r.len;
+    q.x = at(p.x, r.b * p.x_sb + r.t0 * p.x_sl, p.act_dtype);
+    q.y = at(p.y, r.b * p.y_sb + r.t0 * p.y_sl, p.act_dtype);
+    q.past = r.past;
+    q.present = r.present;
+    q.in_place = r.in_place;
+    return q;
+  };
+  // conv_split reads a row's length and whether it has a past, never its addresses, so rows
+  // alike in those two share the split of the first row.
+  const ConvSplit sp0 = conv_split(row_params(rows[0]), isa, impl);
+  const int64_t blocks0 = (p.C + sp0.per_item - 1) / sp0.per_item;
+  auto same_split = [&](const ConvSplit& s) {
+    return s.path == sp0.path && s.per_item == sp0.per_item && s.rows == sp0.rows;
+  };
+  struct RowItems {
+    int64_t first_item;
+    ConvSplit sp;
+  };
+  std::vector<RowItems> firsts;  // filled only once some row's split differs from sp0
+  int64_t items = blocks0;
+  for (int64_t r = 1; r < n; ++r) {
+    const bool alike =
+        rows[r].len == rows[0].len && (rows[r].past == nullptr) == (rows[0].past == nullptr);
+    const ConvSplit sp = alike ? sp0 : conv_split(row_params(rows[r]), isa, impl);
+    if (firsts.empty()) {
+      if (same_split(sp)) {
+        items += blocks0;
+        continue;
+      }
+      firsts.reserve(static_cast<size_t>(n));
+      for (int64_t k = 0; k < r; ++k) firsts.push_back(RowItems{k * blocks0, sp0});
+    }
+    firsts.push_back(RowItems{items, sp});
     items += (p.C + sp.per_item - 1) / sp.per_item;
   }
+  const bool uniform = firsts.empty();
   e.pool->parallel_for(items, [&](int64_t item, int) {
+    if (uniform) {
+      const int64_t r = item / blocks0;
+      conv_item(row_params(rows[r]), sp0, impl, 0, (item - r * blocks0) * sp0.per_item);
+      return;
+    }
     // The row holding this item: the last one whose first item is not past it.
-    const auto it = std::upper_bound(rp.begin(), rp.end(), item,
-                                     [](int64_t i, const Row& r) { return i < r.first_item; });
-    const Row& r = *(it - 1);
-    conv_item(r.p, r.sp, impl, 0, (item - r.first_item) * r.sp.per_item);
+    const auto next = std::upper_bound(
+        firsts.begin(), firsts.end(), item,
+        [](int64_t i, const RowItems& x) { return i < x.first_item; });
+    const RowItems& ri = *(next - 1);
+    const SequenceRow& row = rows[(next - 1) - firsts.begin()];
+    conv_item(row_params(row), ri.sp, impl, 0, (item - ri.first_item) * ri.sp.per_item);
   });
   return Status();
 }
