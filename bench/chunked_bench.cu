@@ -164,7 +164,9 @@ namespace {
 // summing to 65536 (16/32 heads, d = 128, gated_delta, bf16), read and written in place in a
 // pool of 16 float32 slots through shuffled state_indices. `window`: chunks per window (0: the
 // library's choice).
-double time_varlen_serving(int reps, int64_t window, bool longest_first, bool prep_only) {
+using Layout = detail::cuda::ChunkedServingOptions::Layout;
+
+double time_varlen_serving(int reps, int64_t window, Layout layout, bool prep_only) {
   const int d = 128, hqk = 16, hv = 32;
   const std::vector<int64_t> lens{1024, 2048, 4096, 6144, 8192, 10240, 14336, 19456};
   std::vector<int32_t> cu{0};
@@ -222,7 +224,7 @@ double time_varlen_serving(int reps, int64_t window, bool longest_first, bool pr
   detail::cuda::ChunkedServingOptions o;
   o.split_state = false;  // the library's choice for gated rules
   o.max_window_chunks = window;
-  o.longest_first = longest_first;
+  o.layout = layout;
   o.run_scan = !prep_only;
   if (!detail::cuda::chunked_prefill_serving_supports(s)) {
     std::fprintf(stderr, "varlen serving: not on the chunked path\n");
@@ -244,12 +246,12 @@ double time_varlen_serving(int reps, int64_t window, bool longest_first, bool pr
 int print_varlen_row(int reps, int64_t window) {
   const PrefillShape dense{16, 32, 8, 8192, 1.0};
   const double td = time_prefill(dense, false, PrefillPath::kChunked, reps, 0);
-  const double tv = time_varlen_serving(reps, window, false, false);  // the library's layout
-  const double tp = time_varlen_serving(reps, window, false, true);
-  const double tc = time_varlen_serving(reps, window, true, false);
+  const double tv = time_varlen_serving(reps, window, Layout::kAuto, false);  // the library's
+  const double tp = time_varlen_serving(reps, window, Layout::kAuto, true);
+  const double tc = time_varlen_serving(reps, window, Layout::kSequenceMajor, false);
   if (td < 0 || tv < 0 || tp < 0 || tc < 0) return 1;
   std::printf("serving varlen 8 seqs (1024..19456) = 65536 tokens, 16/32 heads, pool 16 f32 slots%s: "
-              "%.3f ms (prep %.3f; sequences laid out longest first %.3f); dense 8x8192: %.3f ms; "
+              "%.3f ms (prep %.3f; sequence-major windows %.3f); dense 8x8192: %.3f ms; "
               "varlen/dense %.3f (target <= 1.10)\n",
               window > 0 ? (" window " + std::to_string(window)).c_str() : "", tv, tp, tc, td, tv / td);
   return 0;

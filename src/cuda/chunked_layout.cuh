@@ -21,16 +21,25 @@
 //   seg_m     float32 [d_k][d_k]  slot s > 0: transition product of segment s, prod M_c with
 //                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
 //
-// Serving calls (chunked_serving.cu): the chunks of all sequences are numbered globally (the
-// sequences that compute, in layout order (longest first, or call order), each ceil(len / kC)
-// chunks; the last one of each may be partial) and windows cut that global index space. A record is rec = h * nc + (chunk - c0);
-// the prep CTA of a chunk finds its sequence in the sequence table by binary search, the scan
-// CTA i of a window takes the i-th sequence that has chunks in it and walks them. A sequence
-// that crosses the window boundary after window w leaves its state in carry slot w (one
-// sequence per boundary); chunked_serving.cu writes the table before the windows run:
-//   table int64 [1 + (N + 1) + N]: K (sequences with chunks), start[0..K] (first global chunk
-//                                  of each, start[K] = total chunks), seq[0..K) (their n),
-//                                  then scratch of the table kernel (chunks per n, the order)
+// Serving calls (chunked_serving.cu): the chunks of all sequences are numbered globally and
+// windows cut that global index space; a record is rec = h * nc + (chunk - c0). The sequences
+// that compute are ranked k = 0 .. K-1 (layout order); sequence k has cnt_k = ceil(len / kC)
+// chunks (the last one may be partial). Two numberings:
+//   sequence-major: all chunks of sequence 0, then of sequence 1, ... (call order). A window
+//     holds a few whole sequences; the one that crosses the boundary after window w leaves its
+//     state in carry slot w (one sequence per boundary).
+//   time-major: the sequences ranked longest first; chunk c of every sequence that has one,
+//     then chunk c + 1, ...: global index off[c] + k, off[c] = sum_k min(cnt_k, c). A window
+//     holds a time slice of every sequence still running, so long and short sequences scan
+//     side by side as in a dense batch; a sequence that crosses a boundary keeps its state in
+//     carry slot k (one per sequence).
+// The prep CTA of a global chunk finds its (sequence, chunk) in the table by binary search;
+// scan CTA i of a window takes the i-th sequence that has chunks in it and walks them in order.
+// chunked_serving.cu writes the table before the windows run:
+//   table int64 [1 + (N + 1) + N + 2N + 1 + (C + 1)]: K (sequences with chunks), start[0..K]
+//        (first sequence-major chunk of each, start[K] = total chunks), seq[0..K) (their n),
+//        scratch of the table kernel (chunks per n, the order), then (time-major only) C (the
+//        longest count, cnt_0) and off[0..C] (off[C] = total chunks)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -79,6 +88,7 @@ struct KernelArgs {
   ServingIndices ix;
   const int64_t* table = nullptr;
   int64_t window_chunks = 0;  // chunks per window (carry slot of a boundary: c0 / window_chunks)
+  bool time_major = false;    // the global chunk numbering (above)
 };
 
 // Bytes of one state element (device code has no other dtype table).
@@ -93,12 +103,36 @@ struct SeqTable {
   __device__ __forceinline__ int64_t count() const { return t[0]; }
   __device__ __forceinline__ int64_t start(int64_t k) const { return t[1 + k]; }
   __device__ __forceinline__ int64_t seq(int64_t k) const { return t[N + 2 + k]; }
-  // The sequence holding global chunk c (c < start(count())): the last k with start(k) <= c.
+  __device__ __forceinline__ int64_t total() const { return start(count()); }
+  // Sequence-major: the sequence holding global chunk c (c < total()): the last k with
+  // start(k) <= c.
   __device__ __forceinline__ int64_t find(int64_t c) const {
     int64_t lo = 0, hi = count() - 1;
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) >> 1;
       if (start(mid) <= c) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+  // Time-major: the longest chunk count and the first global chunk of step c (c <= steps()).
+  __device__ __forceinline__ int64_t steps() const { return t[4 * N + 2]; }
+  __device__ __forceinline__ int64_t off(int64_t c) const { return t[4 * N + 3 + c]; }
+  // The step holding global chunk g (g < total()): the last c with off(c) <= g.
+  __device__ __forceinline__ int64_t step_of(int64_t g) const {
+    int64_t lo = 0, hi = steps() - 1;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) >> 1;
+      if (off(mid) <= g) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+  // The first step c in [0, hi] whose chunk of sequence k has global index >= g (hi if none
+  // before it): off is strictly increasing up to steps().
+  __device__ __forceinline__ int64_t first_step_from(int64_t g, int64_t k, int64_t hi) const {
+    int64_t lo = 0;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) >> 1;
+      if (off(mid) + k >= g) hi = mid; else lo = mid + 1;
     }
     return lo;
   }

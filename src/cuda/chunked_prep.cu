@@ -61,11 +61,18 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
     h = static_cast<int>(rec / args.nc);
     const int64_t gc = args.c0 + rec % args.nc;
     const SeqTable tab{args.table, args.ix.N};
-    if (gc >= tab.start(tab.count())) return;
-    const int64_t k = tab.find(gc);
+    if (gc >= tab.total()) return;
+    int64_t k, c;  // the sequence's rank and its chunk
+    if (args.time_major) {
+      c = tab.step_of(gc);
+      k = gc - tab.off(c);
+    } else {
+      k = tab.find(gc);
+      c = gc - tab.start(k);
+    }
     int64_t s0, len;
     sequence_tokens(args.ix, tab.seq(k), &b, &s0, &len);
-    const int64_t done = (gc - tab.start(k)) * kC;
+    const int64_t done = c * kC;
     t0 = s0 + done;
     n = static_cast<int>(len - done < kC ? len - done : kC);
   }

@@ -17,9 +17,8 @@
 // from the state the combine pass left in slot s - 1.
 //
 // Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th sequence with
-// chunks in the window, from its read slot (or zeros, or the carry slot of the boundary before
-// the window) to its write slot (or the carry slot after it), and stores prefix checkpoints at
-// the chunk ends where they fall.
+// chunks in the window, from its read slot (or zeros, or its carry slot) to its write slot (or
+// its carry slot), and stores prefix checkpoints at the chunk ends where they fall.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -144,11 +143,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   const bool is_m = LOCAL && slab >= slabs;
   const int vcol = (is_m ? slab - slabs : slab) * kSlab;
   const int qpk = p.q_per_kv();
-  // What this CTA walks: window-relative chunks [cbeg, cend) of records rec0 + chunk; the
-  // tokens of global chunk c start at tok0 + c * kC and end at tok_end. The state comes from
+  // What this CTA walks: chunks cl in [cbeg, cend), in order, whose tokens start at
+  // tbase + cl * kC and end at tok_end, with records rec0 + cl (time-major serving calls:
+  // rec0 + off(cl), cl being the sequence's own chunk index). The state comes from
   // init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes
   // to fin_f or fin_p likewise.
-  int64_t bh, b, cbeg, cend, rec0, tok0, tok_end;
+  int64_t bh, b, cbeg, cend, rec0, tbase, tok_end;
   int h, seg;
   const float* init_f = nullptr;
   const void* init_p = nullptr;
@@ -157,8 +157,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   float* fin_f = nullptr;
   void* fin_p = nullptr;
   int64_t fin_sk = p.pres_sk;
-  // Serving: the sequence and its resolved indices (checkpoints).
-  int64_t seq_n = 0, seq_c0 = 0, seq_len = 0;
+  // Serving: the sequence, its length and the chunk index within it of cl = 0 (checkpoints).
+  int64_t seq_n = 0, seq_len = 0, lbase = 0;
+  const SeqTable tab{args.table, args.ix.N};
   if constexpr (!SERVING) {
     const int64_t heads = p.B * p.Hkv;
     bh = (blockIdx.x / nsl) % heads;
@@ -170,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     cbeg = seg * args.seg_len;
     cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
     rec0 = bh * args.nc;
-    tok0 = 0;
+    tbase = args.c0 * kC;
     tok_end = p.T;
     if (!args.first) {
       init_f = args.carry + bh * DK * p.dv;
@@ -189,26 +190,48 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     h = static_cast<int>((blockIdx.x / nsl) % p.Hkv);
     seg = 0;
     bh = h;
-    const SeqTable tab{args.table, args.ix.N};
-    const int64_t K = tab.count();
-    if (args.c0 >= tab.start(K)) return;
-    const int64_t k = tab.find(args.c0) + blockIdx.x / nsl / p.Hkv;
-    if (k >= K || tab.start(k) >= args.c0 + args.nc) return;
+    const int64_t i = blockIdx.x / nsl / p.Hkv;
+    if (args.c0 >= tab.total()) return;
+    int64_t k;
+    bool from_carry, to_carry;
+    if (args.time_major) {
+      // The window starts at sequence ka of step ca and meets sequences (ka + i) mod a_ca.
+      const int64_t ca = tab.step_of(args.c0);
+      const int64_t a = tab.off(ca + 1) - tab.off(ca);
+      if (i >= a) return;
+      k = (args.c0 - tab.off(ca) + i) % a;
+      const int64_t cnt = tab.start(k + 1) - tab.start(k);
+      cbeg = tab.first_step_from(args.c0, k, cnt);
+      cend = tab.first_step_from(args.c0 + args.nc, k, cnt);
+      if (cbeg >= cend) return;
+      from_carry = cbeg > 0;
+      to_carry = cend < cnt;
+      rec0 = int64_t{h} * args.nc + k - args.c0;
+      lbase = 0;
+    } else {
+      k = tab.find(args.c0) + i;
+      if (k >= tab.count() || tab.start(k) >= args.c0 + args.nc) return;
+      const int64_t seq_c0 = tab.start(k), ce = tab.start(k + 1);
+      cbeg = (seq_c0 > args.c0 ? seq_c0 : args.c0) - args.c0;
+      cend = (ce < args.c0 + args.nc ? ce : args.c0 + args.nc) - args.c0;
+      from_carry = seq_c0 < args.c0;
+      to_carry = ce > args.c0 + args.nc;
+      rec0 = int64_t{h} * args.nc;
+      lbase = args.c0 - seq_c0;
+    }
     seq_n = tab.seq(k);
-    seq_c0 = tab.start(k);
-    const int64_t ce = tab.start(k + 1);
     ResolvedSequence r;
     resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
     b = r.b;
     seq_len = r.len;
-    tok0 = r.t0 - seq_c0 * kC;
+    tbase = r.t0 + lbase * kC;
     tok_end = r.t0 + r.len;
-    cbeg = (seq_c0 > args.c0 ? seq_c0 : args.c0) - args.c0;
-    cend = (ce < args.c0 + args.nc ? ce : args.c0 + args.nc) - args.c0;
-    rec0 = int64_t{h} * args.nc;
+    // Carry slot of the sequence (time-major) or of the boundary (sequence-major: before the
+    // window for the start state, after it for the end state).
     const int64_t wnd = args.c0 / args.window_chunks;
-    if (seq_c0 < args.c0) {
-      init_f = args.carry + ((wnd - 1) * p.Hkv + h) * DK * p.dv;
+    const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
+    if (from_carry) {
+      init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
     } else if (r.read >= 0) {
       // The pool read: past_state, or present_state itself when past is absent.
       const bool past = p.past != nullptr;
@@ -217,10 +240,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
       init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(init_dt);
     }
-    if (ce <= args.c0 + args.nc) {
-      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    if (to_carry) {
+      fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
     } else {
-      fin_f = args.carry + (wnd * p.Hkv + h) * DK * p.dv;
+      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
     }
   }
   const int64_t slot = bh * args.nseg + seg;
@@ -259,10 +282,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
   float4 un[4];
+  auto record = [&](int64_t cl) { return rec0 + (SERVING && args.time_major ? tab.off(cl) : cl); };
   auto prefetch = [&](int64_t cl) {
-    const int64_t t0 = tok0 + (args.c0 + cl) * kC;
+    const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
-    const int64_t rec = rec0 + cl;
+    const int64_t rec = record(cl);
     uint16_t* st = stages + (cl & 1) * kStage;
     load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
     if (!LOCAL) load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
@@ -287,7 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   if (cbeg < cend) prefetch(cbeg);
   for (int64_t cl = cbeg; cl < cend; ++cl) {
-    const int64_t t0 = tok0 + (args.c0 + cl) * kC;
+    const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
     uint16_t* st = stages + (cl & 1) * kStage;
     const uint16_t* Ks = st;
@@ -364,7 +388,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       if (jq > 0) {
         // Q and P o Q K^T of the next head replace the first head's in this stage.
         __syncthreads();
-        const int64_t rec = rec0 + cl;
+        const int64_t rec = record(cl);
         const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
         load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
         const uint16_t* pm = args.pm + (rec * qpk + jq) * 2 * kC * kC;
@@ -426,7 +450,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     if (SERVING && args.ix.ckpt_count > 0) {
       // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
       // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
-      const int64_t done = (args.c0 + cl - seq_c0 + 1) * kC;
+      const int64_t done = (lbase + cl + 1) * kC;
       const int64_t j = done / args.ix.ckpt_interval;
       if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
         const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);

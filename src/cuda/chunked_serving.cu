@@ -7,19 +7,26 @@
 //      and float32 gates g and beta into the workspace; the chunked kernels then read those;
 //   2. a one-CTA kernel that resolves every sequence (resolve_sequence) and writes the
 //      sequence table of chunked_layout.cuh: the sequences that compute (resolved, not PAD,
-//      at least one token) in order, with the first global chunk of each (prefix sums of
-//      ceil(len / 64); the total is at most ceil(T / 64) + N, which bounds the windows);
+//      at least one token) in layout order, the chunks of each (ceil(len / 64); their total
+//      is at most ceil(T / 64) + N, which bounds the windows) and, for the time-major
+//      numbering, the offsets of the steps;
 //   3. a kernel over sequences for everything without chunks: the error flag of a sequence
 //      that breaks an index rule, zero output rows of PAD sequences, and the state copy (read
 //      slot or zeros -> write slot) of zero-length ones;
 //   4. per window of the global chunk index space: the prep kernel (CTAs over chunk x kv
-//      head, each finding its sequence by binary search; past the real total they exit) and
-//      the scan kernel (CTA i of a window takes the i-th sequence with chunks in it, per kv
-//      head and 64-column slab, and walks its chunks of the window). A sequence that crosses
-//      a window boundary passes its state through a float32 carry slot of that boundary.
+//      head, each finding its sequence and chunk by binary search; past the real total they
+//      exit) and the scan kernel (CTA i of a window takes the i-th sequence with chunks in
+//      it, per kv head and 64-column slab, and walks its chunks of the window). A sequence
+//      that crosses a window boundary passes its state through a float32 carry slot.
+// The global numbering (chunked_layout.cuh) decides what a window holds. Sequence-major (all
+// chunks of one sequence, then the next) puts a few whole sequences in a window, so a long
+// sequence scans alone with 64 CTAs per window while the SMs idle; time-major (the first
+// chunk of every sequence, then the second, ..., longest first) gives every window a time
+// slice of all running sequences, as the dense path's windows do for a batch. Time-major
+// needs a carry state per sequence, so it is the default up to kTimeMajorMaxSequences
+// sequences; beyond that the windows hold many sequences either way.
 // Windows keep the workspace bounded as in the dense path (same record budget). Segments
-// (the dense path's parallel scan of one long sequence) are not used: a serving prefill has
-// several sequences, and the windows over the global index already run them side by side.
+// (the dense path's parallel scan of one long sequence) are not used.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -46,6 +53,7 @@ size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 struct ServingPlan {
   int64_t max_chunks = 0;  // bound on the chunks of all sequences (host side, indices unread)
   int64_t window = 0, windows = 0;
+  bool time_major = false;
   size_t table_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
   size_t rg_off = 0, rw_off = 0, ru_off = 0, rp_off = 0, carry_off = 0, total = 0;
 };
@@ -65,9 +73,14 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   if (o.max_window_chunks > 0) fit = std::min(fit, o.max_window_chunks);
   w.window = std::max<int64_t>(1, std::min(fit, w.max_chunks));
   w.windows = (w.max_chunks + w.window - 1) / w.window;
+  using Layout = ChunkedServingOptions::Layout;
+  w.time_major = o.layout == Layout::kTimeMajor ||
+                 (o.layout == Layout::kAuto && x.N <= kTimeMajorMaxSequences);
   size_t off = 0;
   w.table_off = off;
-  off = align256(off + static_cast<size_t>(4 * x.N + 3) * 8);  // table, counts, order
+  const size_t table_entries = static_cast<size_t>(4 * x.N + 3) +
+                               (w.time_major ? static_cast<size_t>(w.max_chunks) + 1 : 0);
+  off = align256(off + table_entries * 8);
   const size_t rows = static_cast<size_t>(token_rows(s));
   const size_t a16 = 2;
   w.q_off = off;
@@ -84,7 +97,10 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   w.ru_off = align256(w.rw_off + (p.delta ? recs * kC * p.dk * 2 : 0));
   w.rp_off = align256(w.ru_off + recs * kC * p.dv * 4);
   w.carry_off = align256(w.rp_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
-  const size_t carries = w.windows > 1 ? static_cast<size_t>(w.windows - 1) : 0;
+  // A carry state per boundary (sequence-major) or per sequence (time-major).
+  const size_t carries = w.windows <= 1 ? 0
+                         : w.time_major ? static_cast<size_t>(x.N)
+                                        : static_cast<size_t>(w.windows - 1);
   w.total = w.carry_off + carries * p.Hkv * p.dk * p.dv * 4;
   return w;
 }
@@ -178,11 +194,11 @@ __device__ int64_t block_exclusive_scan(int64_t x, int64_t* total) {
   return r;
 }
 
-// Sequences sorted longest first up to this many (a rank count per sequence over all others).
-constexpr int64_t kSortLimit = 2048;
-
+// Time-major calls rank the sequences longest first (a rank count per sequence over all
+// others: they have at most kTimeMajorMaxSequences unless a test forces the layout), then
+// write the steps' offsets off[c] = sum_k min(cnt_k, c).
 __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table,
-                                                              bool longest_first) {
+                                                              bool time_major) {
   __shared__ int64_t tot_chunks, tot_seqs;
   int64_t chunks = 0, seqs = 0;  // running sums over the tiles before this one
   int64_t* start = table + 1;
@@ -194,10 +210,9 @@ __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, 
     cnt[n] = resolve_sequence(x, n, &r) && !r.pad ? (r.len + kC - 1) / kC : 0;
   }
   __syncthreads();
-  const bool sorted = longest_first && x.N <= kSortLimit;
   for (int64_t n = threadIdx.x; n < x.N; n += kTableThreads) {
     int64_t rank = n;
-    if (sorted) {
+    if (time_major) {
       const int64_t c = cnt[n];
       rank = 0;
       for (int64_t m = 0; m < x.N; ++m) {
@@ -227,6 +242,30 @@ __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, 
     table[0] = seqs;
     start[seqs] = chunks;
   }
+  if (!time_major) return;
+  __syncthreads();  // start[] complete
+  // Step c holds one chunk of each sequence with cnt_k > c: with the counts in descending
+  // order, the first k with cnt_k <= c.
+  const int64_t K = seqs;
+  const int64_t steps = K > 0 ? start[1] - start[0] : 0;
+  int64_t* off = table + 4 * x.N + 3;
+  int64_t done = 0;
+  for (int64_t c0 = 0; c0 <= steps; c0 += kTableThreads) {
+    const int64_t c = c0 + threadIdx.x;
+    int64_t active = 0;
+    if (c < steps) {
+      int64_t lo = 0, hi = K;
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) >> 1;
+        if (start[mid + 1] - start[mid] > c) lo = mid + 1; else hi = mid;
+      }
+      active = lo;
+    }
+    const int64_t pos = block_exclusive_scan(active, &tot_chunks);
+    if (c <= steps) off[c] = done + pos;
+    done += tot_chunks;
+  }
+  if (threadIdx.x == 0) table[4 * x.N + 2] = steps;
 }
 
 // ---- 3. sequences without chunks -------------------------------------------------------------
@@ -352,7 +391,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
 
   // 2. The sequence table; 3. sequences without chunks.
   auto* table = reinterpret_cast<int64_t*>(ws + w.table_off);
-  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, o.longest_first);
+  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, w.time_major);
   LINATTN_RETURN_IF_ERROR(launch_error("table"));
   edges_kernel<<<static_cast<unsigned>(s.ix.N), 256, 0, stream>>>(p, s.ix);
   LINATTN_RETURN_IF_ERROR(launch_error("edges"));
@@ -380,6 +419,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.ix = s.ix;
   a.table = table;
   a.window_chunks = w.window;
+  a.time_major = w.time_major;
   for (int64_t c0 = 0; c0 < w.max_chunks; c0 += w.window) {
     a.c0 = c0;
     a.nc = std::min(w.window, w.max_chunks - c0);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "cuda/chunked_options.cuh"
 #include "cuda/serving.hpp"
@@ -13,13 +14,16 @@ namespace linattn::detail::cuda {
 // split_state, max_window_chunks, run_prep and run_scan apply; segments do not (serving
 // windows are cut over the global chunk index instead, see chunked_serving.cu).
 struct ChunkedServingOptions : ChunkedOptions {
-  // Lay the sequences out longest first in the global chunk order (up to 2048 sequences), so
-  // that the scan CTAs of the longest sequences start first; off (default): call order. On
-  // the varlen benchmark (8 sequences of 1024..19456 tokens, H100) longest first measured
-  // slower: 5.52 / 5.43 ms against 5.29 / 5.25 ms in call order (default windows / one
-  // window): the first windows then hold one long sequence alone (64 CTAs of 132 SMs).
-  bool longest_first = false;
+  // How the chunks of all sequences are numbered, which decides what one window holds
+  // (chunked_layout.cuh). kAuto: time-major when the call has at most kTimeMajorMaxSequences
+  // sequences (their float32 carry states then stay bounded), sequence-major otherwise.
+  enum class Layout { kAuto, kSequenceMajor, kTimeMajor };
+  Layout layout = Layout::kAuto;
 };
+
+// Time-major windows keep one float32 carry state per sequence (when the call spans several
+// windows), so they are taken for calls of at most this many sequences.
+constexpr int64_t kTimeMajorMaxSequences = 64;
 
 size_t chunked_prefill_serving_workspace_bytes_with(const LinearAttentionServing& s,
                                                     const ChunkedServingOptions& o);

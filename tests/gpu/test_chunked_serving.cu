@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "core/backend.hpp"
@@ -150,10 +151,12 @@ Result run_reference(const Call& k) {
   return r;
 }
 
+using Layout = detail::cuda::ChunkedServingOptions::Layout;
+
 // The CUDA serving call: window = 0 through the public API (the library's choice), window > 0
-// through the chunked serving entry with windows of that many chunks (sequences laid out
-// longest first, or in call order).
-Result run_cuda(const Call& k, int64_t window, bool longest_first = true) {
+// through the chunked serving entry with windows of that many chunks and the given numbering
+// of the chunks (chunked_layout.cuh).
+Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor) {
   Result r{k.out, k.pool, k.past};
   Mirror m;
   const linattn_tensor dout = m.up(r.out), dpool = m.up(r.pool);
@@ -176,7 +179,7 @@ Result run_cuda(const Call& k, int64_t window, bool longest_first = true) {
     EXPECT_TRUE(st.ok()) << st.to_string();
   } else {
     detail::cuda::ChunkedServingOptions o;
-    o.longest_first = longest_first;
+    o.layout = layout;
     o.split_state = !s.p.gated;
     o.max_window_chunks = window;
     detail::Exec e;
@@ -270,10 +273,19 @@ TEST(ChunkedServing, VarlenPoolInPlace) {
   LINATTN_SKIP_WITHOUT_GPU();
   const Call k = varlen_pool_call(101);
   const Result ref = run_reference(k);
-  for (int64_t window : {0, 3, 1}) {
-    const Result dev = run_cuda(k, window, window != 1);
-    EXPECT_EQ(dev.flag, 0);
-    compare(k, ref, dev, -1, kTol, window == 0 ? "varlen pool (library)" : window == 3 ? "varlen pool (window 3)" : "varlen pool (window 1, call order)");
+  const Result dev = run_cuda(k, 0);
+  EXPECT_EQ(dev.flag, 0);
+  compare(k, ref, dev, -1, kTol, "varlen pool (library)");
+  // Windows shorter than the first time step (3 and 1 chunks against 6 sequences) and
+  // longer (8), in both numberings.
+  for (int64_t window : {3, 1, 8}) {
+    for (Layout layout : {Layout::kTimeMajor, Layout::kSequenceMajor}) {
+      const Result d = run_cuda(k, window, layout);
+      EXPECT_EQ(d.flag, 0);
+      const std::string what = "varlen pool (window " + std::to_string(window) +
+                               (layout == Layout::kTimeMajor ? ", time-major)" : ", sequence-major)");
+      compare(k, ref, d, -1, kTol, what.c_str());
+    }
   }
 }
 
@@ -354,9 +366,12 @@ TEST(ChunkedServing, Checkpoints) {
     k.make_index_tensors();
     const Result ref = run_reference(k);
     for (int64_t window : {0, 3}) {
-      const Result dev = run_cuda(k, window);
-      EXPECT_EQ(dev.flag, 0);
-      compare(k, ref, dev, -1, kTol, interval == 64 ? "checkpoints every 64" : "checkpoints every 128");
+      for (Layout layout : {Layout::kTimeMajor, Layout::kSequenceMajor}) {
+        if (window == 0 && layout == Layout::kSequenceMajor) continue;
+        const Result dev = run_cuda(k, window, layout);
+        EXPECT_EQ(dev.flag, 0);
+        compare(k, ref, dev, -1, kTol, interval == 64 ? "checkpoints every 64" : "checkpoints every 128");
+      }
     }
   }
 }
