@@ -126,6 +126,34 @@ __global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ d
     dst[i] = src[i];
 }
 
+// The floor rows' kernels: each thread loads its kU 16-byte vectors (a block's vectors are
+// contiguous, 4 KB per instruction round at 256 threads), then stores them, so every load of
+// the call is in flight at once, as in the conv update kernel. With kInPlace the stores go
+// back to the addresses read (as the in-place state), words swapped so that they are real
+// stores; with kPdl the kernel waits for the previous grid before its loads and lets the next
+// one launch at once (programmatic dependent launch). No __restrict__: src may be dst.
+template <int kU, bool kInPlace, bool kPdl>
+__global__ void copy_floor_kernel(const uint4* src, uint4* dst, int64_t n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (kPdl) {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;");
+  }
+#endif
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x * kU + threadIdx.x;
+  uint4 v[kU];
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int64_t i = i0 + static_cast<int64_t>(u) * blockDim.x;
+    if (i < n) v[u] = src[i];
+  }
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int64_t i = i0 + static_cast<int64_t>(u) * blockDim.x;
+    if (i < n) dst[i] = kInPlace ? make_uint4(v[u].y, v[u].x, v[u].w, v[u].z) : v[u];
+  }
+}
+
 // Bytes read + written per second by the better of cudaMemcpy D2D and the copy kernel.
 double copy_bandwidth(cudaStream_t s, double* memcpy_bw, double* kernel_bw) {
   const size_t bytes = size_t{1} << 30;
@@ -154,6 +182,56 @@ double copy_bandwidth(cudaStream_t s, double* memcpy_bw, double* kernel_bw) {
 int sets_for(double set_bytes, int64_t l2) {
   const double want = 4.0 * l2;
   return static_cast<int>(std::min(64.0, std::max(1.0, std::ceil(want / set_bytes))));
+}
+
+// What the hardware allows for a kernel as short as the conv update: plain 16-byte copies
+// moving the update's bytes (input + state read, output + state written: `half` bytes each
+// way), rotated over the same number of sets and event-timed in graphs like the conv rows.
+// kind 0: the grid-stride copy kernel of the bandwidth reference (SMs x 8 blocks of 512);
+// 1: four vectors per thread, one wave; 2: the same reading and writing the same addresses;
+// 3: kind 1 with programmatic dependent launch (the next call's launch overlaps this one).
+Result bench_copy_floor(const char* name, int64_t half, int kind, cudaStream_t s, int64_t l2, int samples) {
+  const int64_t n = half / 16;
+  const int sets = sets_for(2.0 * half, l2);
+  Buffers buf;
+  std::vector<uint4*> src(sets), dst(sets);
+  for (int i = 0; i < sets; ++i) {
+    src[i] = static_cast<uint4*>(buf.make(half / 4, LINATTN_FLOAT32, -1.f, 1.f));
+    dst[i] = static_cast<uint4*>(buf.make(half / 4, LINATTN_FLOAT32, -1.f, 1.f));
+  }
+  BENCH_CUDA(cudaDeviceSynchronize());
+  int sms = 0;
+  BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  constexpr int kU = 4, kThreads = 256;
+  const unsigned blocks = static_cast<unsigned>((n + kU * kThreads - 1) / (kU * kThreads));
+  const int calls = std::max(sets, 8);
+  Result r;
+  r.name = name;
+  r.bytes = 2.0 * half;
+  r.us = time_calls(s, calls, samples, [&](int i) {
+    uint4* a = src[i % sets];
+    uint4* b = dst[i % sets];
+    if (kind == 0) {
+      copy_kernel<<<sms * 8, 512, 0, s>>>(a, b, n);
+    } else if (kind == 1) {
+      copy_floor_kernel<kU, false, false><<<blocks, kThreads, 0, s>>>(a, b, n);
+    } else if (kind == 2) {
+      copy_floor_kernel<kU, true, false><<<blocks, kThreads, 0, s>>>(a, a, n);
+    } else {
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(blocks);
+      cfg.blockDim = dim3(kThreads);
+      cfg.stream = s;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[0].val.programmaticStreamSerializationAllowed = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      BENCH_CUDA(cudaLaunchKernelEx(&cfg, copy_floor_kernel<kU, false, true>, static_cast<const uint4*>(a), b, n));
+    }
+    BENCH_CUDA(cudaGetLastError());
+  });
+  return r;
 }
 
 struct Shape {
@@ -452,6 +530,14 @@ int bench_main_cuda(int argc, char** argv) {
     rs.push_back(bench_linear_attention("recurrent prefill B=1 T=4096 f32 state", 1, 4096,
                                         LINATTN_FLOAT32, true, s, l2, samples));
     rs.back().note = "token-recurrent kernel";
+  }
+  {
+    // The conv update's bytes each way: input + state (B = 256, C = 8192, k = 4, bf16).
+    const int64_t half = int64_t{256} * 8192 * 2 * (1 + 3);
+    rs.push_back(bench_copy_floor("copy floor 16.8+16.8 MB, grid-stride", half, 0, s, l2, samples));
+    rs.push_back(bench_copy_floor("copy floor 16.8+16.8 MB, 4 vectors/thread", half, 1, s, l2, samples));
+    rs.push_back(bench_copy_floor("copy floor 16.8+16.8 MB, in place", half, 2, s, l2, samples));
+    rs.push_back(bench_copy_floor("copy floor 16.8+16.8 MB, 4 vectors, PDL", half, 3, s, l2, samples));
   }
   rs.push_back(bench_conv("conv update B=256 C=8192 k=4", 256, 8192, 1, 4, false, true, s, l2, samples));
   rs.push_back(bench_conv_pool("conv update pool B=256 C=8192 k=4", 256, 8192, 4, s, l2, samples));

@@ -167,6 +167,26 @@ std::vector<CausalConvCase> build_conv_path_cases() {
         ++n;
         cases.push_back(c);
       }
+  // Channels-last prefill (L > 16, 8-aligned channels): lengths that end in a partial run of
+  // time steps, channel groups that do not fill a warp.
+  for (int64_t L : {37, 104})
+    for (int32_t K : {2, 3, 4})
+      for (linattn_dtype dt : kMatrixDtypes) {
+        CausalConvCase c;
+        c.channels_last = true;
+        c.K = K;
+        c.L = L;
+        c.B = 2;
+        c.C = 24;
+        c.bias = n % 4 != 1;
+        c.has_past = n % 5 != 2;
+        c.silu = n % 2 == 0;
+        c.act_dtype = dt;
+        c.state_dtype = n % 3 == 0 ? kMatrixDtypes[(n / 3) % 3] : dt;
+        c.seed = seed++;
+        ++n;
+        cases.push_back(c);
+      }
   return cases;
 }
 
