@@ -33,13 +33,18 @@
 //     holds a time slice of every sequence still running, so long and short sequences scan
 //     side by side as in a dense batch; a sequence that crosses a boundary keeps its state in
 //     carry slot k (one per sequence).
-// The prep CTA of a global chunk finds its (sequence, chunk) in the table by binary search;
-// scan CTA i of a window takes the i-th sequence that has chunks in it and walks them in order.
-// chunked_serving.cu writes the table before the windows run:
-//   table int64 [1 + (N + 1) + N + 2N + 1 + (C + 1)]: K (sequences with chunks), start[0..K]
-//        (first sequence-major chunk of each, start[K] = total chunks), seq[0..K) (their n),
-//        scratch of the table kernel (chunks per n, the order), then (time-major only) C (the
-//        longest count, cnt_0) and off[0..C] (off[C] = total chunks)
+// chunked_serving.cu writes the table before the windows run (one CTA), so that the kernels of
+// the windows find their work with one load each:
+//   table int64 [1 + (N + 1) + N + 2N + 1 + (M + 1)] (M: the host's bound on the chunks):
+//        K (sequences with chunks), start[0..K] (first sequence-major chunk of each,
+//        start[K] = total chunks), seq[0..K) (their n), scratch of the table kernel (chunks
+//        per n, the order), then (time-major only) C (the longest count, cnt_0) and
+//        off[0..C] (off[C] = total chunks);
+//   chunk map int64 [M][2]: per global chunk its first token t0 and (b << 8) | tokens (zero
+//        tokens past the real total), for the prep CTAs;
+//   window map int64 [windows][L][3], L = min(window, N): per window and scan CTA i the
+//        sequence rank k (-1: none) and its chunks [cbeg, cend) in the window (the
+//        sequence's own chunk indices), for the scan CTAs.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -89,6 +94,9 @@ struct KernelArgs {
   const int64_t* table = nullptr;
   int64_t window_chunks = 0;  // chunks per window (carry slot of a boundary: c0 / window_chunks)
   bool time_major = false;    // the global chunk numbering (above)
+  const int64_t* chunk_map = nullptr;
+  const int64_t* window_map = nullptr;
+  int64_t window_lanes = 0;   // L of the window map
 };
 
 // Bytes of one state element (device code has no other dtype table).
@@ -150,6 +158,16 @@ __device__ __forceinline__ void sequence_tokens(const ServingIndices& x, int64_t
     *t0 = 0;
     *len = x.T;
   }
+}
+
+// An entry of the chunk map (above).
+struct ChunkTokens {
+  int64_t b, t0;
+  int n;
+};
+__device__ __forceinline__ ChunkTokens chunk_tokens(const int64_t* map, int64_t g) {
+  const longlong2 e = *reinterpret_cast<const longlong2*>(map + 2 * g);
+  return ChunkTokens{e.y >> 8, e.x, static_cast<int>(e.y & 255)};
 }
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.

@@ -6,7 +6,7 @@
 // chunked_layout.cuh for the sequential kernel. Products run on mma.sync with 16-bit operands
 // and float32 accumulation; U' stays float32 and P o Q K^T is kept as hi + lo parts, because
 // their rounding was the largest error term of the fused kernel. Serving calls number chunks
-// globally over the sequences (chunked_layout.cuh): a CTA finds its sequence in the table.
+// globally over the sequences (chunked_layout.cuh): a CTA finds its tokens in the chunk map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -57,24 +57,15 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
     t0 = (args.c0 + rec % args.nc) * kC;
     n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
   } else {
-    // Global chunk gc of the call: its sequence from the table (CTAs past the total exit).
+    // Global chunk gc of the call: its tokens from the chunk map (one load; CTAs past the
+    // real total find no tokens and exit).
     h = static_cast<int>(rec / args.nc);
     const int64_t gc = args.c0 + rec % args.nc;
-    const SeqTable tab{args.table, args.ix.N};
-    if (gc >= tab.total()) return;
-    int64_t k, c;  // the sequence's rank and its chunk
-    if (args.time_major) {
-      c = tab.step_of(gc);
-      k = gc - tab.off(c);
-    } else {
-      k = tab.find(gc);
-      c = gc - tab.start(k);
-    }
-    int64_t s0, len;
-    sequence_tokens(args.ix, tab.seq(k), &b, &s0, &len);
-    const int64_t done = c * kC;
-    t0 = s0 + done;
-    n = static_cast<int>(len - done < kC ? len - done : kC);
+    const ChunkTokens ct = chunk_tokens(args.chunk_map, gc);
+    if (ct.n == 0) return;
+    b = ct.b;
+    t0 = ct.t0;
+    n = ct.n;
   }
   const int qpk = p.q_per_kv();
 

@@ -145,9 +145,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   const int qpk = p.q_per_kv();
   // What this CTA walks: chunks cl in [cbeg, cend), in order, whose tokens start at
   // tbase + cl * kC and end at tok_end, with records rec0 + cl (time-major serving calls:
-  // rec0 + off(cl), cl being the sequence's own chunk index). The state comes from
-  // init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes
-  // to fin_f or fin_p likewise.
+  // rec0 + off(cl)); serving calls count cl within the sequence, dense calls within the
+  // window. The state comes from init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride
+  // init_sk) or is zero, and goes to fin_f or fin_p likewise.
   int64_t bh, b, cbeg, cend, rec0, tbase, tok_end;
   int h, seg;
   const float* init_f = nullptr;
@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   float* fin_f = nullptr;
   void* fin_p = nullptr;
   int64_t fin_sk = p.pres_sk;
-  // Serving: the sequence, its length and the chunk index within it of cl = 0 (checkpoints).
-  int64_t seq_n = 0, seq_len = 0, lbase = 0;
+  // Serving: the sequence and its length (checkpoints).
+  int64_t seq_n = 0, seq_len = 0;
   const SeqTable tab{args.table, args.ix.N};
   if constexpr (!SERVING) {
     const int64_t heads = p.B * p.Hkv;
@@ -186,49 +186,31 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       fin_f = args.carry + bh * DK * p.dv;
     }
   } else {
-    // CTA i of the window takes the i-th sequence with chunks in it.
+    // CTA i of the window takes the i-th sequence with chunks in it: the window map holds it
+    // and its chunks in this window.
     h = static_cast<int>((blockIdx.x / nsl) % p.Hkv);
     seg = 0;
     bh = h;
-    const int64_t i = blockIdx.x / nsl / p.Hkv;
-    if (args.c0 >= tab.total()) return;
-    int64_t k;
-    bool from_carry, to_carry;
-    if (args.time_major) {
-      // The window starts at sequence ka of step ca and meets sequences (ka + i) mod a_ca.
-      const int64_t ca = tab.step_of(args.c0);
-      const int64_t a = tab.off(ca + 1) - tab.off(ca);
-      if (i >= a) return;
-      k = (args.c0 - tab.off(ca) + i) % a;
-      const int64_t cnt = tab.start(k + 1) - tab.start(k);
-      cbeg = tab.first_step_from(args.c0, k, cnt);
-      cend = tab.first_step_from(args.c0 + args.nc, k, cnt);
-      if (cbeg >= cend) return;
-      from_carry = cbeg > 0;
-      to_carry = cend < cnt;
-      rec0 = int64_t{h} * args.nc + k - args.c0;
-      lbase = 0;
-    } else {
-      k = tab.find(args.c0) + i;
-      if (k >= tab.count() || tab.start(k) >= args.c0 + args.nc) return;
-      const int64_t seq_c0 = tab.start(k), ce = tab.start(k + 1);
-      cbeg = (seq_c0 > args.c0 ? seq_c0 : args.c0) - args.c0;
-      cend = (ce < args.c0 + args.nc ? ce : args.c0 + args.nc) - args.c0;
-      from_carry = seq_c0 < args.c0;
-      to_carry = ce > args.c0 + args.nc;
-      rec0 = int64_t{h} * args.nc;
-      lbase = args.c0 - seq_c0;
-    }
+    const int64_t wnd = args.c0 / args.window_chunks;
+    const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + blockIdx.x / nsl / p.Hkv);
+    const int64_t k = e[0];
+    if (k < 0) return;
+    cbeg = e[1];
+    cend = e[2];
+    const int64_t first = tab.start(k);
+    const bool from_carry = cbeg > 0, to_carry = cend < tab.start(k + 1) - first;
+    // Record of chunk cl: h * nc + (its global index - c0), the global index being
+    // off(cl) + k (time-major) or first + cl (sequence-major).
+    rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
     seq_n = tab.seq(k);
     ResolvedSequence r;
     resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
     b = r.b;
     seq_len = r.len;
-    tbase = r.t0 + lbase * kC;
+    tbase = r.t0;
     tok_end = r.t0 + r.len;
     // Carry slot of the sequence (time-major) or of the boundary (sequence-major: before the
     // window for the start state, after it for the end state).
-    const int64_t wnd = args.c0 / args.window_chunks;
     const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
     if (from_carry) {
       init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
@@ -450,7 +432,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     if (SERVING && args.ix.ckpt_count > 0) {
       // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
       // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
-      const int64_t done = (lbase + cl + 1) * kC;
+      const int64_t done = (cl + 1) * kC;
       const int64_t j = done / args.ix.ckpt_interval;
       if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
         const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);

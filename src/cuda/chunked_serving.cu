@@ -54,7 +54,8 @@ struct ServingPlan {
   int64_t max_chunks = 0;  // bound on the chunks of all sequences (host side, indices unread)
   int64_t window = 0, windows = 0;
   bool time_major = false;
-  size_t table_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
+  int64_t lanes = 0;  // L of the window map: min(window, N)
+  size_t table_off = 0, cmap_off = 0, wmap_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
   size_t rg_off = 0, rw_off = 0, ru_off = 0, rp_off = 0, carry_off = 0, total = 0;
 };
 
@@ -81,6 +82,11 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   const size_t table_entries = static_cast<size_t>(4 * x.N + 3) +
                                (w.time_major ? static_cast<size_t>(w.max_chunks) + 1 : 0);
   off = align256(off + table_entries * 8);
+  w.lanes = std::min<int64_t>(w.window, x.N);
+  w.cmap_off = off;
+  off = align256(off + static_cast<size_t>(w.max_chunks) * 2 * 8);
+  w.wmap_off = off;
+  off = align256(off + static_cast<size_t>(w.windows) * static_cast<size_t>(w.lanes) * 3 * 8);
   const size_t rows = static_cast<size_t>(token_rows(s));
   const size_t a16 = 2;
   w.q_off = off;
@@ -197,8 +203,11 @@ __device__ int64_t block_exclusive_scan(int64_t x, int64_t* total) {
 // Time-major calls rank the sequences longest first (a rank count per sequence over all
 // others: they have at most kTimeMajorMaxSequences unless a test forces the layout), then
 // write the steps' offsets off[c] = sum_k min(cnt_k, c).
+// Then the chunk map and the window map (chunked_layout.cuh) for windows of W chunks.
 __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table,
-                                                              bool time_major) {
+                                                              bool time_major, int64_t M, int64_t W,
+                                                              int64_t windows, int64_t L,
+                                                              int64_t* cmap, int64_t* wmap) {
   __shared__ int64_t tot_chunks, tot_seqs;
   int64_t chunks = 0, seqs = 0;  // running sums over the tiles before this one
   int64_t* start = table + 1;
@@ -242,30 +251,84 @@ __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, 
     table[0] = seqs;
     start[seqs] = chunks;
   }
-  if (!time_major) return;
   __syncthreads();  // start[] complete
-  // Step c holds one chunk of each sequence with cnt_k > c: with the counts in descending
-  // order, the first k with cnt_k <= c.
-  const int64_t K = seqs;
-  const int64_t steps = K > 0 ? start[1] - start[0] : 0;
-  int64_t* off = table + 4 * x.N + 3;
-  int64_t done = 0;
-  for (int64_t c0 = 0; c0 <= steps; c0 += kTableThreads) {
-    const int64_t c = c0 + threadIdx.x;
-    int64_t active = 0;
-    if (c < steps) {
-      int64_t lo = 0, hi = K;
-      while (lo < hi) {
-        const int64_t mid = (lo + hi) >> 1;
-        if (start[mid + 1] - start[mid] > c) lo = mid + 1; else hi = mid;
+  if (time_major) {
+    // Step c holds one chunk of each sequence with cnt_k > c: with the counts in descending
+    // order, the first k with cnt_k <= c.
+    const int64_t K = seqs;
+    const int64_t steps = K > 0 ? start[1] - start[0] : 0;
+    int64_t* off = table + 4 * x.N + 3;
+    int64_t done = 0;
+    for (int64_t c0 = 0; c0 <= steps; c0 += kTableThreads) {
+      const int64_t c = c0 + threadIdx.x;
+      int64_t active = 0;
+      if (c < steps) {
+        int64_t lo = 0, hi = K;
+        while (lo < hi) {
+          const int64_t mid = (lo + hi) >> 1;
+          if (start[mid + 1] - start[mid] > c) lo = mid + 1; else hi = mid;
+        }
+        active = lo;
       }
-      active = lo;
+      const int64_t pos = block_exclusive_scan(active, &tot_chunks);
+      if (c <= steps) off[c] = done + pos;
+      done += tot_chunks;
     }
-    const int64_t pos = block_exclusive_scan(active, &tot_chunks);
-    if (c <= steps) off[c] = done + pos;
-    done += tot_chunks;
+    if (threadIdx.x == 0) table[4 * x.N + 2] = steps;
+    __syncthreads();  // off[] complete
   }
-  if (threadIdx.x == 0) table[4 * x.N + 2] = steps;
+  const SeqTable tab{table, x.N};
+  const int64_t total = chunks;
+  // Chunk map: global chunk g -> (sequence rank k, its chunk c) -> tokens.
+  for (int64_t g = threadIdx.x; g < M; g += kTableThreads) {
+    int64_t t0 = 0, bn = 0;
+    if (g < total) {
+      int64_t k, c;
+      if (time_major) {
+        c = tab.step_of(g);
+        k = g - tab.off(c);
+      } else {
+        k = tab.find(g);
+        c = g - tab.start(k);
+      }
+      int64_t b, s0, len;
+      sequence_tokens(x, tab.seq(k), &b, &s0, &len);
+      t0 = s0 + c * kC;
+      bn = (b << 8) | (len - c * kC < kC ? len - c * kC : kC);
+    }
+    cmap[2 * g] = t0;
+    cmap[2 * g + 1] = bn;
+  }
+  // Window map: scan CTA i of window w -> (k, cbeg, cend).
+  for (int64_t e = threadIdx.x; e < windows * L; e += kTableThreads) {
+    const int64_t c0 = (e / L) * W, i = e % L;
+    const int64_t nc = W < M - c0 ? W : M - c0;
+    int64_t k = -1, cb = 0, ce = 0;
+    if (c0 < total && i < nc) {
+      if (time_major) {
+        // The window starts at sequence ka of step ca and meets sequences (ka + i) mod a_ca.
+        const int64_t ca = tab.step_of(c0);
+        const int64_t a = tab.off(ca + 1) - tab.off(ca);
+        if (i < a) {
+          k = (c0 - tab.off(ca) + i) % a;
+          const int64_t cnt = tab.start(k + 1) - tab.start(k);
+          cb = tab.first_step_from(c0, k, cnt);
+          ce = tab.first_step_from(c0 + nc, k, cnt);
+        }
+      } else {
+        k = tab.find(c0) + i;
+        if (k < tab.count() && tab.start(k) < c0 + nc) {
+          const int64_t first = tab.start(k), end = tab.start(k + 1);
+          cb = (first > c0 ? first : c0) - first;
+          ce = (end < c0 + nc ? end : c0 + nc) - first;
+        }
+      }
+      if (cb >= ce) k = -1;
+    }
+    wmap[3 * e] = k;
+    wmap[3 * e + 1] = cb;
+    wmap[3 * e + 2] = ce;
+  }
 }
 
 // ---- 3. sequences without chunks -------------------------------------------------------------
@@ -391,7 +454,10 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
 
   // 2. The sequence table; 3. sequences without chunks.
   auto* table = reinterpret_cast<int64_t*>(ws + w.table_off);
-  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, w.time_major);
+  auto* cmap = reinterpret_cast<int64_t*>(ws + w.cmap_off);
+  auto* wmap = reinterpret_cast<int64_t*>(ws + w.wmap_off);
+  table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, w.time_major, w.max_chunks, w.window,
+                                                w.windows, w.lanes, cmap, wmap);
   LINATTN_RETURN_IF_ERROR(launch_error("table"));
   edges_kernel<<<static_cast<unsigned>(s.ix.N), 256, 0, stream>>>(p, s.ix);
   LINATTN_RETURN_IF_ERROR(launch_error("edges"));
@@ -420,6 +486,9 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.table = table;
   a.window_chunks = w.window;
   a.time_major = w.time_major;
+  a.chunk_map = cmap;
+  a.window_map = wmap;
+  a.window_lanes = w.lanes;
   for (int64_t c0 = 0; c0 < w.max_chunks; c0 += w.window) {
     a.c0 = c0;
     a.nc = std::min(w.window, w.max_chunks - c0);
