@@ -12,6 +12,7 @@
 
 #include "common/cases.hpp"
 #include "common/oracle_runner.hpp"
+#include "cpu/forced_isa.hpp"
 #include "cpu/isa.hpp"
 
 namespace linattn::test {
@@ -20,18 +21,6 @@ namespace {
 using detail::cpu::Isa;
 
 const Isa kIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512};
-
-// Forces `isa` for the scope, restoring the previous choice after.
-class ForcedIsa {
- public:
-  explicit ForcedIsa(Isa isa) : prev_(detail::cpu::active_isa()), ok_(detail::cpu::force_isa(isa)) {}
-  ~ForcedIsa() { detail::cpu::force_isa(prev_); }
-  bool ok() const { return ok_; }
-
- private:
-  Isa prev_;
-  bool ok_;
-};
 
 std::vector<LinearAttentionCase> attention_cases() {
   std::vector<LinearAttentionCase> v;

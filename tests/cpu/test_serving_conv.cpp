@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cpu/forced_isa.hpp"
 #include "cpu/isa.hpp"
 #include "serving_support.hpp"
 
@@ -231,21 +232,6 @@ TEST_P(ServingConv, SpeculativeWindowsEveryAcceptanceCount) {
 // still treat as alike), compared element by element with the float64 oracle per sequence.
 
 using detail::cpu::Isa;
-
-// Forces `isa` for the scope, restoring the previous choice after.
-class ForcedIsa {
- public:
-  explicit ForcedIsa(Isa isa)
-      : prev_(detail::cpu::active_isa()), ok_(detail::cpu::force_isa(isa)) {}
-  ~ForcedIsa() { detail::cpu::force_isa(prev_); }
-  ForcedIsa(const ForcedIsa&) = delete;
-  ForcedIsa& operator=(const ForcedIsa&) = delete;
-  bool ok() const { return ok_; }
-
- private:
-  Isa prev_;
-  bool ok_;
-};
 
 struct DecodeBatch {
   int64_t N = 1, C = 64;  // sequences (PAD ones included), channels
