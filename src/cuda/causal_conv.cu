@@ -257,6 +257,36 @@ struct VecLayout {
   bool w_vec, bias_vec, past_vec, pres_vec;
 };
 
+// Weights w[j][ch] and bias[ch] of NCH consecutive channels from c, in float32 (the vector
+// kernels hold them for a whole run of time steps).
+template <int KT, linattn_dtype AT, int NCH>
+__device__ __forceinline__ void load_channel_weights(const CausalConvParams& p, const VecLayout& vl,
+                                                     int64_t c, float (&w)[KT][NCH],
+                                                     float (&bias)[NCH]) {
+  float wf[NCH * KT];
+  if (vl.w_vec) {
+    ld_run<AT, NCH * KT>(p.w, c * KT, wf);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < NCH; ++ch)
+#pragma unroll
+      for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
+  }
+#pragma unroll
+  for (int ch = 0; ch < NCH; ++ch)
+#pragma unroll
+    for (int j = 0; j < KT; ++j) w[j][ch] = wf[ch * KT + j];
+  if (p.bias == nullptr) {
+#pragma unroll
+    for (int ch = 0; ch < NCH; ++ch) bias[ch] = 0.f;
+  } else if (vl.bias_vec) {
+    ld_run<AT, NCH>(p.bias, c, bias);
+  } else {
+#pragma unroll
+    for (int ch = 0; ch < NCH; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
+  }
+}
+
 template <int KT, linattn_dtype AT>
 __global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalConvParams p, VecLayout vl,
                                                                 int run, uint32_t nruns,
@@ -272,29 +302,8 @@ __global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalC
   const int64_t l1 = l0 + run < p.L ? l0 + run : p.L;
   const int64_t xb = b * p.x_sb + c, yb = b * p.y_sb + c;
 
-  // w[j][ch], bias[ch].
-  float wf[kVec * KT], w[KT][kVec], bias[kVec];
-  if (vl.w_vec) {
-    ld_run<AT, kVec * KT>(p.w, c * KT, wf);
-  } else {
-#pragma unroll
-    for (int ch = 0; ch < kVec; ++ch)
-#pragma unroll
-      for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
-  }
-#pragma unroll
-  for (int ch = 0; ch < kVec; ++ch)
-#pragma unroll
-    for (int j = 0; j < KT; ++j) w[j][ch] = wf[ch * KT + j];
-  if (p.bias == nullptr) {
-#pragma unroll
-    for (int ch = 0; ch < kVec; ++ch) bias[ch] = 0.f;
-  } else if (vl.bias_vec) {
-    ld_run<AT, kVec>(p.bias, c, bias);
-  } else {
-#pragma unroll
-    for (int ch = 0; ch < kVec; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
-  }
+  float w[KT][kVec], bias[kVec];
+  load_channel_weights<KT, AT>(p, vl, c, w, bias);
 
   // win[m][ch] = P at time l0 - (k-1) + m.
   float win[KM > 0 ? KM : 1][kVec];
@@ -432,30 +441,7 @@ __global__ void __launch_bounds__(kConvThreads, 2) conv_cl_kernel(const CausalCo
   }
 
   float w[KT][kClG], bias[kClG];
-  {
-    float wf[kClG * KT];
-    if (vl.w_vec) {
-      ld_run<AT, kClG * KT>(p.w, c * KT, wf);
-    } else {
-#pragma unroll
-      for (int ch = 0; ch < kClG; ++ch)
-#pragma unroll
-        for (int j = 0; j < KT; ++j) wf[ch * KT + j] = ld<AT>(p.w, (c + ch) * p.w_sc + j * p.w_sk);
-    }
-#pragma unroll
-    for (int ch = 0; ch < kClG; ++ch)
-#pragma unroll
-      for (int j = 0; j < KT; ++j) w[j][ch] = wf[ch * KT + j];
-  }
-  if (p.bias == nullptr) {
-#pragma unroll
-    for (int ch = 0; ch < kClG; ++ch) bias[ch] = 0.f;
-  } else if (vl.bias_vec) {
-    ld_run<AT, kClG>(p.bias, c, bias);
-  } else {
-#pragma unroll
-    for (int ch = 0; ch < kClG; ++ch) bias[ch] = ld<AT>(p.bias, (c + ch) * p.bias_sc);
-  }
+  load_channel_weights<KT, AT>(p, vl, c, w, bias);
 
   // win[m][ch] = P at step l0 - KM + m: past_state (or zeros) for the first steps, since
   // L > KM no halo step of the first run is an input.

@@ -112,27 +112,26 @@ struct SeqTable {
   __device__ __forceinline__ int64_t start(int64_t k) const { return t[1 + k]; }
   __device__ __forceinline__ int64_t seq(int64_t k) const { return t[N + 2 + k]; }
   __device__ __forceinline__ int64_t total() const { return start(count()); }
-  // Sequence-major: the sequence holding global chunk c (c < total()): the last k with
-  // start(k) <= c.
-  __device__ __forceinline__ int64_t find(int64_t c) const {
-    int64_t lo = 0, hi = count() - 1;
+  // The last i in [0, n) with key(i) <= x, for a non-decreasing key with key(0) <= x.
+  template <class Key>
+  __device__ __forceinline__ static int64_t last_at_most(int64_t n, int64_t x, Key key) {
+    int64_t lo = 0, hi = n - 1;
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) >> 1;
-      if (start(mid) <= c) lo = mid; else hi = mid - 1;
+      if (key(mid) <= x) lo = mid; else hi = mid - 1;
     }
     return lo;
+  }
+  // Sequence-major: the sequence holding global chunk c (c < total()).
+  __device__ __forceinline__ int64_t find(int64_t c) const {
+    return last_at_most(count(), c, [this](int64_t k) { return start(k); });
   }
   // Time-major: the longest chunk count and the first global chunk of step c (c <= steps()).
   __device__ __forceinline__ int64_t steps() const { return t[4 * N + 2]; }
   __device__ __forceinline__ int64_t off(int64_t c) const { return t[4 * N + 3 + c]; }
-  // The step holding global chunk g (g < total()): the last c with off(c) <= g.
+  // The step holding global chunk g (g < total()).
   __device__ __forceinline__ int64_t step_of(int64_t g) const {
-    int64_t lo = 0, hi = steps() - 1;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi + 1) >> 1;
-      if (off(mid) <= g) lo = mid; else hi = mid - 1;
-    }
-    return lo;
+    return last_at_most(steps(), g, [this](int64_t c) { return off(c); });
   }
   // The first step c in [0, hi] whose chunk of sequence k has global index >= g (hi if none
   // before it): off is strictly increasing up to steps().

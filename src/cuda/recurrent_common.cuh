@@ -563,6 +563,24 @@ __device__ __forceinline__ DecodeSlab decode_slab(const Call& c, uint32_t w, uin
   return d;
 }
 
+// Where a decode slab's state is read: the base (nullptr: zeros), the element offset of its
+// (sequence or slot, head) block and the row stride.
+template <class Call>
+__device__ __forceinline__ void decode_state_source(const Call& c, const DecodeSlab& d,
+                                                    const void** base, int64_t* blk, int64_t* sk) {
+  if constexpr (kServing<Call>) {
+    const StateView rv = read_view(c);
+    *base = d.read_blk >= 0 ? rv.base : nullptr;
+    *blk = d.read_blk;
+    *sk = rv.sk;
+  } else {
+    const LinearAttentionParams& p = params_of(c);
+    *base = p.past;
+    *blk = d.b * p.past_sb + d.h * p.past_sh;
+    *sk = p.past_sk;
+  }
+}
+
 template <int RPT, int CPT, linattn_dtype AT, linattn_dtype PT, class Call>
 __device__ __forceinline__ void decode_load(const Call& c, const DecodeSlab& d, const int row[RPT],
                                             DecodeInputs<RPT, CPT, PT>& in) {
@@ -570,14 +588,9 @@ __device__ __forceinline__ void decode_load(const Call& c, const DecodeSlab& d, 
   const LinearAttentionParams& p = params_of(c);
   constexpr int dk = RPT * kRowsPerPass;
   constexpr int kWords = DecodeInputs<RPT, CPT, PT>::kWords;
-  const void* sbase = p.past;
-  int64_t sblk = d.b * p.past_sb + d.h * p.past_sh, ssk = p.past_sk;
-  if constexpr (SV) {
-    const StateView rv = read_view(c);
-    sbase = d.read_blk >= 0 ? rv.base : nullptr;
-    sblk = d.read_blk;
-    ssk = rv.sk;
-  }
+  const void* sbase;
+  int64_t sblk, ssk;
+  decode_state_source(c, d, &sbase, &sblk, &ssk);
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
     if (sbase != nullptr) {
@@ -908,14 +921,9 @@ __global__ void __launch_bounds__(kThreads, MINB)
   }
 
   // Every load up front: state (packed), k, q, decay, v, beta.
-  const void* sbase = p.past;
-  int64_t sblk = d.b * p.past_sb + d.h * p.past_sh, ssk = p.past_sk;
-  if constexpr (SV) {
-    const StateView rv = read_view(c);
-    sbase = d.read_blk >= 0 ? rv.base : nullptr;
-    sblk = d.read_blk;
-    ssk = rv.sk;
-  }
+  const void* sbase;
+  int64_t sblk, ssk;
+  decode_state_source(c, d, &sbase, &sblk, &ssk);
   uint32_t s[RPT][kWideWords];
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {

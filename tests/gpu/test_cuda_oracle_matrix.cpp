@@ -149,44 +149,31 @@ std::vector<CausalConvCase> build_conv_path_cases() {
   std::vector<CausalConvCase> cases;
   uint64_t seed = 7000;
   int n = 0;
+  auto add = [&](bool channels_last, int32_t K, int64_t L, int64_t B, int64_t C, linattn_dtype dt) {
+    CausalConvCase c;
+    c.channels_last = channels_last;
+    c.K = K;
+    c.L = L;
+    c.B = B;
+    c.C = C;
+    c.bias = n % 4 != 1;
+    c.has_past = n % 5 != 2;
+    c.silu = n % 2 == 0;
+    c.act_dtype = dt;
+    c.state_dtype = n % 3 == 0 ? kMatrixDtypes[(n / 3) % 3] : dt;
+    c.seed = seed++;
+    ++n;
+    cases.push_back(c);
+  };
   for (int64_t L : {1, 104, 2120})
     for (int32_t K : {2, 3, 4})
-      for (linattn_dtype dt : kMatrixDtypes) {
-        CausalConvCase c;
-        c.channels_last = L == 1 && n % 2 == 1;
-        c.K = K;
-        c.L = L;
-        c.B = L == 1 ? 5 : 2;
-        c.C = L == 1 ? 24 : 8;
-        c.bias = n % 4 != 1;
-        c.has_past = n % 5 != 2;
-        c.silu = n % 2 == 0;
-        c.act_dtype = dt;
-        c.state_dtype = n % 3 == 0 ? kMatrixDtypes[(n / 3) % 3] : dt;
-        c.seed = seed++;
-        ++n;
-        cases.push_back(c);
-      }
+      for (linattn_dtype dt : kMatrixDtypes)
+        add(L == 1 && n % 2 == 1, K, L, L == 1 ? 5 : 2, L == 1 ? 24 : 8, dt);
   // Channels-last prefill (L > 16, 8-aligned channels): lengths that end in a partial run of
   // time steps, channel groups that do not fill a warp.
   for (int64_t L : {37, 104})
     for (int32_t K : {2, 3, 4})
-      for (linattn_dtype dt : kMatrixDtypes) {
-        CausalConvCase c;
-        c.channels_last = true;
-        c.K = K;
-        c.L = L;
-        c.B = 2;
-        c.C = 24;
-        c.bias = n % 4 != 1;
-        c.has_past = n % 5 != 2;
-        c.silu = n % 2 == 0;
-        c.act_dtype = dt;
-        c.state_dtype = n % 3 == 0 ? kMatrixDtypes[(n / 3) % 3] : dt;
-        c.seed = seed++;
-        ++n;
-        cases.push_back(c);
-      }
+      for (linattn_dtype dt : kMatrixDtypes) add(true, K, L, 2, 24, dt);
   return cases;
 }
 
