@@ -685,11 +685,9 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
     const int64_t nr = AT == LINATTN_FLOAT32 ? 1 : 4;
     const int64_t ngroups = p.C / kUpdVec, utotal = ngroups * ((p.B + nr - 1) / nr);
     if (utotal < 0xffff0000ll) {
-      switch (p.K) {
-        case 2: launch_update<2, AT>(p, ngroups, utotal, s); break;
-        case 3: launch_update<3, AT>(p, ngroups, utotal, s); break;
-        default: launch_update<4, AT>(p, ngroups, utotal, s); break;
-      }
+      with_vector_width(p.K, [&](auto k) {
+        launch_update<decltype(k)::value, AT>(p, ngroups, utotal, s);
+      });
       return launch_status("causal_conv (cuda): kernel launch");
     }
   }
@@ -697,11 +695,9 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
     const int64_t nseg = (p.L + kStripeU * 32 * (16 / esize) - 1) / (kStripeU * 32 * (16 / esize));
     const int64_t nwarps = p.B * p.C * nseg;
     if (nwarps < 0xffff0000ll && p.C < 0xffffffffll) {
-      switch (p.K) {
-        case 2: launch_stripe<2, AT>(p, nseg, nwarps, s); break;
-        case 3: launch_stripe<3, AT>(p, nseg, nwarps, s); break;
-        default: launch_stripe<4, AT>(p, nseg, nwarps, s); break;
-      }
+      with_vector_width(p.K, [&](auto k) {
+        launch_stripe<decltype(k)::value, AT>(p, nseg, nwarps, s);
+      });
       return launch_status("causal_conv (cuda): kernel launch");
     }
   }
@@ -709,30 +705,22 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
     const int64_t steps = ClSteps<AT>::value;
     const int64_t nr = (p.L + steps - 1) / steps, ng = p.C / kClG, ctotal = p.B * nr * ng;
     if (ctotal < 0xffff0000ll) {
-      switch (p.K) {
-        case 2: launch_cl<2, AT>(p, nr, ng, ctotal, s); break;
-        case 3: launch_cl<3, AT>(p, nr, ng, ctotal, s); break;
-        default: launch_cl<4, AT>(p, nr, ng, ctotal, s); break;
-      }
+      with_vector_width(p.K, [&](auto k) {
+        launch_cl<decltype(k)::value, AT>(p, nr, ng, ctotal, s);
+      });
       return launch_status("causal_conv (cuda): kernel launch");
     }
   }
   // 32-bit thread indices in the channel-vector kernel.
   if (p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize) && vec_grid(p).total < 0xffff0000ll) {
-    switch (p.K) {
-      case 2: launch_vec<2, AT>(p, s); break;
-      case 3: launch_vec<3, AT>(p, s); break;
-      default: launch_vec<4, AT>(p, s); break;
-    }
+    with_vector_width(p.K, [&](auto k) {
+      launch_vec<decltype(k)::value, AT>(p, s);
+    });
     return launch_status("causal_conv (cuda): kernel launch");
   }
-  switch (p.K) {
-    case 1: launch<1, AT>(p, run, nruns, total, s); break;
-    case 2: launch<2, AT>(p, run, nruns, total, s); break;
-    case 3: launch<3, AT>(p, run, nruns, total, s); break;
-    case 4: launch<4, AT>(p, run, nruns, total, s); break;
-    default: launch<0, AT>(p, run, nruns, total, s); break;
-  }
+  with_width(p.K, [&](auto k) {
+    launch<decltype(k)::value, AT>(p, run, nruns, total, s);
+  });
   return launch_status("causal_conv (cuda): kernel launch");
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/cuda_common.cuh"
 
@@ -137,6 +138,29 @@ __device__ __forceinline__ void unpack_packed(const typename Packed4<AT>::T& v, 
     out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
   } else {
     unpack4<AT>(v, out);
+  }
+}
+
+// Calls f(std::integral_constant<int, K>{}) with the kernel width k as a compile-time value:
+// the general kernels are instantiated for k = 1..4 and, as K = 0, for any other width.
+template <class F>
+void with_width(int k, F&& f) {
+  switch (k) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    default: f(std::integral_constant<int, 0>{}); break;
+  }
+}
+
+// The same for the vector kernels, instantiated for k = 2..4 (their callers route only those).
+template <class F>
+void with_vector_width(int k, F&& f) {
+  switch (k) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
   }
 }
 

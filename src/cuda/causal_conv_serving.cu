@@ -389,11 +389,9 @@ Status launch_for_act(const CausalConvServing& s, cudaStream_t st) {
     if (total < 0xffff0000ll) {
       const VecFlags vf = vec_flags(s, sp, esize);
       const auto g = static_cast<uint32_t>(ngroups), t = static_cast<uint32_t>(total);
-      switch (p.K) {
-        case 2: launch_vec_rows<2, AT>(s, sp, vf, nr, g, t, st); break;
-        case 3: launch_vec_rows<3, AT>(s, sp, vf, nr, g, t, st); break;
-        default: launch_vec_rows<4, AT>(s, sp, vf, nr, g, t, st); break;
-      }
+      with_vector_width(p.K, [&](auto k) {
+        launch_vec_rows<decltype(k)::value, AT>(s, sp, vf, nr, g, t, st);
+      });
       return launch_status("CausalConvWithState (cuda): serving kernel launch");
     }
   }
@@ -404,13 +402,9 @@ Status launch_for_act(const CausalConvServing& s, cudaStream_t st) {
                        std::to_string(N * ntiles) + " blocks exceeds one launch");
   }
   const auto nt = static_cast<uint32_t>(ntiles), blocks = static_cast<uint32_t>(N * ntiles);
-  switch (p.K) {
-    case 1: launch_seq<1, AT>(s, sp, nt, blocks, st); break;
-    case 2: launch_seq<2, AT>(s, sp, nt, blocks, st); break;
-    case 3: launch_seq<3, AT>(s, sp, nt, blocks, st); break;
-    case 4: launch_seq<4, AT>(s, sp, nt, blocks, st); break;
-    default: launch_seq<0, AT>(s, sp, nt, blocks, st); break;
-  }
+  with_width(p.K, [&](auto k) {
+    launch_seq<decltype(k)::value, AT>(s, sp, nt, blocks, st);
+  });
   return launch_status("CausalConvWithState (cuda): serving kernel launch");
 }
 

@@ -208,6 +208,24 @@ struct WorkspacePlan {
          total = 0;
 };
 
+// Upper bound on the workspace records of one window, dense and serving calls: with 32 value
+// heads it holds 8192 tokens of one sequence.
+constexpr size_t kWindowBytes = size_t{320} << 20;
+
+// Workspace regions start on 256-byte boundaries.
+inline size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
+
+// The access flags of a.p: q, k, v rows that load as 16-byte vectors (cp.async tiles) and
+// output rows that store as 4-byte pairs.
+inline void set_vector_access(KernelArgs& a) {
+  const LinearAttentionParams& p = a.p;
+  auto aligned = [](const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; };
+  a.vec_in = aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && p.q_sb % 8 == 0 &&
+             p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 && p.v_sb % 8 == 0 &&
+             p.v_st % 8 == 0;
+  a.vec_out = aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
+}
+
 // The kernels of one window, launched in this order on `stream`: prep, then with segments the
 // scan's local pass (a.local) and the combine over segments, then the scan.
 Status launch_prep(const KernelArgs& a, cudaStream_t stream);

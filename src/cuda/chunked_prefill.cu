@@ -21,16 +21,10 @@ namespace linattn::detail::cuda {
 namespace chunked {
 namespace {
 
-// Upper bound on the workspace records of one window: with 32 value heads it holds 8192 tokens
-// of one sequence.
-constexpr size_t kWindowBytes = size_t{320} << 20;
-
 // Segments: at most this many per window, of at least this many chunks each (chosen by the
 // rule; a forced count only keeps segments non-empty).
 constexpr int kMaxSegments = 16;
 constexpr int64_t kMinSegmentChunks = 8;
-
-size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 
 int sm_count() {
   int dev = 0, n = 0;
@@ -86,10 +80,6 @@ WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   return w;
 }
 
-bool aligned(const void* ptr, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-}
-
 bool state_dtype_ok(linattn_dtype t) {
   return t == LINATTN_FLOAT32 || t == LINATTN_FLOAT16 || t == LINATTN_BFLOAT16;
 }
@@ -122,10 +112,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   a.p = p;
   a.split = o.split_state;
   a.gate_dtype = p.act_dtype;
-  a.vec_in = chunked::aligned(p.q, 16) && chunked::aligned(p.k, 16) && chunked::aligned(p.v, 16) &&
-             p.q_sb % 8 == 0 && p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 &&
-             p.v_sb % 8 == 0 && p.v_st % 8 == 0;
-  a.vec_out = chunked::aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
+  chunked::set_vector_access(a);
   const chunked::WorkspacePlan w = chunked::plan(p, o);
   if (e.workspace_bytes < w.total || (w.total > 0 && e.workspace == nullptr)) {
     return Status(LINATTN_ERROR_INTERNAL, "chunked prefill: workspace of " + std::to_string(e.workspace_bytes) +

@@ -44,11 +44,7 @@ namespace linattn::detail::cuda {
 namespace chunked {
 namespace {
 
-// The record budget of one window, as the dense path (chunked_prefill.cu).
-constexpr size_t kServingWindowBytes = size_t{320} << 20;
 constexpr int kTableThreads = 1024;
-
-size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 
 struct ServingPlan {
   int64_t max_chunks = 0;  // bound on the chunks of all sequences (host side, indices unread)
@@ -70,7 +66,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   w.max_chunks = x.packed ? (x.T + (kC - 1) * x.N) / kC : x.N * per_seq;
   const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
                            static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
-  int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kServingWindowBytes / (per_chunk * p.Hkv)));
+  int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kWindowBytes / (per_chunk * p.Hkv)));
   if (o.max_window_chunks > 0) fit = std::min(fit, o.max_window_chunks);
   w.window = std::max<int64_t>(1, std::min(fit, w.max_chunks));
   w.windows = (w.max_chunks + w.window - 1) / w.window;
@@ -367,8 +363,6 @@ __global__ void edges_kernel(LinearAttentionParams p, ServingIndices x) {
   }
 }
 
-bool aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
-
 }  // namespace
 }  // namespace chunked
 
@@ -467,10 +461,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.p = p;
   a.split = o.split_state;
   a.gate_dtype = gate_dtype;
-  a.vec_in = aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && p.q_sb % 8 == 0 &&
-             p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 && p.v_sb % 8 == 0 &&
-             p.v_st % 8 == 0;
-  a.vec_out = aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
+  set_vector_access(a);
   a.g = reinterpret_cast<float*>(ws + w.rg_off);
   a.w = reinterpret_cast<uint16_t*>(ws + w.rw_off);
   a.u = reinterpret_cast<float*>(ws + w.ru_off);

@@ -141,6 +141,18 @@ __device__ __forceinline__ BlockSequence resolve_block(const LinearAttentionServ
 
 // ---- The general (phased) kernel --------------------------------------------------------------
 
+// out[j] = sum_i S[i][j] x[i] over this thread's rows: its partial of S^T x.
+template <int RPT, int CPT>
+__device__ __forceinline__ void rows_dot(const float S[RPT][CPT], const float x[RPT], float out[CPT]) {
+#pragma unroll
+  for (int j = 0; j < CPT; ++j) {
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) s = fmaf(S[i][j], x[i], s);
+    out[j] = s;
+  }
+}
+
 // Sum over all key rows of the block for this thread's CPT columns; every thread gets the
 // sums. red is one of two buffers used alternately: a buffer is rewritten only after the
 // barrier of the next sum, which every reader of its previous contents has passed. With EXTRA,
@@ -382,13 +394,7 @@ __global__ void __launch_bounds__(kThreads, FIXED ? 8 : 1)
     float u[CPT];
     if (p.delta) {
       float rs[CPT];
-#pragma unroll
-      for (int j = 0; j < CPT; ++j) {
-        float s = 0.f;
-#pragma unroll
-        for (int i = 0; i < RPT; ++i) s = fmaf(S[i][j], kr[i], s);
-        rs[j] = s;
-      }
+      rows_dot<RPT, CPT>(S, kr, rs);
       column_sum<CPT, kRedW, SV>(rs, kk, red[buf], warp, rl, cl);
       buf ^= 1;
       if constexpr (SV) {
@@ -443,13 +449,7 @@ __global__ void __launch_bounds__(kThreads, FIXED ? 8 : 1)
     // loaded before this head's sum so that its latency hides behind the barrier.
     for (int jq = 0; jq < G; ++jq) {
       float o[CPT];
-#pragma unroll
-      for (int j = 0; j < CPT; ++j) {
-        float s = 0.f;
-#pragma unroll
-        for (int i = 0; i < RPT; ++i) s = fmaf(S[i][j], qr[i], s);
-        o[j] = s;
-      }
+      rows_dot<RPT, CPT>(S, qr, o);
       float qq = 0.f;
       if constexpr (SV) {
 #pragma unroll

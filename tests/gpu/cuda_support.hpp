@@ -1,6 +1,7 @@
 // GPU-suite support: a Placement that mirrors host tensors into device memory for the shared
-// oracle runner, a CUDA-backend context, and the skip that keeps every GPU test green (as
-// skipped) on a machine without a visible device.
+// oracle runner, a CUDA-backend context, a stream with a context and a captured graph for the
+// graph tests, and the skip that keeps every GPU test green (as skipped) on a machine without
+// a visible device.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -70,5 +71,70 @@ inline Context& cuda_context() {
   }
   return *ctx;
 }
+
+// A non-blocking stream, a CUDA-backend context on it, and a graph captured from calls made
+// through that context, for the graph-capture tests. All three are destroyed with it, also
+// when a test stops at a failed assertion.
+class GraphStream {
+ public:
+  GraphStream() {
+    if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) {
+      stream_ = nullptr;
+      ADD_FAILURE() << "cudaStreamCreateWithFlags failed";
+      return;
+    }
+    ContextOptions o = linattn_context_default_options();
+    o.backend = LINATTN_BACKEND_CUDA;
+    o.stream = stream_;
+    const Status s = Context::create(o, &ctx_);
+    if (!s.ok()) ADD_FAILURE() << "cuda context on a stream: " << s.to_string();
+    ok_ = s.ok();
+  }
+  ~GraphStream() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+    if (graph_ != nullptr) cudaGraphDestroy(graph_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+  GraphStream(const GraphStream&) = delete;
+  GraphStream& operator=(const GraphStream&) = delete;
+
+  bool ok() const { return ok_; }
+  Context& ctx() { return ctx_; }
+
+  // Captures what `calls` enqueues through ctx() (it returns the status of its calls) and
+  // instantiates the graph.
+  template <class F>
+  ::testing::AssertionResult capture(F&& calls) {
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal);
+    if (e != cudaSuccess) return failure("cudaStreamBeginCapture", e);
+    const Status s = calls();
+    e = cudaStreamEndCapture(stream_, &graph_);
+    if (e != cudaSuccess) return failure("cudaStreamEndCapture", e);
+    if (!s.ok()) return ::testing::AssertionFailure() << "captured call: " << s.to_string();
+    e = cudaGraphInstantiate(&exec_, graph_, 0);
+    if (e != cudaSuccess) return failure("cudaGraphInstantiate", e);
+    return ::testing::AssertionSuccess();
+  }
+
+  // Launches the captured graph on the stream and waits for it.
+  ::testing::AssertionResult replay() {
+    cudaError_t e = cudaGraphLaunch(exec_, stream_);
+    if (e != cudaSuccess) return failure("cudaGraphLaunch", e);
+    e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) return failure("cudaStreamSynchronize", e);
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  static ::testing::AssertionResult failure(const char* what, cudaError_t e) {
+    return ::testing::AssertionFailure() << what << ": " << cudaGetErrorString(e);
+  }
+
+  cudaStream_t stream_ = nullptr;
+  Context ctx_;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  bool ok_ = false;
+};
 
 }  // namespace linattn::test

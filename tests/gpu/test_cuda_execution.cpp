@@ -158,13 +158,8 @@ TEST(CudaExecution, ChainedCallsMatchOneCall) {
 // A decode step and a conv update captured into one graph, replayed on two sets of inputs.
 TEST(CudaExecution, GraphCaptureAndReplay) {
   LINATTN_SKIP_WITHOUT_GPU();
-  cudaStream_t stream;
-  LINATTN_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  ContextOptions o = linattn_context_default_options();
-  o.backend = LINATTN_BACKEND_CUDA;
-  o.stream = stream;
-  Context ctx;
-  ASSERT_TRUE(Context::create(o, &ctx).ok()) << linattn_last_error();
+  GraphStream g;
+  ASSERT_TRUE(g.ok());
 
   LinearAttentionCase c = decode_case(300);
   c.act_dtype = LINATTN_BFLOAT16;
@@ -192,15 +187,10 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
   ca.output = DeviceCall::mirror(ca.output, cout.output, cpl, &conv_out_dev);
   ca.present_state = DeviceCall::mirror(ca.present_state, cout.present_state, cpl, &conv_state_dev);
 
-  cudaGraph_t graph;
-  LINATTN_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status s1 = linear_attention(ctx, call.args);
-  const Status s2 = causal_conv(ctx, ca);
-  LINATTN_CUDA_OK(cudaStreamEndCapture(stream, &graph));
-  ASSERT_TRUE(s1.ok()) << s1.to_string();
-  ASSERT_TRUE(s2.ok()) << s2.to_string();
-  cudaGraphExec_t exec;
-  LINATTN_CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  ASSERT_TRUE(g.capture([&] {
+    const Status s1 = linear_attention(g.ctx(), call.args);
+    return s1.ok() ? causal_conv(g.ctx(), ca) : s1;
+  }));
 
   for (int replay = 0; replay < 2; ++replay) {
     if (replay == 1) {  // fresh inputs into the same device buffers
@@ -230,8 +220,7 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
     LINATTN_CUDA_OK(cudaMemset(call.state_dev, 0xff, out.present_state.storage_bytes()));
     LINATTN_CUDA_OK(cudaMemset(conv_out_dev, 0xff, cout.output.storage_bytes()));
     LINATTN_CUDA_OK(cudaMemset(conv_state_dev, 0xff, cout.present_state.storage_bytes()));
-    LINATTN_CUDA_OK(cudaGraphLaunch(exec, stream));
-    LINATTN_CUDA_OK(cudaStreamSynchronize(stream));
+    ASSERT_TRUE(g.replay());
     call.pl.download(call.out_dev, out.output);
     call.pl.download(call.state_dev, out.present_state);
     cpl.download(conv_out_dev, cout.output);
@@ -247,9 +236,6 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
                                cout.present_state, cref.output, cref.present_state,
                                default_tolerance(cc))));
   }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
 }
 
 // B = 2048 with a state batch stride of 2^20 + 1024 elements: state offsets pass 2^31 elements,

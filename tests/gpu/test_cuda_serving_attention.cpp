@@ -582,13 +582,8 @@ TEST_F(CudaServing, IndexErrorSkipsTheSequence) {
 // A serving decode (reference shape, in-place pool, fused gating) captured in a CUDA graph and
 // replayed twice, the pool reset and the query refreshed in between.
 TEST_F(CudaServing, GraphCaptureAndReplay) {
-  cudaStream_t stream;
-  LINATTN_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  ContextOptions o = linattn_context_default_options();
-  o.backend = LINATTN_BACKEND_CUDA;
-  o.stream = stream;
-  Context ctx;
-  ASSERT_TRUE(Context::create(o, &ctx).ok()) << linattn_last_error();
+  GraphStream g;
+  ASSERT_TRUE(g.ok());
 
   ServingCall s;
   s.c = reference_shape(3, 4321);
@@ -599,13 +594,7 @@ TEST_F(CudaServing, GraphCaptureAndReplay) {
   s.si = index_tensor(LINATTN_INT32, {4, -1, 1});
   s.flag = flag_tensor(7);
   DeviceCall d(s);
-  cudaGraph_t graph;
-  LINATTN_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status st = linear_attention(ctx, d.args);
-  LINATTN_CUDA_OK(cudaStreamEndCapture(stream, &graph));
-  ASSERT_TRUE(st.ok()) << st.to_string();
-  cudaGraphExec_t exec;
-  LINATTN_CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  ASSERT_TRUE(g.capture([&] { return linear_attention(g.ctx(), d.args); }));
   for (int replay = 0; replay < 2; ++replay) {
     if (replay == 1) {
       LinearAttentionCase c2 = s.c;
@@ -619,8 +608,7 @@ TEST_F(CudaServing, GraphCaptureAndReplay) {
                                cudaMemcpyHostToDevice));
     LINATTN_CUDA_OK(cudaMemcpy(d.dev.at(&s.out), s.out.data(), s.out.storage_bytes(), cudaMemcpyHostToDevice));
     LINATTN_CUDA_OK(cudaMemcpy(d.dev.at(&s.flag), s.flag.data(), 4, cudaMemcpyHostToDevice));
-    LINATTN_CUDA_OK(cudaGraphLaunch(exec, stream));
-    LINATTN_CUDA_OK(cudaStreamSynchronize(stream));
+    ASSERT_TRUE(g.replay());
     Outcome got;
     d.fetch(s, got);
     const Outcome want = run_reference(s);
@@ -628,9 +616,6 @@ TEST_F(CudaServing, GraphCaptureAndReplay) {
     expect_same(s, want, got, tol_for(s.c, true), "graph replay " + std::to_string(replay));
     EXPECT_EQ(static_cast<const int32_t*>(got.flag.data())[0], 0);
   }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
 }
 
 }  // namespace

@@ -461,13 +461,8 @@ TEST(CudaServingConv, IndexErrorInDecodeGroup) {
 // A pooled decode captured in a CUDA graph (flag clear + kernel), replayed.
 TEST(CudaServingConv, GraphCapture) {
   LINATTN_SKIP_WITHOUT_GPU();
-  cudaStream_t stream;
-  LINATTN_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  ContextOptions o = linattn_context_default_options();
-  o.backend = LINATTN_BACKEND_CUDA;
-  o.stream = stream;
-  Context ctx;
-  ASSERT_TRUE(Context::create(o, &ctx).ok()) << linattn_last_error();
+  GraphStream g;
+  ASSERT_TRUE(g.ok());
 
   ConvCall k;
   k.packed = false;
@@ -493,16 +488,9 @@ TEST(CudaServingConv, GraphCapture) {
   HostCall h = build(k);
   DeviceCall d;
   const CausalConvArgs da = args_for(k, h, LINATTN_MEMORY_CUDA, [&](const HostTensor& t) { return d.ptr(t); });
-  cudaGraph_t graph;
-  LINATTN_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status s = causal_conv(ctx, da);
-  LINATTN_CUDA_OK(cudaStreamEndCapture(stream, &graph));
-  ASSERT_TRUE(s.ok()) << s.to_string();
-  cudaGraphExec_t exec;
-  LINATTN_CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  ASSERT_TRUE(g.capture([&] { return causal_conv(g.ctx(), da); }));
   for (int step = 0; step < 2; ++step) {
-    LINATTN_CUDA_OK(cudaGraphLaunch(exec, stream));
-    LINATTN_CUDA_OK(cudaStreamSynchronize(stream));
+    ASSERT_TRUE(g.replay());
     d.back(h.out);
     d.back(h.present);
     d.back(h.flag);
@@ -511,9 +499,6 @@ TEST(CudaServingConv, GraphCapture) {
     expect_same_bytes("graph step " + std::to_string(step), h.present, want.present);
     EXPECT_EQ(static_cast<const int32_t*>(h.flag.data())[0], 0);
   }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
 }
 
 }  // namespace
