@@ -262,10 +262,14 @@ int print_varlen_row(int reps, int64_t window) {
 int bench_chunked_prefill(int argc, char** argv) {
   int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
   int64_t varlen_window = 0;    // --varlen-window N: chunks per window of the serving row
+  int only = -1;                // --shape N: only the N-th shape of the table (no serving row)
+  int states = 3;               // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--shape") == 0) only = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--state") == 0) states = std::strcmp(argv[i + 1], "hi") == 0 ? 2 : 1;
   }
   // --varlen-only: just the serving row and the dense 8 x 8192 row beside it.
   for (int i = 1; i < argc; ++i)
@@ -278,8 +282,11 @@ int bench_chunked_prefill(int argc, char** argv) {
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;
+  int index = -1;
   for (const PrefillShape& s : shapes) {
+    if (++index != only && only >= 0) continue;
     for (bool split : {true, false}) {
+      if ((states & (split ? 1 : 2)) == 0) continue;
       const double t = time_prefill(s, split, PrefillPath::kChunked, reps, segments);
       const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, segments) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
@@ -292,7 +299,7 @@ int bench_chunked_prefill(int argc, char** argv) {
                   t, tp, s.target_ms, tokens / t / 1e3, flops / t / 1e9, t / s.target_ms);
     }
   }
-  if (print_varlen_row(reps, varlen_window) != 0) rc = 1;
+  if (only < 0 && print_varlen_row(reps, varlen_window) != 0) rc = 1;
   return rc;
 }
 

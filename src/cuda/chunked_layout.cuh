@@ -64,7 +64,6 @@ constexpr int kSlab = 64;       // value columns per sequential CTA
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: conflict-free ldmatrix)
-constexpr int kLdf = kC + 1;    // row stride of the float32 C x C tiles
 constexpr int kFrag = 512;      // floats of one warp's 16 x 32 accumulator tile
 
 struct KernelArgs {

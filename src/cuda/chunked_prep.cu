@@ -1,12 +1,13 @@
 // The state-independent part of the chunked prefill (CHUNKED.md "Within a chunk"), for every
 // (sequence, kv head, chunk) of a window at once: one CTA of 8 warps per chunk computes
-// G, A = masked b exp(dG) K K^T, T = (I + A)^-1 in float32 (16x16 diagonal blocks by forward
-// substitution, then the off-diagonal blocks level by level), -W = -T diag(b L) K,
-// U' = T diag(b) V and, per query head, P o Q K^T; it writes them to the workspace records of
-// chunked_layout.cuh for the sequential kernel. Products run on mma.sync with 16-bit operands
-// and float32 accumulation; U' stays float32 and P o Q K^T is kept as hi + lo parts, because
-// their rounding was the largest error term of the fused kernel. Serving calls number chunks
-// globally over the sequences (chunked_layout.cuh): a CTA finds its tokens in the chunk map.
+// G, A = masked b exp(dG) K K^T, T = (I + A)^-1 (16x16 diagonal blocks by forward substitution
+// in float32, then the off-diagonal blocks level by level on the tensor cores with hi + lo
+// operands), -W = -T diag(b L) K, U' = T diag(b) V and, per query head, P o Q K^T; it writes
+// them to the workspace records of chunked_layout.cuh for the sequential kernel. Products run
+// on mma.sync with 16-bit operands and float32 accumulation; U' stays float32 and P o Q K^T is
+// kept as hi + lo parts, because their rounding was the largest error term of the fused
+// kernel. Serving calls number chunks globally over the sequences (chunked_layout.cuh): a CTA
+// finds its tokens in the chunk map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -22,9 +23,45 @@ namespace {
 template <int DK, int DV>
 constexpr size_t prep_smem_bytes() {
   constexpr size_t ldk = DK + 8, ldv = DV + 8;
-  const size_t h16 = 2 * kC * ldk + kC * ldv + 2 * kC * kLd;  // K, Q, V, T diag(b), T diag(b L)
-  const size_t f32 = 2 * kC + 2 * kC * kLdf + 3 * 256;         // G, beta, A, T, block scratch
-  return h16 * 2 + f32 * 4;
+  // K, Q, V, A hi and lo (later T diag(b) and T diag(b L)), T hi and lo; G, beta, beta exp(G).
+  const size_t h16 = 2 * kC * ldk + kC * ldv + 4 * kC * kLd;
+  return h16 * 2 + 3 * kC * 4;
+}
+
+// The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
+// (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
+// bfloat16 whatever the activation type, because bfloat16 keeps the float32 range.
+__device__ __forceinline__ uint32_t split_lo(float x0, float x1, uint32_t hi) {
+  return pack2<true>(x0 - from_bits<true>(static_cast<uint16_t>(hi & 0xffffu)),
+                     x1 - from_bits<true>(static_cast<uint16_t>(hi >> 16)));
+}
+
+__device__ __forceinline__ float split_value(const uint16_t* hi, const uint16_t* lo, int i) {
+  return from_bits<true>(hi[i]) + from_bits<true>(lo[i]);
+}
+
+// acc (16 x 16, two n tiles) += A B with A = ah + al and B = b (ldmatrix .trans fragments of
+// a [k][n] tile, hi and lo).
+__device__ __forceinline__ void mma_split(float (&acc)[2][4], const uint32_t (&ah)[4],
+                                          const uint32_t (&al)[4], const uint32_t (&bh)[4],
+                                          const uint32_t (&bl)[4]) {
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    mma16816<true>(acc[nt], ah, bh[2 * nt], bh[2 * nt + 1]);
+    mma16816<true>(acc[nt], ah, bl[2 * nt], bl[2 * nt + 1]);
+    mma16816<true>(acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);
+  }
+}
+
+// The fragments of the 16 x 16 block at (r0, c0) of a [kC][kLd] 16-bit tile as the A operand
+// (a) and, for a [k][n] tile, as the B operand (b).
+__device__ __forceinline__ void block_a(uint32_t (&a)[4], const uint16_t* t, int r0, int c0) {
+  const int lane = threadIdx.x & 31;
+  ldsm_x4(a, t + (r0 + (lane & 15)) * kLd + c0 + (lane >> 4) * 8);
+}
+__device__ __forceinline__ void block_b(uint32_t (&b)[4], const uint16_t* t, int r0, int c0) {
+  const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+  ldsm_x4_t(b, t + (r0 + (mi & 1) * 8 + r8) * kLd + c0 + (mi >> 1) * 8);
 }
 
 template <bool BF16, int DK, int DV, bool DELTA>
@@ -37,13 +74,15 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [kC][LDK]
   uint16_t* Qs = Ks + kC * LDK;                       // [kC][LDK]
   uint16_t* Vs = Qs + kC * LDK;                       // [kC][LDV]
-  uint16_t* Tb = Vs + kC * LDV;                       // [kC][kLd]
-  uint16_t* TbL = Tb + kC * kLd;                      // [kC][kLd]
-  float* Gs = reinterpret_cast<float*>(TbL + kC * kLd);
+  uint16_t* Ah = Vs + kC * LDV;                       // [kC][kLd] A hi, then T diag(b)
+  uint16_t* Al = Ah + kC * kLd;                       // [kC][kLd] A lo, then T diag(b L)
+  uint16_t* Th = Al + kC * kLd;                       // [kC][kLd] T hi
+  uint16_t* Tl = Th + kC * kLd;                       // [kC][kLd] T lo
+  uint16_t* Tb = Ah;
+  uint16_t* TbL = Al;
+  float* Gs = reinterpret_cast<float*>(Tl + kC * kLd);
   float* Bs = Gs + kC;
-  float* As = Bs + kC;      // [kC][kLdf]
-  float* Ts = As + kC * kLdf;
-  float* scr = Ts + kC * kLdf;
+  float* BLs = Bs + kC;  // b exp(G)
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t rec = blockIdx.x;
@@ -110,7 +149,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
   float* uout = args.u + rec * kSlabs * kC * kSlab + w * kFrag + 4 * lane;
   if constexpr (DELTA) {
-    // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s).
+    // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts.
     {
       float acc[4][4];
       zero_acc(acc);
@@ -118,14 +157,18 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = row0 + g + 8 * (e >> 1), s = col0 + 8 * j + 2 * t4 + (e & 1);
-          As[r * kLdf + s] = s < r ? Bs[r] * __expf(Gs[r] - Gs[s]) * acc[j][e] : 0.f;
+        for (int hh = 0; hh < 2; ++hh) {
+          const int r = row0 + g + 8 * hh, s = col0 + 8 * j + 2 * t4;
+          const float a0 = s < r ? Bs[r] * __expf(Gs[r] - Gs[s]) * acc[j][2 * hh] : 0.f;
+          const float a1 = s + 1 < r ? Bs[r] * __expf(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
+          const uint32_t hi = pack2<true>(a0, a1);
+          *reinterpret_cast<uint32_t*>(Ah + r * kLd + s) = hi;
+          *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = split_lo(a0, a1, hi);
         }
       }
     }
     __syncthreads();
-    // T = (I + A)^-1. Diagonal 16x16 blocks: lane c of a half-warp solves column c.
+    // T = (I + A)^-1. Diagonal 16x16 blocks: lane c of a half-warp solves column c (float32).
     if (w < 2) {
       const int base = 16 * (2 * w + (lane >> 4)), c = lane & 15;
       float tc[16];
@@ -133,47 +176,64 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
       for (int r = 0; r < 16; ++r) {
         float acc = 0.f;
 #pragma unroll
-        for (int s = 0; s < r; ++s) acc += As[(base + r) * kLdf + base + s] * tc[s];
+        for (int s = 0; s < r; ++s) acc += split_value(Ah, Al, (base + r) * kLd + base + s) * tc[s];
         tc[r] = r < c ? 0.f : (r == c ? 1.f : -acc);
-        Ts[(base + r) * kLdf + base + c] = tc[r];
+        const uint16_t hi = to_bits<true>(tc[r]);
+        Th[(base + r) * kLd + base + c] = hi;
+        Tl[(base + r) * kLd + base + c] = to_bits<true>(tc[r] - from_bits<true>(hi));
       }
+    } else if (w < 4) {
+      const int r = tid - 64;
+      BLs[r] = Bs[r] * __expf(Gs[r]);
     }
     __syncthreads();
-    // Off-diagonal blocks by distance d from the diagonal:
-    // T_ij = -T_ii sum_{m=j}^{i-1} A_im T_mj.
+    // Off-diagonal blocks by distance d from the diagonal, one warp per block, from
+    // T (I + A) = I: T_ij = -(sum_{m=j+1}^{i} T_im A_mj) T_jj.
     for (int d = 1; d < 4; ++d) {
-      const int nb = 4 - d;
-      for (int e = tid; e < nb * 256; e += kThreads) {
-        const int j = e >> 8, i = j + d, r = (e >> 4) & 15, c = e & 15;
-        const float* arow = As + (16 * i + r) * kLdf;
-        float acc = 0.f;
-        for (int m0 = 16 * j; m0 < 16 * i; m0 += 16) {
-#pragma unroll
-          for (int m = m0; m < m0 + 16; ++m) acc += arow[m] * Ts[m * kLdf + 16 * j + c];
+      if (w < 4 - d) {
+        const int j = w, i = w + d;
+        float x[2][4] = {};
+        for (int m = j + 1; m <= i; ++m) {
+          uint32_t ah[4], al[4], bh[4], bl[4];
+          block_a(ah, Th, 16 * i, 16 * m);
+          block_a(al, Tl, 16 * i, 16 * m);
+          block_b(bh, Ah, 16 * m, 16 * j);
+          block_b(bl, Al, 16 * m, 16 * j);
+          mma_split(x, ah, al, bh, bl);
         }
-        scr[e] = acc;
-      }
-      __syncthreads();
-      for (int e = tid; e < nb * 256; e += kThreads) {
-        const int j = e >> 8, i = j + d, r = (e >> 4) & 15, c = e & 15;
-        const float* trow = Ts + (16 * i + r) * kLdf + 16 * i;
-        const float* sc = scr + j * 256 + c;
-        float acc = 0.f;
+        // X in accumulator layout is the A operand of X T_jj.
+        uint32_t xh[4], xl[4], bh[4], bl[4];
 #pragma unroll
-        for (int q = 0; q < 16; ++q) acc += trow[q] * sc[q * 16];
-        Ts[(16 * i + r) * kLdf + 16 * j + c] = -acc;
+        for (int q = 0; q < 4; ++q) {
+          const float x0 = x[q >> 1][2 * (q & 1)], x1 = x[q >> 1][2 * (q & 1) + 1];
+          xh[q] = pack2<true>(x0, x1);
+          xl[q] = split_lo(x0, x1, xh[q]);
+        }
+        block_b(bh, Th, 16 * j, 16 * j);
+        block_b(bl, Tl, 16 * j, 16 * j);
+        float y[2][4] = {};
+        mma_split(y, xh, xl, bh, bl);
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int r = 16 * i + g + 8 * hh, c = 16 * j + 8 * nt + 2 * t4;
+            const float y0 = -y[nt][2 * hh], y1 = -y[nt][2 * hh + 1];
+            const uint32_t hi = pack2<true>(y0, y1);
+            *reinterpret_cast<uint32_t*>(Th + r * kLd + c) = hi;
+            *reinterpret_cast<uint32_t*>(Tl + r * kLd + c) = split_lo(y0, y1, hi);
+          }
+        }
       }
       __syncthreads();
     }
-    // T diag(b) and T diag(b L) as 16-bit operands (zero above the diagonal).
+    // T diag(b) and T diag(b L) as 16-bit operands (zero above the diagonal), over A's tiles.
     for (int e = tid; e < kC * kC / 2; e += kThreads) {
       const int r = e >> 5, s = 2 * (e & 31);
-      const float t0v = s <= r ? Ts[r * kLdf + s] : 0.f;
-      const float t1v = s + 1 <= r ? Ts[r * kLdf + s + 1] : 0.f;
-      const float b0 = Bs[s], b1 = Bs[s + 1];
-      *reinterpret_cast<uint32_t*>(Tb + r * kLd + s) = pack2<BF16>(t0v * b0, t1v * b1);
-      *reinterpret_cast<uint32_t*>(TbL + r * kLd + s) =
-          pack2<BF16>(t0v * b0 * __expf(Gs[s]), t1v * b1 * __expf(Gs[s + 1]));
+      const float t0v = s <= r ? split_value(Th, Tl, r * kLd + s) : 0.f;
+      const float t1v = s + 1 <= r ? split_value(Th, Tl, r * kLd + s + 1) : 0.f;
+      *reinterpret_cast<uint32_t*>(Tb + r * kLd + s) = pack2<BF16>(t0v * Bs[s], t1v * Bs[s + 1]);
+      *reinterpret_cast<uint32_t*>(TbL + r * kLd + s) = pack2<BF16>(t0v * BLs[s], t1v * BLs[s + 1]);
     }
     __syncthreads();
     // -W = -T diag(b L) K (the rows of T are zero past the diagonal: K range row0 + 16).
