@@ -103,7 +103,8 @@ double median_event_ms(int reps, const char* what, Call call) {
 
 }  // namespace
 
-double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments) {
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments,
+                    size_t window_bytes) {
   const bool prep_only = path == PrefillPath::kChunkedPrepOnly;
   const int d = 128;
   const int64_t BT = s.B * s.T;
@@ -145,6 +146,7 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
   o.split_state = split;
   o.run_scan = !prep_only;
   o.segments = segments;
+  o.window_bytes = window_bytes;
   detail::Exec e;
   const bool recurrent = path == PrefillPath::kRecurrent;
   e.workspace_bytes = recurrent ? 0 : detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
@@ -263,12 +265,14 @@ int bench_chunked_prefill(int argc, char** argv) {
   int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
   int64_t varlen_window = 0;    // --varlen-window N: chunks per window of the serving row
   int only = -1;                // --shape N: only the N-th shape of the table (no serving row)
+  int window_mb = 0;            // --window-mb N: records per window bounded by N MiB (0: default)
   int states = 3;               // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--shape") == 0) only = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--window-mb") == 0) window_mb = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--state") == 0) states = std::strcmp(argv[i + 1], "hi") == 0 ? 2 : 1;
   }
   // --varlen-only: just the serving row and the dense 8 x 8192 row beside it.
@@ -287,8 +291,9 @@ int bench_chunked_prefill(int argc, char** argv) {
     if (++index != only && only >= 0) continue;
     for (bool split : {true, false}) {
       if ((states & (split ? 1 : 2)) == 0) continue;
-      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, segments);
-      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, segments) : 0.0;
+      const size_t wb = static_cast<size_t>(window_mb) << 20;
+      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, segments, wb);
+      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, segments, wb) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;

@@ -3,6 +3,7 @@
 // table and the length sweep.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace linattn::bench {
@@ -21,7 +22,9 @@ enum class PrefillPath {
 
 // Median milliseconds over `reps` timed calls after two warm-ups (events around each call), or
 // a negative value after a CUDA error (reported on stderr). `split`: hi + lo state operands;
-// `segments`: forced segment count (0 = the rule).
-double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments);
+// `segments`: forced segment count (0 = the rule); `window_bytes`: the record bound per window
+// (0 = the library's).
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments,
+                    size_t window_bytes = 0);
 
 }  // namespace linattn::bench

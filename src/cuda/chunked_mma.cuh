@@ -28,10 +28,17 @@ __device__ __forceinline__ float from_bits(uint16_t h) {
   }
 }
 
-// Two values as one 32-bit word, the first at the lower address.
+// Two values as one 32-bit word, the first at the lower address: one packed conversion
+// (cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32), the same rounding as two to_bits.
 template <bool BF16>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  return static_cast<uint32_t>(to_bits<BF16>(lo)) | (static_cast<uint32_t>(to_bits<BF16>(hi)) << 16);
+  if constexpr (BF16) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {

@@ -19,6 +19,9 @@ struct ChunkedOptions {
   // Most chunks per window (0: as many as the workspace bound allows). Tests set it small to
   // cross windows, whose state passes through the float32 carry buffer, on short inputs.
   int64_t max_window_chunks = 0;
+  // Bound on the records of one window in bytes (0: kWindowBytes, chunked_layout.cuh).
+  // Benchmarks sweep it: fewer windows cost fewer scan prologues and wave tails, more memory.
+  size_t window_bytes = 0;
   // Segments scanned in parallel per window (0: the rule in chunked_prefill.cu, from the SM
   // count; n > 0: n, or fewer where a window has fewer chunks). Tests force it to cover the
   // segmented path on small inputs; benchmarks sweep it.

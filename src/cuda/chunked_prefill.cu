@@ -63,7 +63,8 @@ WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   w.nseg = segments(p, nch, o);
   const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
                            static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
-  int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kWindowBytes / (per_chunk * heads)));
+  const size_t budget = o.window_bytes > 0 ? o.window_bytes : kWindowBytes;
+  int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(budget / (per_chunk * heads)));
   if (max_window > 0) fit = std::min(fit, max_window);
   w.windows = (nch + fit - 1) / fit;
   w.window = (nch + w.windows - 1) / w.windows;

@@ -238,30 +238,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   const int srow0 = DK == 128 ? 16 * w : 16 * (w & 3);
   const int scol0 = DK == 128 ? 0 : 32 * (w >> 2);
 
-  float accS[NTS][4];
-#pragma unroll
-  for (int j = 0; j < NTS; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
-      if (is_m) {
-        accS[j][e] = i == c ? 1.f : 0.f;
-      } else if (LOCAL && seg > 0) {
-        accS[j][e] = 0.f;
-      } else if (!LOCAL && args.nseg > 1) {
-        accS[j][e] = args.seg_state[(slot * DK + i) * p.dv + c];
-      } else {
-        accS[j][e] = init_f ? init_f[i * p.dv + c]
-                     : init_p ? load_as_float(init_p, i * init_sk + c, init_dt)
-                              : 0.f;
-        // The final pass reads segment 0's start here: past and carry may be overwritten by then.
-        if (LOCAL) args.seg_state[(slot * DK + i) * p.dv + c] = accS[j][e];
-      }
-    }
-  }
-  // The local pass always splits: the transition product multiplies the true state later.
-  write_state<BF16>(accS, Shi, Slo, srow0, scol0, LOCAL || args.split);
-
   // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
   float4 un[4];
   auto record = [&](int64_t cl) { return rec0 + (SERVING && args.time_major ? tab.off(cl) : cl); };
@@ -291,7 +267,33 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     for (int j = 0; j < 4; ++j) un[j] = __ldg(reinterpret_cast<const float4*>(u + j * 128));
   };
 
+  // The first chunk's loads are in flight while the start state is read.
   if (cbeg < cend) prefetch(cbeg);
+
+  float accS[NTS][4];
+#pragma unroll
+  for (int j = 0; j < NTS; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
+      if (is_m) {
+        accS[j][e] = i == c ? 1.f : 0.f;
+      } else if (LOCAL && seg > 0) {
+        accS[j][e] = 0.f;
+      } else if (!LOCAL && args.nseg > 1) {
+        accS[j][e] = args.seg_state[(slot * DK + i) * p.dv + c];
+      } else {
+        accS[j][e] = init_f ? init_f[i * p.dv + c]
+                     : init_p ? load_as_float(init_p, i * init_sk + c, init_dt)
+                              : 0.f;
+        // The final pass reads segment 0's start here: past and carry may be overwritten by then.
+        if (LOCAL) args.seg_state[(slot * DK + i) * p.dv + c] = accS[j][e];
+      }
+    }
+  }
+  // The local pass always splits: the transition product multiplies the true state later.
+  write_state<BF16>(accS, Shi, Slo, srow0, scol0, LOCAL || args.split);
+
   for (int64_t cl = cbeg; cl < cend; ++cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
