@@ -287,6 +287,19 @@ __device__ __forceinline__ void load_channel_weights(const CausalConvParams& p, 
   }
 }
 
+// The work item of a prefill thread: channel groups of `width` channels vary fastest, then runs
+// of `run` steps, then batch rows. c: its first channel, l0: its first step.
+struct PrefillItem {
+  int64_t b, c, l0;
+  uint32_t r;
+};
+__device__ __forceinline__ PrefillItem prefill_item(uint32_t idx, uint32_t ngroups, uint32_t nruns,
+                                                    int width, int run) {
+  const uint32_t g = idx % ngroups, rest = idx / ngroups;
+  const uint32_t r = rest % nruns;
+  return PrefillItem{rest / nruns, static_cast<int64_t>(g) * width, static_cast<int64_t>(r) * run, r};
+}
+
 template <int KT, linattn_dtype AT>
 __global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalConvParams p, VecLayout vl,
                                                                 int run, uint32_t nruns,
@@ -294,11 +307,7 @@ __global__ void __launch_bounds__(kConvThreads, 2) conv_vec_kernel(const CausalC
   constexpr int KM = KT - 1;  // state columns
   const uint32_t idx = blockIdx.x * kConvThreads + threadIdx.x;
   if (idx >= total) return;
-  const uint32_t g = idx % ngroups, rest = idx / ngroups;
-  const uint32_t r = rest % nruns;
-  const int64_t b = rest / nruns;
-  const int64_t c = static_cast<int64_t>(g) * kVec;
-  const int64_t l0 = static_cast<int64_t>(r) * run;
+  const auto [b, c, l0, r] = prefill_item(idx, ngroups, nruns, kVec, run);
   const int64_t l1 = l0 + run < p.L ? l0 + run : p.L;
   const int64_t xb = b * p.x_sb + c, yb = b * p.y_sb + c;
 
@@ -420,11 +429,7 @@ __global__ void __launch_bounds__(kConvThreads, 2) conv_cl_kernel(const CausalCo
   using P4 = typename Packed4<AT>::T;
   const uint32_t idx = blockIdx.x * kConvThreads + threadIdx.x;
   if (idx >= total) return;
-  const uint32_t g = idx % ngroups, rest = idx / ngroups;
-  const uint32_t r = rest % nruns;
-  const int64_t b = rest / nruns;
-  const int64_t c = static_cast<int64_t>(g) * kClG;
-  const int64_t l0 = static_cast<int64_t>(r) * S;
+  const auto [b, c, l0, r] = prefill_item(idx, ngroups, nruns, kClG, S);
   const int64_t xb = b * p.x_sb + c, yb = b * p.y_sb + c;
 
   // raw[s]: the 4 channels at step l0 - KM + s, as loaded (zeros outside [0, L)).

@@ -109,6 +109,30 @@ __device__ __forceinline__ float fused_gate(const LinearAttentionServing& c, int
   return -expf(A) * softplus(a + bias);
 }
 
+// The decode kernels' per-row decay factors: a_i = exp(g_i) for the thread's key rows (one
+// value for all rows with per-head decay, 1 without gating). With fused gating (serving) g is
+// the raw projection and a = exp(-exp(A_log) softplus(g + dt_bias)), gate_a = A_log[h] and
+// gate_bias = dt_bias[h] read by the caller.
+template <bool SV, int RPT, class Call>
+__device__ __forceinline__ void decay_factors(const Call& c, const LinearAttentionParams& p,
+                                              const float (&g)[RPT], float gate_a, float gate_bias,
+                                              float (&a)[RPT]) {
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    if (!p.gated) {
+      a[i] = 1.f;
+    } else if (p.decay_per_key_dim || i == 0) {
+      float gi = g[i];
+      if constexpr (SV) {
+        if (c.fused_gating) gi = -expf(gate_a) * softplus(gi + gate_bias);  // raw a
+      }
+      a[i] = expf(gi);
+    } else {
+      a[i] = a[0];
+    }
+  }
+}
+
 // What a block or work item of a serving call does (decided by its sequence's indices).
 enum : int { kItemRun = 0, kItemPad = 1, kItemSkip = 2 };
 
@@ -707,20 +731,7 @@ __global__ void __launch_bounds__(kThreads, kDecodeBlocksPerSm)
     }
 
     float a[RPT];
-#pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      if (!p.gated) {
-        a[i] = 1.f;
-      } else if (p.decay_per_key_dim || i == 0) {
-        float g = cur.g[i];
-        if constexpr (SV) {
-          if (c.fused_gating) g = -expf(cur.gate_a) * softplus(g + cur.gate_bias);  // raw a
-        }
-        a[i] = expf(g);
-      } else {
-        a[i] = a[0];
-      }
-    }
+    decay_factors<SV>(c, p, cur.g, cur.gate_a, cur.gate_bias, a);
     float part[kSums + kScalars];
 #pragma unroll
     for (int j = 0; j < kSums + kScalars; ++j) part[j] = 0.f;
@@ -964,20 +975,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
   }
 
   float a[RPT];
-#pragma unroll
-  for (int i = 0; i < RPT; ++i) {
-    if (!p.gated) {
-      a[i] = 1.f;
-    } else if (p.decay_per_key_dim || i == 0) {
-      float gi = g[i];
-      if constexpr (SV) {
-        if (c.fused_gating) gi = -expf(gate_a) * softplus(gi + gate_bias);  // raw a
-      }
-      a[i] = expf(gi);
-    } else {
-      a[i] = a[0];
-    }
-  }
+  decay_factors<SV>(c, p, g, gate_a, gate_bias, a);
 
   // Column partials of S^T (a o k), then of S^T (a o q), 8 columns at a time (8 partials live),
   // reduce-scattered over the row lanes.
