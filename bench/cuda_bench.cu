@@ -387,13 +387,17 @@ Result bench_decode_pool(const char* name, int64_t B, linattn_dtype state, bool 
   });
 }
 
+// State in place (present aliases past, as serving engines run it) unless separate_state:
+// then past and present are distinct buffers, the operator's plain form.
 Result bench_conv(const char* name, int64_t B, int64_t C, int64_t L, int K, bool channels_last,
-                  bool count_state, cudaStream_t s, int64_t l2, int samples) {
+                  bool count_state, cudaStream_t s, int64_t l2, int samples,
+                  bool separate_state = false) {
   const linattn_dtype act = LINATTN_BFLOAT16, state = LINATTN_BFLOAT16;
   const int64_t x_n = B * C * L, s_n = B * C * (K - 1);
   const double io = 2.0 * x_n * esize(act);
   const double bytes = io + (count_state ? 2.0 * s_n * esize(state) : 0.0);
-  const double all_bytes = io + 2.0 * s_n * esize(state) + C * (K + 1) * esize(act);
+  const double all_bytes = io + 2.0 * s_n * esize(state) + C * (K + 1) * esize(act) +
+                           (separate_state ? s_n * esize(state) : 0.0);
   const int sets = sets_for(all_bytes, l2);
   Buffers buf;
   std::vector<CausalConvParams> ps;
@@ -411,7 +415,9 @@ Result bench_conv(const char* name, int64_t B, int64_t C, int64_t L, int K, bool
     p.w = buf.make(C * K, act, -0.5f, 0.5f); p.w_sc = K; p.w_sk = 1;
     p.bias = buf.make(C, act, -0.1f, 0.1f); p.bias_sc = 1;
     void* st = buf.make(s_n, state, -1.f, 1.f);
-    p.past = st; p.present = st; p.in_place = true;
+    p.past = st;
+    p.present = separate_state ? buf.make(s_n, state, -1.f, 1.f) : st;
+    p.in_place = !separate_state;
     p.past_sb = p.pres_sb = C * (K - 1); p.past_sc = p.pres_sc = K - 1;
     ps.push_back(p);
   }
@@ -540,6 +546,8 @@ int bench_main_cuda(int argc, char** argv) {
     rs.push_back(bench_copy_floor("copy floor 16.8+16.8 MB, 4 vectors, PDL", half, 3, s, l2, samples));
   }
   rs.push_back(bench_conv("conv update B=256 C=8192 k=4", 256, 8192, 1, 4, false, true, s, l2, samples));
+  rs.push_back(bench_conv("conv update B=256 C=8192 k=4 past!=present", 256, 8192, 1, 4, false, true, s,
+                          l2, samples, true));
   rs.push_back(bench_conv_pool("conv update pool B=256 C=8192 k=4", 256, 8192, 4, s, l2, samples));
   rs.push_back(bench_conv("conv update B=256 C=8192 k=4 ch-last", 256, 8192, 1, 4, true, true, s, l2, samples));
   rs.push_back(bench_conv("conv prefill B=8 L=4096 C=8192", 8, 8192, 4096, 4, false, false, s, l2, samples));

@@ -91,7 +91,7 @@ printf '%-14s %6s  %s\n' step seconds result
 for i in "${!names[@]}"; do printf '%-14s %6s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"; done
 if [ -f "$LOG/bench.log" ]; then
   echo
-  sed -n '/^case/,$p' "$LOG/bench.log" | head -n 20
+  sed -n '/^case/,$p' "$LOG/bench.log" | head -n 40
 fi
 if [ -f "$LOG/bench_chunked.log" ]; then
   echo

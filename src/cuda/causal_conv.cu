@@ -1,4 +1,5 @@
-// CausalConvWithState on CUDA. Kernels, in the order launch_for_act tries them: an update
+// CausalConvWithState on CUDA. Kernels, in the order launch_for_act tries them: the bulk-copy
+// update kernel for L = 1 with 16-bit activations on sm_90 (causal_conv_update.cu), an update
 // kernel for L = 1 with contiguous channels (conv_update_kernel), a warp-striped prefill for
 // channels-first rows with unit time stride (conv_stripe_kernel), a prefill for contiguous
 // channels with L > kUpdateMaxL (conv_cl_kernel), a channel-vector kernel for the other
@@ -19,6 +20,7 @@
 
 #include "core/backend.hpp"
 #include "cuda/causal_conv_common.cuh"
+#include "cuda/causal_conv_update.cuh"
 #include "cuda/cuda_common.cuh"
 
 namespace linattn::detail::cuda {
@@ -685,6 +687,7 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
   if ((total + kConvThreads - 1) / kConvThreads > 0x7fffffff) {
     return unsupported("causal_conv (cuda): B * C * L is too large for one launch");
   }
+  if (conv_update_bulk_ok(p)) return conv_update_bulk(p, s);
   constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
   if (p.L == 1 && p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize)) {
     const int64_t nr = AT == LINATTN_FLOAT32 ? 1 : 4;
