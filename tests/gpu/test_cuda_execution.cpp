@@ -240,7 +240,7 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
 }
 
 // A conv update whose present_state aliases past_state (the serving form): the bulk-copy
-// update kernel's shapes (16-bit, two channel tiles, the second partial) and float32, which
+// update kernel's shapes (16-bit, three channel tiles, the last partial) and float32, which
 // takes the register kernel.
 TEST(CudaExecution, ConvUpdateInPlace) {
   LINATTN_SKIP_WITHOUT_GPU();

@@ -143,7 +143,7 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaConvMatrix, ::testing::ValuesIn(build_conv_ma
                          });
 
 // Kernel-path cases for conv: update calls (L = 1) with 8-aligned channel counts and a batch
-// that is not a multiple of the rows a thread takes, update calls over one and two channel
+// that is not a multiple of the rows a thread takes, update calls over several channel
 // tiles of the bulk-copy kernel, and channels-first prefill lengths that
 // are multiples of the 16-byte vector, spanning several warp segments with a partial last one.
 std::vector<CausalConvCase> build_conv_path_cases() {
@@ -175,8 +175,8 @@ std::vector<CausalConvCase> build_conv_path_cases() {
   for (int64_t L : {37, 104})
     for (int32_t K : {2, 3, 4})
       for (linattn_dtype dt : kMatrixDtypes) add(true, K, L, 2, 24, dt);
-  // Update calls on the bulk-copy kernel (16-bit activations, states of the same dtype): two
-  // channel tiles with a partial second one, and whole tiles.
+  // Update calls on the bulk-copy kernel (16-bit activations, states of the same dtype): channel
+  // tiles with a partial last one, and whole tiles.
   for (int64_t C : {2072, 4096})
     for (int32_t K : {2, 3, 4})
       for (linattn_dtype dt : {LINATTN_BFLOAT16, LINATTN_FLOAT16}) {
