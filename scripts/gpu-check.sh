@@ -42,7 +42,7 @@ step() {  # step NAME command...: runs, logs to $LOG/NAME.log, records PASS/FAIL
 }
 
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-san_filter='CudaConvPaths/*:Cuda/CudaOracleMatrix.*_T2_*:Cuda/CudaOracleMatrix.*_T65_*dk5dv7*:Cuda/CudaConvMatrix.*L33*:Cuda/CudaConvMatrix.*L1_*:CudaWideSlab/*:CudaExecution.InPlace*:CudaExecution.Graph*:CudaExecution.Chained*'
+san_filter='CudaConvPaths/*:Cuda/CudaOracleMatrix.*_T2_*:Cuda/CudaOracleMatrix.*_T65_*dk5dv7*:Cuda/CudaConvMatrix.*L33*:Cuda/CudaConvMatrix.*L1_*:CudaWideSlab/*:CudaExecution.InPlace*:CudaExecution.ConvInPlace*:CudaExecution.Graph*:CudaExecution.Chained*'
 
 step device nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 step configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINATTN_CUDA=ON "${conf[@]}"

@@ -1,5 +1,6 @@
 // CausalConvWithState on CUDA. Kernels, in the order launch_for_act tries them: the bulk-copy
-// update kernel for L = 1 with 16-bit activations on sm_90 (causal_conv_update.cu), an update
+// kernels for 16-bit activations on sm_90, update (L = 1, causal_conv_update.cu) and prefill
+// with contiguous channels (causal_conv_cl_bulk.cu), an update
 // kernel for L = 1 with contiguous channels (conv_update_kernel), a warp-striped prefill for
 // channels-first rows with unit time stride (conv_stripe_kernel), a prefill for contiguous
 // channels with L > kUpdateMaxL (conv_cl_kernel), a channel-vector kernel for the other
@@ -20,7 +21,7 @@
 
 #include "core/backend.hpp"
 #include "cuda/causal_conv_common.cuh"
-#include "cuda/causal_conv_update.cuh"
+#include "cuda/causal_conv_bulk.cuh"
 #include "cuda/cuda_common.cuh"
 
 namespace linattn::detail::cuda {
@@ -688,6 +689,7 @@ Status launch_for_act(const CausalConvParams& p, cudaStream_t s) {
     return unsupported("causal_conv (cuda): B * C * L is too large for one launch");
   }
   if (conv_update_bulk_ok(p)) return conv_update_bulk(p, s);
+  if (conv_cl_bulk_ok(p)) return conv_cl_bulk(p, s);
   constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
   if (p.L == 1 && p.K >= 2 && p.K <= 4 && vec_layout_ok(p, esize)) {
     const int64_t nr = AT == LINATTN_FLOAT32 ? 1 : 4;

@@ -13,11 +13,12 @@
 // 1024 channels on 64 threads beat 2048 on 128 by 0.2 to 0.4 us, and the evict-first hint on
 // the reads gains 0.25 us. Each tile is read before it is written: present_state may alias
 // past_state.
-#include "cuda/causal_conv_update.cuh"
+#include "cuda/causal_conv_bulk.cuh"
 
 #include <atomic>
 #include <cstdint>
 
+#include "cuda/bulk_copy.cuh"
 #include "cuda/causal_conv_common.cuh"
 #include "cuda/cuda_common.cuh"
 
@@ -28,10 +29,6 @@ constexpr int kTileCh = 1024;  // channels per tile: 2 KB of input and 2 KB x (k
 constexpr int kBulkThreads = 64;
 constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // Element e of a run of 16-bit values held two per word.
 template <int N>
 __device__ __forceinline__ uint32_t half_at(const uint32_t (&a)[N], int e) {
@@ -40,7 +37,7 @@ __device__ __forceinline__ uint32_t half_at(const uint32_t (&a)[N], int e) {
 
 template <int KT, linattn_dtype AT>
 __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const CausalConvParams p, int64_t tiles_per_row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(LINATTN_BULK_COPY)
   constexpr int KM = KT - 1;
   __shared__ __align__(128) uint16_t xs[kTileCh];
   __shared__ __align__(128) uint16_t ss[kTileCh * KM];
@@ -49,30 +46,15 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
   const int64_t c0 = (blockIdx.x % tiles_per_row) * kTileCh;
   const int nch = static_cast<int>(p.C - c0 < kTileCh ? p.C - c0 : kTileCh);  // a multiple of 8
   const bool past = p.past != nullptr, present = p.present != nullptr;
-  const uint32_t bar_a = smem_addr(&bar);
 
-  if (threadIdx.x == 0) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar_a));
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
+  if (threadIdx.x == 0) bulk::bar_init(&bar);
   __syncthreads();
   if (threadIdx.x == 0) {
     const uint32_t xbytes = 2u * nch, sbytes = past ? 2u * nch * KM : 0u;
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar_a), "r"(xbytes + sbytes)
-                 : "memory");
-    // Read once: evict first, which leaves L2 to the written lines.
-    uint64_t pol;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-    const uint16_t* xg = static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0;
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
-        ::"r"(smem_addr(xs)), "l"(xg), "r"(xbytes), "r"(bar_a), "l"(pol) : "memory");
-    if (past) {
-      const uint16_t* sg = static_cast<const uint16_t*>(p.past) + b * p.past_sb + c0 * KM;
-      asm volatile(
-          "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
-          ::"r"(smem_addr(ss)), "l"(sg), "r"(sbytes), "r"(bar_a), "l"(pol) : "memory");
-    }
+    bulk::bar_expect(&bar, xbytes + sbytes);
+    const uint64_t pol = bulk::evict_first();
+    bulk::load(xs, static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0, xbytes, &bar, pol);
+    if (past) bulk::load(ss, static_cast<const uint16_t*>(p.past) + b * p.past_sb + c0 * KM, sbytes, &bar, pol);
   }
 
   // The weights of this thread's groups (8 channels: 8k contiguous values, k 16-byte vectors)
@@ -90,13 +72,7 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
                     : make_uint4(0, 0, 0, 0);
   }
 
-  for (uint32_t done = 0; !done;) {
-    asm volatile(
-        "{ .reg .pred r; mbarrier.try_wait.parity.shared::cta.b64 r, [%1], 0; selp.u32 %0, 1, 0, r; }"
-        : "=r"(done)
-        : "r"(bar_a)
-        : "memory");
-  }
+  bulk::bar_wait(&bar, 0);
 
 #pragma unroll
   for (int gi = 0; gi < kGroups; ++gi) {
@@ -154,22 +130,13 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
   }
 
   // The generic-proxy writes above become visible to the bulk copies, then one thread stores
-  // the tile and waits for the stores before the CTA (and its shared memory) goes.
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  // the tile and waits until the stores have read shared memory before the CTA goes.
+  bulk::fence_to_async();
   __syncthreads();
   if (threadIdx.x == 0) {
-    uint16_t* yg = static_cast<uint16_t*>(p.y) + b * p.y_sb + c0;
-    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(yg), "r"(smem_addr(xs)),
-                 "r"(2u * nch)
-                 : "memory");
-    if (present) {
-      uint16_t* pg = static_cast<uint16_t*>(p.present) + b * p.pres_sb + c0 * KM;
-      asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(pg), "r"(smem_addr(ss)),
-                   "r"(2u * nch * KM)
-                   : "memory");
-    }
-    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+    bulk::store(static_cast<uint16_t*>(p.y) + b * p.y_sb + c0, xs, 2u * nch);
+    if (present) bulk::store(static_cast<uint16_t*>(p.present) + b * p.pres_sb + c0 * KM, ss, 2u * nch * KM);
+    bulk::store_wait();
   }
 #else
   __trap();  // conv_update_bulk_ok routes only binaries built for sm_90 and newer here
@@ -182,9 +149,13 @@ void launch_kt(const CausalConvParams& p, cudaStream_t s) {
   conv_update_bulk_kernel<KT, AT><<<static_cast<unsigned>(p.B * tiles_per_row), kBulkThreads, 0, s>>>(p, tiles_per_row);
 }
 
-// Whether this binary holds the kernel for sm_90 or newer on the current device, cached per
-// device (0: unknown, 1: no, 2: yes).
-bool binary_has_bulk() {
+__global__ void bulk_probe_kernel() {}
+
+}  // namespace
+
+bool bulk_copy_available() {
+  // Cached per device (0: unknown, 1: no, 2: yes): the binary's PTX level for the device and
+  // the device's compute capability.
   constexpr int kMaxDevices = 64;
   static std::atomic<int> cached[kMaxDevices];
   int dev = 0;
@@ -195,14 +166,13 @@ bool binary_has_bulk() {
   int major = 0;
   cudaFuncAttributes fa{};
   const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                  major >= 9 &&
-                  cudaFuncGetAttributes(&fa, conv_update_bulk_kernel<4, LINATTN_BFLOAT16>) == cudaSuccess &&
-                  fa.ptxVersion >= 90;
+                  major >= 9 && cudaFuncGetAttributes(&fa, bulk_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
   cudaGetLastError();  // a failed query must not surface at the next launch check
   if (dev < kMaxDevices) cached[dev].store(ok ? 2 : 1, std::memory_order_relaxed);
   return ok;
 }
 
+namespace {
 }  // namespace
 
 bool conv_update_bulk_ok(const CausalConvParams& p) {
@@ -223,7 +193,7 @@ bool conv_update_bulk_ok(const CausalConvParams& p) {
     return false;
   }
   const int64_t tiles = p.B * ((p.C + kTileCh - 1) / kTileCh);
-  return tiles <= 0x7fffffff && binary_has_bulk();
+  return tiles <= 0x7fffffff && bulk_copy_available();
 }
 
 Status conv_update_bulk(const CausalConvParams& p, cudaStream_t s) {

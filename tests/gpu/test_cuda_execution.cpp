@@ -239,46 +239,49 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
   }
 }
 
-// A conv update whose present_state aliases past_state (the serving form): the bulk-copy
-// update kernel's shapes (16-bit, three channel tiles, the last partial) and float32, which
-// takes the register kernel.
-TEST(CudaExecution, ConvUpdateInPlace) {
+// Conv calls whose present_state aliases past_state (the serving form): an update (L = 1) and
+// a channels-last prefill on the bulk-copy kernels' shapes (16-bit, several channel tiles, the
+// last partial; the prefill also several time tiles), and float32, which takes the register
+// kernels.
+TEST(CudaExecution, ConvInPlaceState) {
   LINATTN_SKIP_WITHOUT_GPU();
   uint64_t seed = 500;
-  for (linattn_dtype dt : {LINATTN_BFLOAT16, LINATTN_FLOAT16, LINATTN_FLOAT32})
-    for (int32_t K : {2, 3, 4}) {
-      CausalConvCase cc;
-      cc.B = 3;
-      cc.C = 2072;
-      cc.L = 1;
-      cc.K = K;
-      cc.act_dtype = dt;
-      cc.state_dtype = dt;
-      cc.bias = K != 3;
-      cc.silu = K != 2;
-      cc.seed = seed++;
-      const CausalConvInputs cin = make_inputs(cc);
-      CausalConvOutputs cout = make_outputs(cc, dt, dt, false);
-      CudaPlacement cpl;
-      linattn_causal_conv_args ca = make_args(cc, cin, cout);
-      void* out_dev = nullptr;
-      void* state_dev = nullptr;
-      ca.input = DeviceCall::mirror(ca.input, cin.input, cpl);
-      ca.weight = DeviceCall::mirror(ca.weight, cin.weight, cpl);
-      ca.bias = DeviceCall::mirror(ca.bias, cin.bias, cpl);
-      ca.past_state = DeviceCall::mirror(ca.past_state, cin.past_state, cpl, &state_dev);
-      ca.output = DeviceCall::mirror(ca.output, cout.output, cpl, &out_dev);
-      ca.present_state = ca.past_state;  // same pointer, same strides
-      ASSERT_TRUE(causal_conv(cuda_context(), ca).ok()) << linattn_last_error();
-      cpl.synchronize();
-      cpl.download(out_dev, cout.output);
-      HostTensor state_back = cin.past_state;
-      cpl.download(state_dev, state_back);
-      CausalConvOutputs ref;
-      ASSERT_TRUE(run_oracle(cc, cin, &ref).ok());
-      EXPECT_TRUE(passed(compare(cc.name() + "_in_place", cout.output, state_back, ref.output,
-                                 ref.present_state, default_tolerance(cc))));
-    }
+  for (int64_t L : {1, 70})
+    for (linattn_dtype dt : {LINATTN_BFLOAT16, LINATTN_FLOAT16, LINATTN_FLOAT32})
+      for (int32_t K : {2, 3, 4}) {
+        CausalConvCase cc;
+        cc.B = 3;
+        cc.C = L == 1 ? 2072 : 520;
+        cc.L = L;
+        cc.channels_last = L > 1;
+        cc.K = K;
+        cc.act_dtype = dt;
+        cc.state_dtype = dt;
+        cc.bias = K != 3;
+        cc.silu = K != 2;
+        cc.seed = seed++;
+        const CausalConvInputs cin = make_inputs(cc);
+        CausalConvOutputs cout = make_outputs(cc, dt, dt, false);
+        CudaPlacement cpl;
+        linattn_causal_conv_args ca = make_args(cc, cin, cout);
+        void* out_dev = nullptr;
+        void* state_dev = nullptr;
+        ca.input = DeviceCall::mirror(ca.input, cin.input, cpl);
+        ca.weight = DeviceCall::mirror(ca.weight, cin.weight, cpl);
+        ca.bias = DeviceCall::mirror(ca.bias, cin.bias, cpl);
+        ca.past_state = DeviceCall::mirror(ca.past_state, cin.past_state, cpl, &state_dev);
+        ca.output = DeviceCall::mirror(ca.output, cout.output, cpl, &out_dev);
+        ca.present_state = ca.past_state;  // same pointer, same strides
+        ASSERT_TRUE(causal_conv(cuda_context(), ca).ok()) << linattn_last_error();
+        cpl.synchronize();
+        cpl.download(out_dev, cout.output);
+        HostTensor state_back = cin.past_state;
+        cpl.download(state_dev, state_back);
+        CausalConvOutputs ref;
+        ASSERT_TRUE(run_oracle(cc, cin, &ref).ok());
+        EXPECT_TRUE(passed(compare(cc.name() + "_in_place", cout.output, state_back, ref.output,
+                                   ref.present_state, default_tolerance(cc))));
+      }
 }
 
 // B = 2048 with a state batch stride of 2^20 + 1024 elements: state offsets pass 2^31 elements,

@@ -143,8 +143,9 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaConvMatrix, ::testing::ValuesIn(build_conv_ma
                          });
 
 // Kernel-path cases for conv: update calls (L = 1) with 8-aligned channel counts and a batch
-// that is not a multiple of the rows a thread takes, update calls over several channel
-// tiles of the bulk-copy kernel, and channels-first prefill lengths that
+// that is not a multiple of the rows a thread takes, update calls and channels-last prefill
+// over several channel and time tiles of the bulk-copy kernels, and channels-first prefill
+// lengths that
 // are multiples of the 16-byte vector, spanning several warp segments with a partial last one.
 std::vector<CausalConvCase> build_conv_path_cases() {
   std::vector<CausalConvCase> cases;
@@ -175,6 +176,10 @@ std::vector<CausalConvCase> build_conv_path_cases() {
   for (int64_t L : {37, 104})
     for (int32_t K : {2, 3, 4})
       for (linattn_dtype dt : kMatrixDtypes) add(true, K, L, 2, 24, dt);
+  // Channels-last prefill on the bulk-copy kernel: channel tiles with a partial last one, time
+  // tiles with a partial last one.
+  for (int32_t K : {2, 3, 4})
+    for (linattn_dtype dt : {LINATTN_BFLOAT16, LINATTN_FLOAT16}) add(true, K, 70, 2, 520, dt);
   // Update calls on the bulk-copy kernel (16-bit activations, states of the same dtype): channel
   // tiles with a partial last one, and whole tiles.
   for (int64_t C : {2072, 4096})
