@@ -37,6 +37,17 @@ __device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
                : "memory");
 }
 
+// More bytes for the current phase, without arriving (the issuing thread arrives later with
+// bar_arrive, so the phase cannot complete in between).
+__device__ __forceinline__ void bar_expect_more(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void bar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+
 __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
   for (uint32_t done = 0; !done;) {
     asm volatile(

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "core/params.hpp"
+#include "core/serving_params.hpp"
 #include "core/status.hpp"
 
 namespace linattn::detail::cuda {
@@ -17,6 +18,22 @@ bool conv_update_bulk_ok(const CausalConvParams& p);
 
 // Launches it on s (the caller checked conv_update_bulk_ok).
 Status conv_update_bulk(const CausalConvParams& p, cudaStream_t s);
+
+// The state pools of a serving call: where sequences' states are read from (rd: past_state, or
+// present_state read in place; null: no initial states) and written to.
+struct StatePools {
+  const void* rd = nullptr;
+  linattn_dtype rd_dtype = LINATTN_FLOAT32;
+  int64_t rd_sb = 0, rd_sc = 0;
+  void* wr = nullptr;
+  linattn_dtype wr_dtype = LINATTN_FLOAT32;
+  int64_t wr_sb = 0, wr_sc = 0;
+};
+
+// The same kernel for serving calls with one token per row (not packed; speculative calls with
+// one token included), states in slot pools of the activation dtype.
+bool conv_update_bulk_serving_ok(const CausalConvServing& s, const StatePools& pools);
+Status conv_update_bulk_serving(const CausalConvServing& s, const StatePools& pools, cudaStream_t st);
 
 // True when the call can take the bulk-copy channels-last prefill: L > 16, k = 2..4, 16-bit
 // activations, channels contiguous in input and output with C a multiple of 8, every time

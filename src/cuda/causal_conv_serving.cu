@@ -5,15 +5,16 @@
 // sees another sequence's tokens; the window after its last token goes to its written slot,
 // or, when speculative, the window after its token t goes to slot state_indices[n, t].
 //
-// Two kernels, both with one thread owning some channels of one sequence and walking that
-// sequence's tokens with the window in registers, so a thread reads its state before it
-// writes any state (in-place pools and a read slot equal to a written one are safe):
+// One token per row with 16-bit activations and pools on sm_90 takes the dense update's
+// bulk-copy kernel in its serving form (causal_conv_update.cu). Otherwise two kernels, both
+// with one thread owning some channels of one sequence and walking that sequence's tokens with
+// the window in registers, so a thread reads its state before it writes any state (in-place
+// pools and a read slot equal to a written one are safe):
 // - conv_serving_vec_kernel: contiguous channels (channels-last, or one token per row), four
 //   channels per thread moved as vectors, k = 2..4. With one token per batch row and 16-bit
 //   activations a thread takes four rows and issues all their loads before any arithmetic, as
-//   the dense update kernel does (causal_conv.cu). Measured on the H100 (B = 256, C = 8192,
-//   k = 4, bf16): 18.6 us through a shuffled pool against 14.5 us dense; each row's state
-//   loads wait for its slot index, which the dense kernel does not have to read.
+//   the dense update kernel does (causal_conv.cu); on the H100 (B = 256, C = 8192, k = 4,
+//   bf16) it took 18.6 us through a shuffled pool, where the bulk-copy kernel takes 12.9 us.
 // - conv_serving_seq_kernel: everything else (channels-first packed rows, odd channel counts,
 //   k = 1 or k > 4): one block per (sequence, tile of 256 channels), one channel per thread.
 // Every thread resolves its sequence (serving_params.hpp) before touching anything else;
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "core/serving_params.hpp"
+#include "cuda/causal_conv_bulk.cuh"
 #include "cuda/causal_conv_common.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/serving.hpp"
@@ -36,16 +38,8 @@ constexpr int kMaxK = 64;   // as the dense runtime-width kernel
 constexpr int kCh = 4;      // channels per thread in the vector kernel
 constexpr int kSteps = 4;   // tokens whose input loads a thread issues together
 
-// The pool (or rows) a sequence's initial state is read from, and the one its states go to.
-struct StatePools {
-  const void* rd = nullptr;
-  linattn_dtype rd_dtype = LINATTN_FLOAT32;
-  int64_t rd_sb = 0, rd_sc = 0;
-  void* wr = nullptr;
-  linattn_dtype wr_dtype = LINATTN_FLOAT32;
-  int64_t wr_sb = 0, wr_sc = 0;
-};
-
+// The pool (or rows) a sequence's initial state is read from, and the one its states go to
+// (StatePools: causal_conv_bulk.cuh).
 StatePools state_pools(const CausalConvServing& s) {
   const CausalConvParams& p = s.p;
   StatePools sp;
@@ -382,6 +376,9 @@ Status launch_for_act(const CausalConvServing& s, cudaStream_t st) {
   if (N == 0) return Status::ok_status();
   constexpr int esize = AT == LINATTN_FLOAT32 ? 4 : 2;
   const StatePools sp = state_pools(s);
+  if constexpr (AT != LINATTN_FLOAT32) {
+    if (conv_update_bulk_serving_ok(s, sp)) return conv_update_bulk_serving(s, sp, st);
+  }
   if (vec_ok(s, esize)) {
     // Four rows per thread for 16-bit decode, as the dense update kernel.
     const int64_t nr = (!s.ix.packed && s.ix.T == 1 && AT != LINATTN_FLOAT32) ? 4 : 1;

@@ -17,10 +17,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
+#include "core/serving_params.hpp"
 #include "cuda/bulk_copy.cuh"
 #include "cuda/causal_conv_common.cuh"
 #include "cuda/cuda_common.cuh"
+#include "cuda/serving_flag.cuh"
 
 namespace linattn::detail::cuda {
 namespace {
@@ -29,51 +32,43 @@ constexpr int kTileCh = 1024;  // channels per tile: 2 KB of input and 2 KB x (k
 constexpr int kBulkThreads = 64;
 constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
 
+// Rows of 16-bit elements, stride in elements, all starting 16-byte aligned.
+bool row16(const void* base, int64_t stride) { return aligned16(base, 0, 2) && stride % 8 == 0; }
+
 // Element e of a run of 16-bit values held two per word.
 template <int N>
 __device__ __forceinline__ uint32_t half_at(const uint32_t (&a)[N], int e) {
   return (a[e >> 1] >> (16 * (e & 1))) & 0xffffu;
 }
 
-template <int KT, linattn_dtype AT>
-__global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const CausalConvParams p, int64_t tiles_per_row) {
 #if defined(LINATTN_BULK_COPY)
+// The weights of this thread's groups (8 channels: 8k contiguous values, k 16-byte vectors) and
+// bias, loaded while the tile is in flight.
+template <int KT>
+struct TileWeights {
+  uint4 w[kGroups][KT], bias[kGroups];
+
+  __device__ __forceinline__ void load(const CausalConvParams& p, int64_t c0, int nch) {
+#pragma unroll
+    for (int gi = 0; gi < kGroups; ++gi) {
+      const int gl = threadIdx.x + gi * kBulkThreads;
+      if (8 * gl >= nch) continue;
+      const int64_t c = c0 + 8 * gl;
+      const uint4* wp = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.w) + c * KT);
+#pragma unroll
+      for (int n = 0; n < KT; ++n) w[gi][n] = __ldg(wp + n);
+      bias[gi] = p.bias ? __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.bias) + c))
+                        : make_uint4(0, 0, 0, 0);
+    }
+  }
+};
+
+// The tile's arithmetic, in shared memory: xs (the input, nch channels) becomes the output and
+// ss (the past state, [nch][k-1]; zeros when !past) the present state (when present).
+template <int KT, linattn_dtype AT>
+__device__ __forceinline__ void update_tile(uint16_t* xs, uint16_t* ss, int nch, bool past, bool present,
+                                            bool silu, const TileWeights<KT>& tw) {
   constexpr int KM = KT - 1;
-  __shared__ __align__(128) uint16_t xs[kTileCh];
-  __shared__ __align__(128) uint16_t ss[kTileCh * KM];
-  __shared__ __align__(8) uint64_t bar;
-  const int64_t b = blockIdx.x / tiles_per_row;
-  const int64_t c0 = (blockIdx.x % tiles_per_row) * kTileCh;
-  const int nch = static_cast<int>(p.C - c0 < kTileCh ? p.C - c0 : kTileCh);  // a multiple of 8
-  const bool past = p.past != nullptr, present = p.present != nullptr;
-
-  if (threadIdx.x == 0) bulk::bar_init(&bar);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const uint32_t xbytes = 2u * nch, sbytes = past ? 2u * nch * KM : 0u;
-    bulk::bar_expect(&bar, xbytes + sbytes);
-    const uint64_t pol = bulk::evict_first();
-    bulk::load(xs, static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0, xbytes, &bar, pol);
-    if (past) bulk::load(ss, static_cast<const uint16_t*>(p.past) + b * p.past_sb + c0 * KM, sbytes, &bar, pol);
-  }
-
-  // The weights of this thread's groups (8 channels: 8k contiguous values, k 16-byte vectors)
-  // and bias, while the tile is in flight.
-  uint4 wv[kGroups][KT], bv[kGroups];
-#pragma unroll
-  for (int gi = 0; gi < kGroups; ++gi) {
-    const int gl = threadIdx.x + gi * kBulkThreads;
-    if (8 * gl >= nch) continue;
-    const int64_t c = c0 + 8 * gl;
-    const uint4* wp = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.w) + c * KT);
-#pragma unroll
-    for (int n = 0; n < KT; ++n) wv[gi][n] = __ldg(wp + n);
-    bv[gi] = p.bias ? __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.bias) + c))
-                    : make_uint4(0, 0, 0, 0);
-  }
-
-  bulk::bar_wait(&bar, 0);
-
 #pragma unroll
   for (int gi = 0; gi < kGroups; ++gi) {
     const int gl = threadIdx.x + gi * kBulkThreads;
@@ -91,9 +86,10 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
     uint32_t ww[4 * KT];  // w[ch * k + j]
 #pragma unroll
     for (int n = 0; n < KT; ++n) {
-      ww[4 * n] = wv[gi][n].x; ww[4 * n + 1] = wv[gi][n].y; ww[4 * n + 2] = wv[gi][n].z; ww[4 * n + 3] = wv[gi][n].w;
+      const uint4 v = tw.w[gi][n];
+      ww[4 * n] = v.x; ww[4 * n + 1] = v.y; ww[4 * n + 2] = v.z; ww[4 * n + 3] = v.w;
     }
-    const uint32_t bw[4] = {bv[gi].x, bv[gi].y, bv[gi].z, bv[gi].w};
+    const uint32_t bw[4] = {tw.bias[gi].x, tw.bias[gi].y, tw.bias[gi].z, tw.bias[gi].w};
     float y[8];
 #pragma unroll
     for (int ch = 0; ch < 8; ++ch) {
@@ -105,7 +101,7 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
         acc = fmaf(cvt16<AT>(static_cast<uint16_t>(half_at(ww, ch * KT + m))),
                    cvt16<AT>(static_cast<uint16_t>(half_at(sw, ch * KM + m))), acc);
       }
-      y[ch] = p.silu ? conv_silu<AT>(acc) : acc;
+      y[ch] = silu ? conv_silu<AT>(acc) : acc;
     }
     if (present) {
       // present_state = past_state shifted left by one, then this input.
@@ -128,18 +124,125 @@ __global__ void __launch_bounds__(kBulkThreads) conv_update_bulk_kernel(const Ca
     }
     *xv4 = make_uint4(yw[0], yw[1], yw[2], yw[3]);
   }
-
-  // The generic-proxy writes above become visible to the bulk copies, then one thread stores
-  // the tile and waits until the stores have read shared memory before the CTA goes.
+  // The generic-proxy writes above become visible to the bulk stores that follow.
   bulk::fence_to_async();
   __syncthreads();
+}
+
+// One thread issues the tile's reads: the input run, and the state run when st is not null.
+__device__ __forceinline__ void load_tile(uint16_t* xs, uint16_t* ss, const uint16_t* xg, const uint16_t* sg,
+                                          int nch, int km, uint64_t* bar) {
+  const uint32_t xbytes = 2u * nch, sbytes = sg ? 2u * nch * km : 0u;
+  bulk::bar_expect(bar, xbytes + sbytes);
+  const uint64_t pol = bulk::evict_first();
+  bulk::load(xs, xg, xbytes, bar, pol);
+  if (sg) bulk::load(ss, sg, sbytes, bar, pol);
+}
+
+// One thread stores the tile (the state when sg is not null) and waits until the stores have
+// read shared memory, before the CTA goes.
+__device__ __forceinline__ void store_tile(uint16_t* yg, uint16_t* sg, const uint16_t* xs, const uint16_t* ss,
+                                           int nch, int km) {
+  bulk::store(yg, xs, 2u * nch);
+  if (sg) bulk::store(sg, ss, 2u * nch * km);
+  bulk::store_wait();
+}
+#endif
+
+template <int KT, linattn_dtype AT>
+__global__ void __launch_bounds__(kBulkThreads, 16) conv_update_bulk_kernel(const CausalConvParams p, int64_t tiles_per_row) {
+#if defined(LINATTN_BULK_COPY)
+  constexpr int KM = KT - 1;
+  __shared__ __align__(128) uint16_t xs[kTileCh];
+  __shared__ __align__(128) uint16_t ss[kTileCh * KM];
+  __shared__ __align__(8) uint64_t bar;
+  const int64_t b = blockIdx.x / tiles_per_row;
+  const int64_t c0 = (blockIdx.x % tiles_per_row) * kTileCh;
+  const int nch = static_cast<int>(p.C - c0 < kTileCh ? p.C - c0 : kTileCh);  // a multiple of 8
+  const bool past = p.past != nullptr, present = p.present != nullptr;
+
+  if (threadIdx.x == 0) bulk::bar_init(&bar);
+  __syncthreads();
   if (threadIdx.x == 0) {
-    bulk::store(static_cast<uint16_t*>(p.y) + b * p.y_sb + c0, xs, 2u * nch);
-    if (present) bulk::store(static_cast<uint16_t*>(p.present) + b * p.pres_sb + c0 * KM, ss, 2u * nch * KM);
-    bulk::store_wait();
+    load_tile(xs, ss, static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0,
+              past ? static_cast<const uint16_t*>(p.past) + b * p.past_sb + c0 * KM : nullptr, nch, KM, &bar);
+  }
+  TileWeights<KT> tw;
+  tw.load(p, c0, nch);
+  bulk::bar_wait(&bar, 0);
+  update_tile<KT, AT>(xs, ss, nch, past, present, p.silu, tw);
+  if (threadIdx.x == 0) {
+    store_tile(static_cast<uint16_t*>(p.y) + b * p.y_sb + c0,
+               present ? static_cast<uint16_t*>(p.present) + b * p.pres_sb + c0 * KM : nullptr, xs, ss, nch, KM);
   }
 #else
   __trap();  // conv_update_bulk_ok routes only binaries built for sm_90 and newer here
+#endif
+}
+
+// Serving form: row n of the call is sequence n (one token per row, not packed). Thread 0
+// issues the input row's read first (it needs no index), then resolves the sequence
+// (serving_params.hpp) and only then reads from its read slot of the pool (or zeros); the
+// output goes to row n, the new state to its write slot (speculative: the slot of its one
+// token). A PAD row gets a zero output; a row whose indices break a rule is skipped whole (no
+// state read or written) and raises the flag (from its first tile).
+template <int KT, linattn_dtype AT>
+__global__ void __launch_bounds__(kBulkThreads, 16) conv_update_bulk_serving_kernel(const CausalConvServing s,
+                                                                                  const StatePools pools,
+                                                                                  int64_t tiles_per_row) {
+#if defined(LINATTN_BULK_COPY)
+  constexpr int KM = KT - 1;
+  __shared__ __align__(128) uint16_t xs[kTileCh];
+  __shared__ __align__(128) uint16_t ss[kTileCh * KM];
+  __shared__ __align__(8) uint64_t bar;
+  __shared__ int64_t slots[2];  // read slot (-1: zeros), write slot (-1: none, -2: PAD, -3: error)
+  const CausalConvParams& p = s.p;
+  const int64_t n = blockIdx.x / tiles_per_row, tile = blockIdx.x % tiles_per_row;
+  const int64_t c0 = tile * kTileCh;
+  const int nch = static_cast<int>(p.C - c0 < kTileCh ? p.C - c0 : kTileCh);
+
+  if (threadIdx.x == 0) {
+    bulk::bar_init(&bar);
+    const uint64_t pol = bulk::evict_first();
+    bulk::bar_expect_more(&bar, 2u * nch);
+    bulk::load(xs, static_cast<const uint16_t*>(p.x) + n * p.x_sb + c0, 2u * nch, &bar, pol);
+    ResolvedSequence r;
+    int64_t rd = -1, wr = -3;
+    if (!resolve_sequence(s.ix, n, &r)) {
+      if (tile == 0) raise_serving_error(s.ix.error_flag, n);
+    } else if (r.pad) {
+      wr = -2;
+    } else {
+      rd = pools.rd != nullptr ? r.read : -1;
+      wr = s.ix.spec ? s.ix.state_indices.at(n, 0) : r.write;
+      if (rd >= 0) {
+        bulk::bar_expect_more(&bar, 2u * nch * KM);
+        bulk::load(ss, static_cast<const uint16_t*>(pools.rd) + rd * pools.rd_sb + c0 * KM, 2u * nch * KM, &bar,
+                   pol);
+      }
+    }
+    bulk::bar_arrive(&bar);
+    slots[0] = rd;
+    slots[1] = wr;
+  }
+  TileWeights<KT> tw;
+  tw.load(p, c0, nch);
+  __syncthreads();
+  const int64_t rd = slots[0], wr = slots[1];
+  bulk::bar_wait(&bar, 0);  // also before leaving: the input read lands in this CTA's memory
+  if (wr == -3) return;
+  if (wr == -2) {
+    uint4* yv = reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.y) + n * p.y_sb + c0);
+    for (int v = threadIdx.x; v < nch / 8; v += kBulkThreads) yv[v] = make_uint4(0, 0, 0, 0);
+    return;
+  }
+  update_tile<KT, AT>(xs, ss, nch, rd >= 0, wr >= 0, p.silu, tw);
+  if (threadIdx.x == 0) {
+    store_tile(static_cast<uint16_t*>(p.y) + n * p.y_sb + c0,
+               wr >= 0 ? static_cast<uint16_t*>(pools.wr) + wr * pools.wr_sb + c0 * KM : nullptr, xs, ss, nch, KM);
+  }
+#else
+  __trap();  // conv_update_bulk_serving_ok routes only binaries built for sm_90 and newer here
 #endif
 }
 
@@ -173,40 +276,68 @@ bool bulk_copy_available() {
 }
 
 namespace {
-}  // namespace
 
-bool conv_update_bulk_ok(const CausalConvParams& p) {
-  if (p.L != 1 || p.K < 2 || p.K > 4 || p.B <= 0 || p.C <= 0) return false;
+template <int KT, linattn_dtype AT>
+void launch_serving_kt(const CausalConvServing& sv, const StatePools& pools, cudaStream_t s) {
+  const int64_t tiles_per_row = (sv.p.C + kTileCh - 1) / kTileCh;
+  conv_update_bulk_serving_kernel<KT, AT>
+      <<<static_cast<unsigned>(sv.ix.N * tiles_per_row), kBulkThreads, 0, s>>>(sv, pools, tiles_per_row);
+}
+
+// What both forms need of rows rows_n of the input and output, the weights and the bias.
+bool rows_ok(const CausalConvParams& p, int64_t rows_n) {
+  if (p.K < 2 || p.K > 4 || rows_n <= 0 || p.C <= 0) return false;
   if (p.act_dtype != LINATTN_BFLOAT16 && p.act_dtype != LINATTN_FLOAT16) return false;
-  const int km = p.K - 1;
-  const auto row16 = [](const void* base, int64_t stride) {
-    return aligned16(base, 0, 2) && stride % 8 == 0;
-  };
   if (p.C % 8 != 0 || p.x_sc != 1 || p.y_sc != 1 || !row16(p.x, p.x_sb) || !row16(p.y, p.y_sb)) return false;
   if (p.w_sc != p.K || p.w_sk != 1 || !aligned16(p.w, 0, 2)) return false;
   if (p.bias != nullptr && (p.bias_sc != 1 || !aligned16(p.bias, 0, 2))) return false;
-  if (p.past != nullptr && (p.past_dtype != p.act_dtype || p.past_sc != km || !row16(p.past, p.past_sb))) {
-    return false;
-  }
-  if (p.present != nullptr &&
-      (p.present_dtype != p.act_dtype || p.pres_sc != km || !row16(p.present, p.pres_sb))) {
-    return false;
-  }
-  const int64_t tiles = p.B * ((p.C + kTileCh - 1) / kTileCh);
-  return tiles <= 0x7fffffff && bulk_copy_available();
+  return rows_n * ((p.C + kTileCh - 1) / kTileCh) <= 0x7fffffff;
 }
 
-Status conv_update_bulk(const CausalConvParams& p, cudaStream_t s) {
+// A state (or pool) of the activation dtype with [C][k-1] rows starting 16-byte aligned.
+bool state_ok(const CausalConvParams& p, const void* base, linattn_dtype dt, int64_t sb, int64_t sc) {
+  return dt == p.act_dtype && sc == p.K - 1 && row16(base, sb);
+}
+
+template <class F>
+Status launch_for(const CausalConvParams& p, F&& f) {
   const bool bf16 = p.act_dtype == LINATTN_BFLOAT16;
   with_vector_width(p.K, [&](auto k) {
     constexpr int KT = decltype(k)::value;
     if (bf16) {
-      launch_kt<KT, LINATTN_BFLOAT16>(p, s);
+      f(std::integral_constant<int, KT>{}, std::integral_constant<linattn_dtype, LINATTN_BFLOAT16>{});
     } else {
-      launch_kt<KT, LINATTN_FLOAT16>(p, s);
+      f(std::integral_constant<int, KT>{}, std::integral_constant<linattn_dtype, LINATTN_FLOAT16>{});
     }
   });
-  return launch_status("causal_conv (cuda): update kernel launch");
+  return launch_status("CausalConvWithState (cuda): update kernel launch");
+}
+
+}  // namespace
+
+bool conv_update_bulk_ok(const CausalConvParams& p) {
+  if (p.L != 1 || !rows_ok(p, p.B)) return false;
+  if (p.past != nullptr && !state_ok(p, p.past, p.past_dtype, p.past_sb, p.past_sc)) return false;
+  if (p.present != nullptr && !state_ok(p, p.present, p.present_dtype, p.pres_sb, p.pres_sc)) return false;
+  return bulk_copy_available();
+}
+
+Status conv_update_bulk(const CausalConvParams& p, cudaStream_t s) {
+  return launch_for(p, [&](auto kt, auto at) { launch_kt<decltype(kt)::value, decltype(at)::value>(p, s); });
+}
+
+bool conv_update_bulk_serving_ok(const CausalConvServing& sv, const StatePools& pools) {
+  const CausalConvParams& p = sv.p;
+  if (sv.ix.packed || sv.ix.T != 1 || !rows_ok(p, sv.ix.N)) return false;
+  if (pools.rd != nullptr && !state_ok(p, pools.rd, pools.rd_dtype, pools.rd_sb, pools.rd_sc)) return false;
+  if (pools.wr == nullptr || !state_ok(p, pools.wr, pools.wr_dtype, pools.wr_sb, pools.wr_sc)) return false;
+  return bulk_copy_available();
+}
+
+Status conv_update_bulk_serving(const CausalConvServing& sv, const StatePools& pools, cudaStream_t s) {
+  return launch_for(sv.p, [&](auto kt, auto at) {
+    launch_serving_kt<decltype(kt)::value, decltype(at)::value>(sv, pools, s);
+  });
 }
 
 }  // namespace linattn::detail::cuda

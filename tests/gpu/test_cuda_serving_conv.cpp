@@ -326,8 +326,9 @@ TEST(CudaServingConv, VarlenRows) {
     }
 }
 
-// Batch rows (no cu_seqlens): decode (one token per row, the four-rows-per-thread kernel for
-// 16-bit activations, B not a multiple of 4) and short prefills, through pools and rows.
+// Batch rows (no cu_seqlens): decode (one token per row: for 16-bit activations the bulk-copy
+// kernel, over two channel tiles at k = 4, or the four-rows-per-thread kernel, B not a multiple
+// of 4) and short prefills, through pools and rows.
 TEST(CudaServingConv, BatchRows) {
   LINATTN_SKIP_WITHOUT_GPU();
   uint64_t seed = 300;
@@ -339,7 +340,7 @@ TEST(CudaServingConv, BatchRows) {
           k.packed = false;
           k.B = 11;
           k.L = L;
-          k.C = 64;
+          k.C = L == 1 && K == 4 ? 1032 : 64;
           k.K = K;
           k.act = act;
           k.state = act;
@@ -439,14 +440,15 @@ TEST(CudaServingConv, IndexErrorsSkipTheSequence) {
     }
 }
 
-// Rows of one token (the four-row decode kernel): a bad slot in the middle of a row group.
+// Rows of one token (the bulk-copy decode kernel, two channel tiles): a bad slot in the middle
+// of the batch.
 TEST(CudaServingConv, IndexErrorInDecodeGroup) {
   LINATTN_SKIP_WITHOUT_GPU();
   ConvCall k;
   k.packed = false;
   k.B = 9;
   k.L = 1;
-  k.C = 128;
+  k.C = 1032;
   k.act = k.state = LINATTN_BFLOAT16;
   k.strided_io = false;
   k.slots = 18;
