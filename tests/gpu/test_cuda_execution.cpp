@@ -50,6 +50,25 @@ struct DeviceCall {
   }
 };
 
+// The same for a conv call: past_dev is the past_state mirror (read back by in-place tests).
+struct ConvDeviceCall {
+  CudaPlacement pl;
+  linattn_causal_conv_args args{};
+  void* out_dev = nullptr;
+  void* past_dev = nullptr;
+  void* state_dev = nullptr;
+
+  ConvDeviceCall(const CausalConvCase& c, const CausalConvInputs& in, CausalConvOutputs& out) {
+    args = make_args(c, in, out);
+    args.input = DeviceCall::mirror(args.input, in.input, pl);
+    args.weight = DeviceCall::mirror(args.weight, in.weight, pl);
+    args.bias = DeviceCall::mirror(args.bias, in.bias, pl);
+    args.past_state = DeviceCall::mirror(args.past_state, in.past_state, pl, &past_dev);
+    args.output = DeviceCall::mirror(args.output, out.output, pl, &out_dev);
+    args.present_state = DeviceCall::mirror(args.present_state, out.present_state, pl, &state_dev);
+  }
+};
+
 LinearAttentionCase decode_case(uint64_t seed) {
   LinearAttentionCase c;
   c.B = 3;
@@ -177,16 +196,11 @@ TEST(CudaExecution, GraphCaptureAndReplay) {
   DeviceCall call(c, in, out);
   CausalConvInputs cin = make_inputs(cc);
   CausalConvOutputs cout = make_outputs(cc, cc.act_dtype, cc.state_dtype, false);
-  CudaPlacement cpl;
-  linattn_causal_conv_args ca = make_args(cc, cin, cout);
-  void* conv_out_dev = nullptr;
-  void* conv_state_dev = nullptr;
-  ca.input = DeviceCall::mirror(ca.input, cin.input, cpl);
-  ca.weight = DeviceCall::mirror(ca.weight, cin.weight, cpl);
-  ca.bias = DeviceCall::mirror(ca.bias, cin.bias, cpl);
-  ca.past_state = DeviceCall::mirror(ca.past_state, cin.past_state, cpl);
-  ca.output = DeviceCall::mirror(ca.output, cout.output, cpl, &conv_out_dev);
-  ca.present_state = DeviceCall::mirror(ca.present_state, cout.present_state, cpl, &conv_state_dev);
+  ConvDeviceCall conv(cc, cin, cout);
+  linattn_causal_conv_args& ca = conv.args;
+  CudaPlacement& cpl = conv.pl;
+  void* conv_out_dev = conv.out_dev;
+  void* conv_state_dev = conv.state_dev;
 
   ASSERT_TRUE(g.capture([&] {
     const Status s1 = linear_attention(g.ctx(), call.args);
@@ -262,21 +276,13 @@ TEST(CudaExecution, ConvInPlaceState) {
         cc.seed = seed++;
         const CausalConvInputs cin = make_inputs(cc);
         CausalConvOutputs cout = make_outputs(cc, dt, dt, false);
-        CudaPlacement cpl;
-        linattn_causal_conv_args ca = make_args(cc, cin, cout);
-        void* out_dev = nullptr;
-        void* state_dev = nullptr;
-        ca.input = DeviceCall::mirror(ca.input, cin.input, cpl);
-        ca.weight = DeviceCall::mirror(ca.weight, cin.weight, cpl);
-        ca.bias = DeviceCall::mirror(ca.bias, cin.bias, cpl);
-        ca.past_state = DeviceCall::mirror(ca.past_state, cin.past_state, cpl, &state_dev);
-        ca.output = DeviceCall::mirror(ca.output, cout.output, cpl, &out_dev);
-        ca.present_state = ca.past_state;  // same pointer, same strides
-        ASSERT_TRUE(causal_conv(cuda_context(), ca).ok()) << linattn_last_error();
-        cpl.synchronize();
-        cpl.download(out_dev, cout.output);
+        ConvDeviceCall call(cc, cin, cout);
+        call.args.present_state = call.args.past_state;  // same pointer, same strides
+        ASSERT_TRUE(causal_conv(cuda_context(), call.args).ok()) << linattn_last_error();
+        call.pl.synchronize();
+        call.pl.download(call.out_dev, cout.output);
         HostTensor state_back = cin.past_state;
-        cpl.download(state_dev, state_back);
+        call.pl.download(call.past_dev, state_back);
         CausalConvOutputs ref;
         ASSERT_TRUE(run_oracle(cc, cin, &ref).ok());
         EXPECT_TRUE(passed(compare(cc.name() + "_in_place", cout.output, state_back, ref.output,
