@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "cuda/cuda_common.cuh"
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define LINATTN_BULK_COPY 1
 #endif
@@ -20,10 +22,6 @@ bool bulk_copy_available();
 namespace bulk {
 
 #if defined(LINATTN_BULK_COPY)
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // One thread initialises the barrier (one arrival per phase); a __syncthreads() must follow
 // before any other thread waits on it.
 __device__ __forceinline__ void bar_init(uint64_t* bar) {

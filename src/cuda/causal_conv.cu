@@ -1,11 +1,10 @@
 // CausalConvWithState on CUDA. Kernels, in the order launch_for_act tries them: the bulk-copy
-// kernels for 16-bit activations on sm_90, update (L = 1, causal_conv_update.cu) and prefill
-// with contiguous channels (causal_conv_cl_bulk.cu), an update
-// kernel for L = 1 with contiguous channels (conv_update_kernel), a warp-striped prefill for
-// channels-first rows with unit time stride (conv_stripe_kernel), a prefill for contiguous
-// channels with L > kUpdateMaxL (conv_cl_kernel), a channel-vector kernel for the other
-// contiguous-channel layouts (conv_vec_kernel), and the general kernel below, which takes any
-// strides and widths. The prefill kernels apply SiLU through conv_silu (approximate exp and
+// kernels for 16-bit activations on sm_90 (update, L = 1: causal_conv_update.cu; prefill with
+// contiguous channels: causal_conv_cl_bulk.cu), an update kernel for L = 1 with contiguous
+// channels (conv_update_kernel), a warp-striped prefill for channels-first rows with unit time
+// stride (conv_stripe_kernel), a prefill for contiguous channels with L > kUpdateMaxL
+// (conv_cl_kernel), a channel-vector kernel for the other contiguous-channel layouts
+// (conv_vec_kernel), and the general kernel below, which takes any strides and widths. The prefill kernels apply SiLU through conv_silu (approximate exp and
 // division for 16-bit outputs: it made the prefill issue-bound otherwise).
 //
 // A thread owns one channel of one sequence over a run of consecutive time steps (the whole of

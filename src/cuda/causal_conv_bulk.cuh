@@ -4,11 +4,37 @@
 
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "core/params.hpp"
 #include "core/serving_params.hpp"
 #include "core/status.hpp"
+#include "cuda/causal_conv_common.cuh"
 
 namespace linattn::detail::cuda {
+
+// Rows of 16-bit elements (stride in elements) that all start 16-byte aligned.
+inline bool row16(const void* base, int64_t stride) { return aligned16(base, 0, 2) && stride % 8 == 0; }
+
+// What both bulk-copy kernels need of a call: k = 2..4, 16-bit activations, C > 0 a multiple of
+// 8 with contiguous channels, every batch row of the input and output 16-byte aligned.
+inline bool bulk_io_ok(const CausalConvParams& p) {
+  if (p.K < 2 || p.K > 4 || p.C <= 0 || p.C % 8 != 0) return false;
+  if (p.act_dtype != LINATTN_BFLOAT16 && p.act_dtype != LINATTN_FLOAT16) return false;
+  return p.x_sc == 1 && p.y_sc == 1 && row16(p.x, p.x_sb) && row16(p.y, p.y_sb);
+}
+
+// Calls f(KT, AT) with the call's width and 16-bit activation dtype as integral constants.
+template <class F>
+void with_bulk_types(const CausalConvParams& p, F&& f) {
+  with_vector_width(p.K, [&](auto k) {
+    if (p.act_dtype == LINATTN_BFLOAT16) {
+      f(k, std::integral_constant<linattn_dtype, LINATTN_BFLOAT16>{});
+    } else {
+      f(k, std::integral_constant<linattn_dtype, LINATTN_FLOAT16>{});
+    }
+  });
+}
 
 // True when the call can take the bulk-copy update kernel: L = 1, k = 2..4, 16-bit
 // activations with states of the same dtype (or none), channels contiguous with C a multiple

@@ -134,25 +134,13 @@ void launch_kt(const CausalConvParams& p, cudaStream_t s) {
 }  // namespace
 
 bool conv_cl_bulk_ok(const CausalConvParams& p) {
-  if (p.L < kMinL || p.K < 2 || p.K > 4 || p.B <= 0 || p.C <= 0) return false;
-  if (p.act_dtype != LINATTN_BFLOAT16 && p.act_dtype != LINATTN_FLOAT16) return false;
-  if (p.C % 8 != 0 || p.x_sc != 1 || p.y_sc != 1) return false;
-  if (!aligned16(p.x, 0, 2) || !aligned16(p.y, 0, 2)) return false;
-  if (p.x_sb % 8 != 0 || p.x_sl % 8 != 0 || p.y_sb % 8 != 0 || p.y_sl % 8 != 0) return false;
+  if (p.L < kMinL || p.B <= 0 || !bulk_io_ok(p) || p.x_sl % 8 != 0 || p.y_sl % 8 != 0) return false;
   const int64_t tiles = p.B * ((p.L + kTs - 1) / kTs) * ((p.C + kTch - 1) / kTch);
   return tiles <= 0x7fffffff && bulk_copy_available();
 }
 
 Status conv_cl_bulk(const CausalConvParams& p, cudaStream_t s) {
-  const bool bf16 = p.act_dtype == LINATTN_BFLOAT16;
-  with_vector_width(p.K, [&](auto k) {
-    constexpr int KT = decltype(k)::value;
-    if (bf16) {
-      launch_kt<KT, LINATTN_BFLOAT16>(p, s);
-    } else {
-      launch_kt<KT, LINATTN_FLOAT16>(p, s);
-    }
-  });
+  with_bulk_types(p, [&](auto kt, auto at) { launch_kt<decltype(kt)::value, decltype(at)::value>(p, s); });
   return launch_status("causal_conv (cuda): channels-last prefill launch");
 }
 

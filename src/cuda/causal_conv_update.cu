@@ -15,9 +15,7 @@
 // past_state.
 #include "cuda/causal_conv_bulk.cuh"
 
-#include <atomic>
 #include <cstdint>
-#include <type_traits>
 
 #include "core/serving_params.hpp"
 #include "cuda/bulk_copy.cuh"
@@ -31,9 +29,6 @@ namespace {
 constexpr int kTileCh = 1024;  // channels per tile: 2 KB of input and 2 KB x (k-1) of state
 constexpr int kBulkThreads = 64;
 constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
-
-// Rows of 16-bit elements, stride in elements, all starting 16-byte aligned.
-bool row16(const void* base, int64_t stride) { return aligned16(base, 0, 2) && stride % 8 == 0; }
 
 // Element e of a run of 16-bit values held two per word.
 template <int N>
@@ -252,31 +247,6 @@ void launch_kt(const CausalConvParams& p, cudaStream_t s) {
   conv_update_bulk_kernel<KT, AT><<<static_cast<unsigned>(p.B * tiles_per_row), kBulkThreads, 0, s>>>(p, tiles_per_row);
 }
 
-__global__ void bulk_probe_kernel() {}
-
-}  // namespace
-
-bool bulk_copy_available() {
-  // Cached per device (0: unknown, 1: no, 2: yes): the binary's PTX level for the device and
-  // the device's compute capability.
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cached[kMaxDevices];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return false;
-  if (dev < kMaxDevices && cached[dev].load(std::memory_order_relaxed) != 0) {
-    return cached[dev].load(std::memory_order_relaxed) == 2;
-  }
-  int major = 0;
-  cudaFuncAttributes fa{};
-  const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                  major >= 9 && cudaFuncGetAttributes(&fa, bulk_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
-  cudaGetLastError();  // a failed query must not surface at the next launch check
-  if (dev < kMaxDevices) cached[dev].store(ok ? 2 : 1, std::memory_order_relaxed);
-  return ok;
-}
-
-namespace {
-
 template <int KT, linattn_dtype AT>
 void launch_serving_kt(const CausalConvServing& sv, const StatePools& pools, cudaStream_t s) {
   const int64_t tiles_per_row = (sv.p.C + kTileCh - 1) / kTileCh;
@@ -284,11 +254,9 @@ void launch_serving_kt(const CausalConvServing& sv, const StatePools& pools, cud
       <<<static_cast<unsigned>(sv.ix.N * tiles_per_row), kBulkThreads, 0, s>>>(sv, pools, tiles_per_row);
 }
 
-// What both forms need of rows rows_n of the input and output, the weights and the bias.
+// What both forms need of rows_n rows of the input and output, the weights and the bias.
 bool rows_ok(const CausalConvParams& p, int64_t rows_n) {
-  if (p.K < 2 || p.K > 4 || rows_n <= 0 || p.C <= 0) return false;
-  if (p.act_dtype != LINATTN_BFLOAT16 && p.act_dtype != LINATTN_FLOAT16) return false;
-  if (p.C % 8 != 0 || p.x_sc != 1 || p.y_sc != 1 || !row16(p.x, p.x_sb) || !row16(p.y, p.y_sb)) return false;
+  if (rows_n <= 0 || !bulk_io_ok(p)) return false;
   if (p.w_sc != p.K || p.w_sk != 1 || !aligned16(p.w, 0, 2)) return false;
   if (p.bias != nullptr && (p.bias_sc != 1 || !aligned16(p.bias, 0, 2))) return false;
   return rows_n * ((p.C + kTileCh - 1) / kTileCh) <= 0x7fffffff;
@@ -297,20 +265,6 @@ bool rows_ok(const CausalConvParams& p, int64_t rows_n) {
 // A state (or pool) of the activation dtype with [C][k-1] rows starting 16-byte aligned.
 bool state_ok(const CausalConvParams& p, const void* base, linattn_dtype dt, int64_t sb, int64_t sc) {
   return dt == p.act_dtype && sc == p.K - 1 && row16(base, sb);
-}
-
-template <class F>
-Status launch_for(const CausalConvParams& p, F&& f) {
-  const bool bf16 = p.act_dtype == LINATTN_BFLOAT16;
-  with_vector_width(p.K, [&](auto k) {
-    constexpr int KT = decltype(k)::value;
-    if (bf16) {
-      f(std::integral_constant<int, KT>{}, std::integral_constant<linattn_dtype, LINATTN_BFLOAT16>{});
-    } else {
-      f(std::integral_constant<int, KT>{}, std::integral_constant<linattn_dtype, LINATTN_FLOAT16>{});
-    }
-  });
-  return launch_status("CausalConvWithState (cuda): update kernel launch");
 }
 
 }  // namespace
@@ -323,7 +277,8 @@ bool conv_update_bulk_ok(const CausalConvParams& p) {
 }
 
 Status conv_update_bulk(const CausalConvParams& p, cudaStream_t s) {
-  return launch_for(p, [&](auto kt, auto at) { launch_kt<decltype(kt)::value, decltype(at)::value>(p, s); });
+  with_bulk_types(p, [&](auto kt, auto at) { launch_kt<decltype(kt)::value, decltype(at)::value>(p, s); });
+  return launch_status("CausalConvWithState (cuda): update kernel launch");
 }
 
 bool conv_update_bulk_serving_ok(const CausalConvServing& sv, const StatePools& pools) {
@@ -335,9 +290,10 @@ bool conv_update_bulk_serving_ok(const CausalConvServing& sv, const StatePools& 
 }
 
 Status conv_update_bulk_serving(const CausalConvServing& sv, const StatePools& pools, cudaStream_t s) {
-  return launch_for(sv.p, [&](auto kt, auto at) {
+  with_bulk_types(sv.p, [&](auto kt, auto at) {
     launch_serving_kt<decltype(kt)::value, decltype(at)::value>(sv, pools, s);
   });
+  return launch_status("CausalConvWithState (cuda): serving update kernel launch");
 }
 
 }  // namespace linattn::detail::cuda

@@ -140,6 +140,11 @@ __device__ __forceinline__ void st8_rt(void* base, int64_t i, linattn_dtype t, c
 
 __device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
 
+// The shared-memory address of p, as PTX instructions that take a .shared operand want it.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
 // Checks the launch that was just issued: configuration errors show up here, asynchronously
 // raised faults at the caller's next synchronisation.
 inline Status launch_status(const char* what) {

@@ -860,7 +860,7 @@ __host__ __device__ constexpr int wide_slab_cols() {
 // nor the assembler can prove that zero, merge two passes' unpacks or move a pass above its load.
 __device__ __forceinline__ uint32_t pass_zero(const uint32_t* slot) {
   uint32_t z;
-  asm volatile("ld.volatile.shared.u32 %0, [%1];" : "=r"(z) : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(slot))) : "memory");
+  asm volatile("ld.volatile.shared.u32 %0, [%1];" : "=r"(z) : "r"(smem_addr(slot)) : "memory");
   return z;
 }
 
