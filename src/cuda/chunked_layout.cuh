@@ -6,10 +6,10 @@
 // stays bounded; the state crosses windows through a float32 carry buffer). One record per
 // (sequence b, kv head h, chunk of the window), index rec = (b * Hkv + h) * nc + chunk:
 //   G   float32 [kC]                   prefix sums of g inside the chunk
-//   W   16-bit  [kC][d_k]              -W = -T diag(b L) K (delta rules only)
-//   U   float32 [d_v / 64][8][512]     U' = T diag(b) V (V without delta), in the accumulator
-//                                      fragment order of the sequential kernel's warps
+//   T   16-bit  [kC][kC]               T diag(b), T = (I + A)^-1 (delta rules only)
 //   P   16-bit  [q_per_kv][2][kC][kC]  P o Q K^T as hi and lo parts, per query head
+// The sequential kernel reads K, Q and V from the call's tensors and forms the new values as
+// U = T diag(b) (V - diag(L) K S) = U' - W S (CHUNKED.md), so W and U' never reach memory.
 //
 // Segments (CHUNKED.md "Across chunks"): when few (sequence, kv head, slab) lanes would leave
 // SMs idle, the chunks of a window are cut into nseg segments scanned in parallel. Slot
@@ -76,8 +76,7 @@ struct KernelArgs {
   bool first;    // the window starts at the sequence start: the state comes from past
   bool last;     // the window ends the sequence: the state goes to present
   float* g;
-  uint16_t* w;
-  float* u;
+  uint16_t* t;   // T diag(b) records (delta rules)
   uint16_t* pm;
   float* carry;  // float32 [B * Hkv][d_k][d_v] state between windows
   int nseg;          // segments of this window (1: one CTA walks all chunks)
@@ -203,7 +202,7 @@ struct WorkspacePlan {
   int64_t window = 0;  // chunks per window
   int64_t windows = 0;
   int nseg = 1;        // most segments per window
-  size_t g_off = 0, w_off = 0, u_off = 0, p_off = 0, carry_off = 0, seg_state_off = 0, seg_m_off = 0,
+  size_t g_off = 0, t_off = 0, p_off = 0, carry_off = 0, seg_state_off = 0, seg_m_off = 0,
          total = 0;
 };
 
@@ -216,6 +215,20 @@ constexpr size_t kWindowBytes = size_t{640} << 20;
 
 // Workspace regions start on 256-byte boundaries.
 inline size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
+
+// Bytes of the records of one (sequence, kv head, chunk): G, T (delta rules), P per query head.
+inline size_t record_bytes(const LinearAttentionParams& p) {
+  return kC * 4 + (p.delta ? size_t{kC} * kC * 2 : 0) + static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
+}
+
+// Offsets of the three record regions for `recs` records from `base`; returns their end.
+inline size_t record_regions(const LinearAttentionParams& p, size_t recs, size_t base, size_t* g_off,
+                             size_t* t_off, size_t* p_off) {
+  *g_off = base;
+  *t_off = align256(*g_off + recs * kC * 4);
+  *p_off = align256(*t_off + (p.delta ? recs * kC * kC * 2 : 0));
+  return align256(*p_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
+}
 
 // The access flags of a.p: q, k, v rows that load as 16-byte vectors (cp.async tiles) and
 // output rows that store as 4-byte pairs.

@@ -61,19 +61,14 @@ WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   const int64_t heads = p.B * p.Hkv;
   if (nch == 0 || heads == 0) return w;
   w.nseg = segments(p, nch, o);
-  const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
-                           static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
+  const size_t per_chunk = record_bytes(p);
   const size_t budget = o.window_bytes > 0 ? o.window_bytes : kWindowBytes;
   int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(budget / (per_chunk * heads)));
   if (max_window > 0) fit = std::min(fit, max_window);
   w.windows = (nch + fit - 1) / fit;
   w.window = (nch + w.windows - 1) / w.windows;
   const size_t recs = static_cast<size_t>(heads * w.window);
-  w.g_off = 0;
-  w.w_off = align256(w.g_off + recs * kC * 4);
-  w.u_off = align256(w.w_off + (p.delta ? recs * kC * p.dk * 2 : 0));
-  w.p_off = align256(w.u_off + recs * kC * p.dv * 4);
-  w.carry_off = align256(w.p_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
+  w.carry_off = record_regions(p, recs, 0, &w.g_off, &w.t_off, &w.p_off);
   w.seg_state_off = align256(w.carry_off + (w.windows > 1 ? static_cast<size_t>(heads) * p.dk * p.dv * 4 : 0));
   const size_t slots = w.nseg > 1 ? static_cast<size_t>(heads) * w.nseg : 0;
   w.seg_m_off = align256(w.seg_state_off + slots * p.dk * p.dv * 4);
@@ -121,8 +116,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   }
   auto* ws = static_cast<unsigned char*>(e.workspace);
   a.g = reinterpret_cast<float*>(ws + w.g_off);
-  a.w = reinterpret_cast<uint16_t*>(ws + w.w_off);
-  a.u = reinterpret_cast<float*>(ws + w.u_off);
+  a.t = reinterpret_cast<uint16_t*>(ws + w.t_off);
   a.pm = reinterpret_cast<uint16_t*>(ws + w.p_off);
   a.carry = reinterpret_cast<float*>(ws + w.carry_off);
   a.seg_state = reinterpret_cast<float*>(ws + w.seg_state_off);

@@ -2,12 +2,12 @@
 // (sequence, kv head, chunk) of a window at once: one CTA of 8 warps per chunk computes
 // G, A = masked b exp(dG) K K^T, T = (I + A)^-1 (16x16 diagonal blocks by forward substitution
 // in float32, then the off-diagonal blocks level by level on the tensor cores with hi + lo
-// operands), -W = -T diag(b L) K, U' = T diag(b) V and, per query head, P o Q K^T; it writes
-// them to the workspace records of chunked_layout.cuh for the sequential kernel. Products run
-// on mma.sync with 16-bit operands and float32 accumulation; U' stays float32 and P o Q K^T is
-// kept as hi + lo parts, because their rounding was the largest error term of the fused
-// kernel. Serving calls number chunks globally over the sequences (chunked_layout.cuh): a CTA
-// finds its tokens in the chunk map.
+// operands) and, per query head, P o Q K^T; it writes G, T diag(b) (16-bit) and P o Q K^T to
+// the workspace records of chunked_layout.cuh for the sequential kernel, which applies T to
+// the chunk's values itself. Products run on mma.sync with 16-bit operands and float32
+// accumulation; P o Q K^T is kept as hi + lo parts, because its rounding was the largest error
+// term of the fused kernel. Serving calls number chunks globally over the sequences
+// (chunked_layout.cuh): a CTA finds its tokens in the chunk map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -20,12 +20,12 @@
 namespace linattn::detail::cuda::chunked {
 namespace {
 
-template <int DK, int DV>
+template <int DK>
 constexpr size_t prep_smem_bytes() {
-  constexpr size_t ldk = DK + 8, ldv = DV + 8;
-  // K, Q, V, A hi and lo (later T diag(b) and T diag(b L)), T hi and lo; G, beta, beta exp(G).
-  const size_t h16 = 2 * kC * ldk + kC * ldv + 4 * kC * kLd;
-  return h16 * 2 + 3 * kC * 4;
+  constexpr size_t ldk = DK + 8;
+  // K, Q, A hi and lo, T hi and lo; G, beta.
+  const size_t h16 = 2 * kC * ldk + 4 * kC * kLd;
+  return h16 * 2 + 2 * kC * 4;
 }
 
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
@@ -64,25 +64,20 @@ __device__ __forceinline__ void block_b(uint32_t (&b)[4], const uint16_t* t, int
   ldsm_x4_t(b, t + (r0 + (mi & 1) * 8 + r8) * kLd + c0 + (mi >> 1) * 8);
 }
 
-template <bool BF16, int DK, int DV, bool DELTA>
-__global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelArgs args) {
+template <bool BF16, int DK, bool DELTA>
+__global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
-  constexpr int LDK = DK + 8, LDV = DV + 8;
-  constexpr int kSlabs = DV / kSlab;
+  constexpr int LDK = DK + 8;
 
   extern __shared__ __align__(16) unsigned char smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [kC][LDK]
   uint16_t* Qs = Ks + kC * LDK;                       // [kC][LDK]
-  uint16_t* Vs = Qs + kC * LDK;                       // [kC][LDV]
-  uint16_t* Ah = Vs + kC * LDV;                       // [kC][kLd] A hi, then T diag(b)
-  uint16_t* Al = Ah + kC * kLd;                       // [kC][kLd] A lo, then T diag(b L)
+  uint16_t* Ah = Qs + kC * LDK;                       // [kC][kLd] A hi
+  uint16_t* Al = Ah + kC * kLd;                       // [kC][kLd] A lo
   uint16_t* Th = Al + kC * kLd;                       // [kC][kLd] T hi
   uint16_t* Tl = Th + kC * kLd;                       // [kC][kLd] T lo
-  uint16_t* Tb = Ah;
-  uint16_t* TbL = Al;
   float* Gs = reinterpret_cast<float*>(Tl + kC * kLd);
   float* Bs = Gs + kC;
-  float* BLs = Bs + kC;  // b exp(G)
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t rec = blockIdx.x;
@@ -109,9 +104,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   const int qpk = p.q_per_kv();
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
-  const uint16_t* vbase = static_cast<const uint16_t*>(p.v) + b * p.v_sb + h * p.dv;
   load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-  load_tile<DV>(Vs, LDV, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
   {
     const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
     load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
@@ -145,9 +138,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   cp_async_wait_all();
   __syncthreads();
 
-  // Warp tile of the C x 64 products: 16 x 32.
+  // Warp tile of the C x C products: 16 x 32.
   const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
-  float* uout = args.u + rec * kSlabs * kC * kSlab + w * kFrag + 4 * lane;
   if constexpr (DELTA) {
     // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts.
     {
@@ -182,9 +174,6 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
         Th[(base + r) * kLd + base + c] = hi;
         Tl[(base + r) * kLd + base + c] = to_bits<true>(tc[r] - from_bits<true>(hi));
       }
-    } else if (w < 4) {
-      const int r = tid - 64;
-      BLs[r] = Bs[r] * __expf(Gs[r]);
     }
     __syncthreads();
     // Off-diagonal blocks by distance d from the diagonal, one warp per block, from
@@ -227,64 +216,19 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
       }
       __syncthreads();
     }
-    // T diag(b) and T diag(b L) as 16-bit operands (zero above the diagonal), over A's tiles.
+    // T diag(b) as 16-bit operands (zero above the diagonal) to the record.
+    uint16_t* tout = args.t + rec * kC * kC;
     for (int e = tid; e < kC * kC / 2; e += kThreads) {
       const int r = e >> 5, s = 2 * (e & 31);
       const float t0v = s <= r ? split_value(Th, Tl, r * kLd + s) : 0.f;
       const float t1v = s + 1 <= r ? split_value(Th, Tl, r * kLd + s + 1) : 0.f;
-      *reinterpret_cast<uint32_t*>(Tb + r * kLd + s) = pack2<BF16>(t0v * Bs[s], t1v * Bs[s + 1]);
-      *reinterpret_cast<uint32_t*>(TbL + r * kLd + s) = pack2<BF16>(t0v * BLs[s], t1v * BLs[s + 1]);
-    }
-    __syncthreads();
-    // -W = -T diag(b L) K (the rows of T are zero past the diagonal: K range row0 + 16).
-    {
-      constexpr int NTW = DK / 16;
-      const int wc0 = (DK / 2) * (w >> 2);
-      float acc[NTW][4];
-      zero_acc(acc);
-      warp_gemm<BF16, NTW, false, true>(acc, TbL, kLd, Ks, LDK, row0 + 16, row0, wc0);
-      uint16_t* wout = args.w + rec * kC * DK;
-#pragma unroll
-      for (int j = 0; j < NTW; ++j) {
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int r = row0 + g + 8 * hh, c = wc0 + 8 * j + 2 * t4;
-          *reinterpret_cast<uint32_t*>(wout + r * DK + c) = pack2<BF16>(-acc[j][2 * hh], -acc[j][2 * hh + 1]);
-        }
-      }
-    }
-    // U' = T diag(b) V, slab by slab in the sequential kernel's fragment order.
-#pragma unroll
-    for (int sl = 0; sl < kSlabs; ++sl) {
-      float au[4][4];
-      zero_acc(au);
-      warp_gemm<BF16, 4, false, true>(au, Tb, kLd, Vs + sl * kSlab, LDV, row0 + 16, row0, col0);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        *reinterpret_cast<float4*>(uout + sl * kC * kSlab + j * 128) =
-            make_float4(au[j][0], au[j][1], au[j][2], au[j][3]);
-      }
-    }
-  } else {
-    // Without the delta rule the new values are V itself.
-#pragma unroll
-    for (int sl = 0; sl < kSlabs; ++sl) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float x[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = row0 + g + 8 * (e >> 1), c = sl * kSlab + col0 + 8 * j + 2 * t4 + (e & 1);
-          x[e] = from_bits<BF16>(Vs[r * LDV + c]);
-        }
-        *reinterpret_cast<float4*>(uout + sl * kC * kSlab + j * 128) = make_float4(x[0], x[1], x[2], x[3]);
-      }
+      *reinterpret_cast<uint32_t*>(tout + r * kC + s) = pack2<BF16>(t0v * Bs[s], t1v * Bs[s + 1]);
     }
   }
 
   // P o Q K^T for every query head reading this state, as hi + lo parts.
   for (int jq = 0; jq < qpk; ++jq) {
-    if (jq > 0) {  // the first head's Q came with K and V
+    if (jq > 0) {  // the first head's Q came with K
       __syncthreads();
       const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
       load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
@@ -313,10 +257,10 @@ __global__ void __launch_bounds__(kThreads, 2) chunked_prep_kernel(const KernelA
   }
 }
 
-template <bool BF16, int DK, int DV, bool DELTA>
+template <bool BF16, int DK, bool DELTA>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
-  auto kernel = chunked_prep_kernel<BF16, DK, DV, DELTA>;
-  constexpr size_t bytes = prep_smem_bytes<DK, DV>();
+  auto kernel = chunked_prep_kernel<BF16, DK, DELTA>;
+  constexpr size_t bytes = prep_smem_bytes<DK>();
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err != cudaSuccess) {
@@ -331,17 +275,14 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   return Status::ok_status();
 }
 
-template <bool BF16, int DK, int DV>
+template <bool BF16, int DK>
 Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
-  return a.p.delta ? launch<BF16, DK, DV, true>(a, stream) : launch<BF16, DK, DV, false>(a, stream);
+  return a.p.delta ? launch<BF16, DK, true>(a, stream) : launch<BF16, DK, false>(a, stream);
 }
 
 template <bool BF16>
 Status launch_dims(const KernelArgs& a, cudaStream_t stream) {
-  if (a.p.dk == 128) {
-    return a.p.dv == 128 ? launch_rule<BF16, 128, 128>(a, stream) : launch_rule<BF16, 128, 64>(a, stream);
-  }
-  return a.p.dv == 128 ? launch_rule<BF16, 64, 128>(a, stream) : launch_rule<BF16, 64, 64>(a, stream);
+  return a.p.dk == 128 ? launch_rule<BF16, 128>(a, stream) : launch_rule<BF16, 64>(a, stream);
 }
 
 }  // namespace

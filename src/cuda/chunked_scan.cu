@@ -1,20 +1,20 @@
 // The state-dependent part of the chunked prefill: one CTA of 8 warps per (sequence, kv head,
 // 64-column slab of d_v) walks the chunks of a window in order with its d_k x 64 slice of the
-// state S in float32 registers. Everything that does not depend on S (G, -W, U', P o Q K^T) was
-// written to the workspace by chunked_prep.cu, so a chunk costs three small product chains and
-// two barriers:
-//   U = U' - W S                      (U' read straight into the accumulators)
+// state S in float32 registers. G, T diag(b) and P o Q K^T come from the workspace records of
+// chunked_prep.cu; K, Q and the slab of V from the call's tensors. A chunk costs four small
+// product chains and three barriers (two without the delta rule):
+//   K S and Q S                       (one pass over the state tiles)
+//   U = T diag(b) (V - diag(L) K S)   (= U' - W S; V itself without the delta rule)
 //   O = scale (diag(L) Q S + (P o Q K^T) U)
 //   S <- L_C S + K^T diag(exp(G_C - G)) U
-// The next chunk's K, Q, -W, P o Q K^T and G are prefetched with cp.async (two stages), its U'
-// into registers. The float32 state feeds the tensor cores as hi + lo 16-bit parts
-// (ChunkedOptions::split_state).
+// The next chunk's tiles are prefetched with cp.async into a second stage. The float32 state
+// feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
 // (LOCAL) skips the outputs and writes the segment's end state; its extra CTAs run the same
-// recurrence on d_k x 64 column blocks of the transition product (start I, U' = 0: then
-// S <- exp(G_C) S - K^T diag(exp(G_C - G)) W S = M_c S). The final pass starts segment s > 0
-// from the state the combine pass left in slot s - 1.
+// recurrence on d_k x 64 column blocks of the transition product (start I, V = 0: then
+// S <- exp(G_C) S - K^T diag(exp(G_C - G)) T diag(b L) K S = M_c S). The final pass starts
+// segment s > 0 from the state the combine pass left in slot s - 1.
 //
 // Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th sequence with
 // chunks in the window, from its read slot (or zeros, or its carry slot) to its write slot (or
@@ -31,16 +31,18 @@
 namespace linattn::detail::cuda::chunked {
 namespace {
 
-// 16-bit elements of one prefetch stage: K, Q, -W ([kC][DK + 8] each), P hi, P lo ([kC][kLd]),
-// then G (kC float32).
+// 16-bit elements of one prefetch stage: K, Q ([kC][DK + 8] each), T diag(b), the slab of V,
+// P hi, P lo ([kC][kLd] each), then G (kC float32).
 template <int DK>
 constexpr int stage_elems() {
-  return 3 * kC * (DK + 8) + 2 * kC * kLd + 2 * kC;
+  return 2 * kC * (DK + 8) + 4 * kC * kLd + 2 * kC;
 }
 
+// Two stages, the state as hi and lo tiles, then U, U diag(exp(G_C - G)) and
+// X = V - diag(L) K S as hi and lo tiles.
 template <int DK>
 constexpr size_t scan_smem_bytes() {
-  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kLd + 2 * kC * kLd) * 2;
+  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kLd + 4 * kC * kLd) * 2;
 }
 
 // The float32 state slice (registers, accumulator layout) as hi and lo 16-bit tiles [d_k][64].
@@ -134,6 +136,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   uint16_t* Slo = Shi + DK * kLd;
   uint16_t* Us = Slo + DK * kLd;
   uint16_t* Uds = Us + kC * kLd;
+  uint16_t* Xs = Uds + kC * kLd;
+  uint16_t* Xl = Xs + kC * kLd;
+  // X feeds T diag(b) as hi + lo parts where the state does in the final pass (the rules
+  // without decay): the delta rule measured 3.2e-3 with X rounded once, 2.6e-3 split.
+  const bool xsplit = args.split;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -232,39 +239,34 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
   const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
+  const uint16_t* vbase = static_cast<const uint16_t*>(p.v) + b * p.v_sb + h * p.dv + vcol;
 
   // Warp tiles: C x 64 products (16 x 32 per warp) and the state slice.
   const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
   const int srow0 = DK == 128 ? 16 * w : 16 * (w & 3);
   const int scol0 = DK == 128 ? 0 : 32 * (w >> 2);
 
-  // Prefetch of chunk cl of the window into stage cl & 1, its U' fragment into `un`.
-  float4 un[4];
+  // Prefetch of chunk cl of the window into stage cl & 1 (the transition-product blocks have
+  // no values: V = 0).
   auto record = [&](int64_t cl) { return rec0 + (SERVING && args.time_major ? tab.off(cl) : cl); };
   auto prefetch = [&](int64_t cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
     const int64_t rec = record(cl);
     uint16_t* st = stages + (cl & 1) * kStage;
+    uint16_t* tiles = st + 2 * kC * LDK;  // T diag(b), V, P hi, P lo
     load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
     if (!LOCAL) load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
-    if (DELTA) load_tile<DK>(st + 2 * kC * LDK, LDK, args.w + rec * kC * DK, DK, kC, true);
+    if (DELTA) load_tile<kC>(tiles, kLd, args.t + rec * kC * kC, kC, kC, true);
+    if (!is_m) load_tile<kSlab>(tiles + kC * kLd, kLd, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
     if (!LOCAL) {
       const uint16_t* pm = args.pm + rec * qpk * 2 * kC * kC;
-      load_tile<kC>(st + 3 * kC * LDK, kLd, pm, kC, kC, true);
-      load_tile<kC>(st + 3 * kC * LDK + kC * kLd, kLd, pm + kC * kC, kC, kC, true);
+      load_tile<kC>(tiles + 2 * kC * kLd, kLd, pm, kC, kC, true);
+      load_tile<kC>(tiles + 3 * kC * kLd, kLd, pm + kC * kC, kC, kC, true);
     }
     if (tid < kC / 4) {
-      cp_async16(st + 3 * kC * LDK + 2 * kC * kLd + 8 * tid, args.g + rec * kC + 4 * tid, true);
+      cp_async16(tiles + 4 * kC * kLd + 8 * tid, args.g + rec * kC + 4 * tid, true);
     }
-    if (is_m) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) un[j] = make_float4(0.f, 0.f, 0.f, 0.f);
-      return;
-    }
-    const float* u = args.u + (rec * slabs + slab) * kC * kSlab + w * kFrag + 4 * lane;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) un[j] = __ldg(reinterpret_cast<const float4*>(u + j * 128));
   };
 
   // The first chunk's loads are in flight while the start state is read.
@@ -300,27 +302,64 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     uint16_t* st = stages + (cl & 1) * kStage;
     const uint16_t* Ks = st;
     uint16_t* Qs = st + kC * LDK;
-    const uint16_t* Wn = st + 2 * kC * LDK;
-    uint16_t* Ph = st + 3 * kC * LDK;
+    const uint16_t* Tbs = st + 2 * kC * LDK;
+    const uint16_t* Vs = Tbs + kC * kLd;
+    uint16_t* Ph = st + 2 * kC * LDK + 2 * kC * kLd;
     uint16_t* Pl = Ph + kC * kLd;
     const float* Gs = reinterpret_cast<const float*>(Pl + kC * kLd);
-    float au[4][4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      au[j][0] = un[j].x;
-      au[j][1] = un[j].y;
-      au[j][2] = un[j].z;
-      au[j][3] = un[j].w;
-    }
     cp_async_wait_all();
     __syncthreads();
     // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
     if (cl + 1 < cend) prefetch(cl + 1);
     const float gend = Gs[kC - 1];
 
+    // K S (delta rules) and Q S (final pass) in one pass over the state tiles; then with the
+    // delta rule X = V - diag(L) K S to shared memory, U = T diag(b) X; without it U = V.
+    // U diag(exp(G_C - G)) goes to Uds, U itself (final pass) to Us.
+    float au[4][4], ao[4][4];
+    zero_acc(au);
+    zero_acc(ao);
     if constexpr (LOCAL) {
-      // U = U' - W S, then only the state update.
-      if constexpr (DELTA) state_gemm<BF16, false, true>(au, Wn, au, Wn, LDK, Shi, Slo, DK, row0, col0);
+      if constexpr (DELTA) state_gemm<BF16, false, true>(au, Ks, au, Ks, LDK, Shi, Slo, DK, row0, col0);
+    } else if (args.split) {
+      state_gemm<BF16, DELTA, true>(au, Ks, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+    } else {
+      state_gemm<BF16, DELTA, false>(au, Ks, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = row0 + g + 8 * hh;
+      const float l = __expf(Gs[r]), f = __expf(gend - Gs[r]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int c = col0 + 8 * j + 2 * t4;
+        float v0 = 0.f, v1 = 0.f;
+        if (!is_m) {
+          const uint32_t v2 = *reinterpret_cast<const uint32_t*>(Vs + r * kLd + c);
+          v0 = from_bits<BF16>(static_cast<uint16_t>(v2 & 0xffffu));
+          v1 = from_bits<BF16>(static_cast<uint16_t>(v2 >> 16));
+        }
+        if constexpr (DELTA) {
+          const float x0 = v0 - l * au[j][2 * hh], x1 = v1 - l * au[j][2 * hh + 1];
+          const uint32_t xh = pack2<BF16>(x0, x1);
+          *reinterpret_cast<uint32_t*>(Xs + r * kLd + c) = xh;
+          if (xsplit) {
+            *reinterpret_cast<uint32_t*>(Xl + r * kLd + c) =
+                pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(xh & 0xffffu)),
+                            x1 - from_bits<BF16>(static_cast<uint16_t>(xh >> 16)));
+          }
+        } else {
+          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(v0 * f, v1 * f);
+        }
+        ao[j][2 * hh] *= l;
+        ao[j][2 * hh + 1] *= l;
+      }
+    }
+    if constexpr (DELTA) {
+      __syncthreads();
+      zero_acc(au);
+      warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xs, kLd, row0 + 16, row0, col0);
+      if (xsplit) warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xl, kLd, row0 + 16, row0, col0);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int r = row0 + g + 8 * hh;
@@ -328,10 +367,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const int c = col0 + 8 * j + 2 * t4;
-          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(au[j][2 * hh] * f, au[j][2 * hh + 1] * f);
+          const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
+          if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + r * kLd + c) = pack2<BF16>(x0, x1);
+          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(x0 * f, x1 * f);
         }
       }
-      __syncthreads();
+    }
+    __syncthreads();
+
+    if constexpr (LOCAL) {
       const float lend = __expf(gend);
 #pragma unroll
       for (int j = 0; j < NTS; ++j) {
@@ -342,30 +386,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       write_state<BF16>(accS, Shi, Slo, srow0, scol0, true);
       continue;
     }
-
-    // U = U' - W S and Q S of the first query head: one pass over the state tiles.
-    float ao[4][4];
-    zero_acc(ao);
-    if (args.split) {
-      state_gemm<BF16, DELTA, true>(au, Wn, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-    } else {
-      state_gemm<BF16, DELTA, false>(au, Wn, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-    }
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int r = row0 + g + 8 * hh;
-      const float l = __expf(Gs[r]), f = __expf(gend - Gs[r]);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        ao[j][2 * hh] *= l;
-        ao[j][2 * hh + 1] *= l;
-        const int c = col0 + 8 * j + 2 * t4;
-        const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
-        *reinterpret_cast<uint32_t*>(Us + r * kLd + c) = pack2<BF16>(x0, x1);
-        *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(x0 * f, x1 * f);
-      }
-    }
-    __syncthreads();
+    const uint16_t* Ucur = DELTA ? Us : Vs;
 
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U).
     for (int jq = 0; jq < qpk; ++jq) {
@@ -396,8 +417,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
           }
         }
       }
-      warp_gemm<BF16, 4, false, true>(ao, Ph, kLd, Us, kLd, row0 + 16, row0, col0);
-      warp_gemm<BF16, 4, false, true>(ao, Pl, kLd, Us, kLd, row0 + 16, row0, col0);
+      warp_gemm<BF16, 4, false, true>(ao, Ph, kLd, Ucur, kLd, row0 + 16, row0, col0);
+      warp_gemm<BF16, 4, false, true>(ao, Pl, kLd, Ucur, kLd, row0 + 16, row0, col0);
       const int oh = p.output_head(h, jq);
       uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
 #pragma unroll

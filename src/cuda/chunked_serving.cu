@@ -52,7 +52,7 @@ struct ServingPlan {
   bool time_major = false;
   int64_t lanes = 0;  // L of the window map: min(window, N)
   size_t table_off = 0, cmap_off = 0, wmap_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
-  size_t rg_off = 0, rw_off = 0, ru_off = 0, rp_off = 0, carry_off = 0, total = 0;
+  size_t rg_off = 0, rt_off = 0, rp_off = 0, carry_off = 0, total = 0;
 };
 
 int64_t token_rows(const LinearAttentionServing& s) { return s.p.B * s.p.T; }
@@ -64,8 +64,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   const int64_t per_seq = (x.T + kC - 1) / kC;
   // Packed: sum of ceil(len_n / 64) <= (T + 63 N) / 64. Rows: every sequence has T tokens.
   w.max_chunks = x.packed ? (x.T + (kC - 1) * x.N) / kC : x.N * per_seq;
-  const size_t per_chunk = kC * 4 + (p.delta ? size_t{kC} * p.dk * 2 : 0) + size_t{kC} * p.dv * 4 +
-                           static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
+  const size_t per_chunk = record_bytes(p);
   int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kWindowBytes / (per_chunk * p.Hkv)));
   if (o.max_window_chunks > 0) fit = std::min(fit, o.max_window_chunks);
   w.window = std::max<int64_t>(1, std::min(fit, w.max_chunks));
@@ -94,11 +93,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   w.beta_off = off;
   if (s.fused_gating && p.beta) off = align256(off + rows * (p.beta_shared ? 1 : p.Hkv) * 4);
   const size_t recs = static_cast<size_t>(p.Hkv) * static_cast<size_t>(w.windows > 0 ? w.window : 0);
-  w.rg_off = off;
-  w.rw_off = align256(w.rg_off + recs * kC * 4);
-  w.ru_off = align256(w.rw_off + (p.delta ? recs * kC * p.dk * 2 : 0));
-  w.rp_off = align256(w.ru_off + recs * kC * p.dv * 4);
-  w.carry_off = align256(w.rp_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
+  w.carry_off = record_regions(p, recs, off, &w.rg_off, &w.rt_off, &w.rp_off);
   // A carry state per boundary (sequence-major) or per sequence (time-major).
   const size_t carries = w.windows <= 1 ? 0
                          : w.time_major ? static_cast<size_t>(x.N)
@@ -463,8 +458,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.gate_dtype = gate_dtype;
   set_vector_access(a);
   a.g = reinterpret_cast<float*>(ws + w.rg_off);
-  a.w = reinterpret_cast<uint16_t*>(ws + w.rw_off);
-  a.u = reinterpret_cast<float*>(ws + w.ru_off);
+  a.t = reinterpret_cast<uint16_t*>(ws + w.rt_off);
   a.pm = reinterpret_cast<uint16_t*>(ws + w.rp_off);
   a.carry = reinterpret_cast<float*>(ws + w.carry_off);
   a.seg_state = nullptr;
