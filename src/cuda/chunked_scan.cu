@@ -138,10 +138,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   uint16_t* Uds = Us + kC * kLd;
   uint16_t* Xs = Uds + kC * kLd;
   uint16_t* Xl = Xs + kC * kLd;
-  // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: where K S is large against V (a
-  // large start state) its rounding to 16 bits would dominate the error of U (measured on the
-  // serving tests' pool states; the ungated delta rule measured 3.2e-3 against 2.6e-3).
-  constexpr bool xsplit = true;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -297,6 +293,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   // The local pass always splits: the transition product multiplies the true state later.
   write_state<BF16>(accS, Shi, Slo, srow0, scol0, LOCAL || args.split);
 
+  // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: where K S is large against V (a
+  // large start state) its rounding to 16 bits would dominate the error of U (measured on the
+  // serving tests' pool states; the ungated delta rule measured 3.2e-3 against 2.6e-3). The
+  // local pass of a segment after the first starts from zero (or I) and skips the split.
+  const bool xsplit = !LOCAL || seg == 0;
   for (int64_t cl = cbeg; cl < cend; ++cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
@@ -344,7 +345,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
           const float x0 = v0 - l * au[j][2 * hh], x1 = v1 - l * au[j][2 * hh + 1];
           const uint32_t xh = pack2<BF16>(x0, x1);
           *reinterpret_cast<uint32_t*>(Xs + r * kLd + c) = xh;
-          if constexpr (xsplit) {
+          if (xsplit) {
             *reinterpret_cast<uint32_t*>(Xl + r * kLd + c) =
                 pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(xh & 0xffffu)),
                             x1 - from_bits<BF16>(static_cast<uint16_t>(xh >> 16)));
@@ -360,7 +361,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
       __syncthreads();
       zero_acc(au);
       warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xs, kLd, row0 + 16, row0, col0);
-      if constexpr (xsplit) warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xl, kLd, row0 + 16, row0, col0);
+      if (xsplit) warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xl, kLd, row0 + 16, row0, col0);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int r = row0 + g + 8 * hh;
