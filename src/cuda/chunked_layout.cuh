@@ -64,7 +64,6 @@ constexpr int kSlab = 64;       // value columns per sequential CTA
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: conflict-free ldmatrix)
-constexpr int kFrag = 512;      // floats of one warp's 16 x 32 accumulator tile
 
 struct KernelArgs {
   LinearAttentionParams p;
@@ -207,27 +206,32 @@ struct WorkspacePlan {
 };
 
 // Upper bound on the workspace records of one window, dense and serving calls: with 32 value
-// heads it holds 2 x 8192 tokens. Each window costs the scan a prologue (start state, first
-// loads) and a partial last wave per CTA lane; on the H100, 8 x 8192 at 32 value heads took
-// 4.19 ms with 320 MiB (7 windows), 3.86 ms with 640 MiB (4), 3.77 ms with 1 GiB and 3.68 ms
-// with 2 GiB (chunked_bench --window-mb).
+// heads, the delta rule and one query head per kv head (records of about 24.8 KB per chunk and
+// kv head) it holds about 6 x 8192 tokens. Each window costs the scan a prologue (start state,
+// first loads) and a partial last wave per CTA lane; on the H100, with the former 64 KB records,
+// 8 x 8192 at 32 value heads took 4.19 ms with 320 MiB (7 windows), 3.86 ms with 640 MiB (4),
+// 3.77 ms with 1 GiB and 3.68 ms with 2 GiB (chunked_bench --window-mb).
 constexpr size_t kWindowBytes = size_t{640} << 20;
 
 // Workspace regions start on 256-byte boundaries.
 inline size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 
-// Bytes of the records of one (sequence, kv head, chunk): G, T (delta rules), P per query head.
-inline size_t record_bytes(const LinearAttentionParams& p) {
-  return kC * 4 + (p.delta ? size_t{kC} * kC * 2 : 0) + static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2;
-}
+// Bytes of each record of one (sequence, kv head, chunk) (layout above).
+struct RecordBytes {
+  size_t g, t, pm;
+  explicit RecordBytes(const LinearAttentionParams& p)
+      : g(kC * 4), t(p.delta ? size_t{kC} * kC * 2 : 0), pm(static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2) {}
+  size_t total() const { return g + t + pm; }
+};
 
 // Offsets of the three record regions for `recs` records from `base`; returns their end.
 inline size_t record_regions(const LinearAttentionParams& p, size_t recs, size_t base, size_t* g_off,
                              size_t* t_off, size_t* p_off) {
+  const RecordBytes r(p);
   *g_off = base;
-  *t_off = align256(*g_off + recs * kC * 4);
-  *p_off = align256(*t_off + (p.delta ? recs * kC * kC * 2 : 0));
-  return align256(*p_off + recs * p.q_per_kv() * 2 * kC * kC * 2);
+  *t_off = align256(*g_off + recs * r.g);
+  *p_off = align256(*t_off + recs * r.t);
+  return align256(*p_off + recs * r.pm);
 }
 
 // The access flags of a.p: q, k, v rows that load as 16-byte vectors (cp.async tiles) and

@@ -61,7 +61,7 @@ WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   const int64_t heads = p.B * p.Hkv;
   if (nch == 0 || heads == 0) return w;
   w.nseg = segments(p, nch, o);
-  const size_t per_chunk = record_bytes(p);
+  const size_t per_chunk = RecordBytes(p).total();
   const size_t budget = o.window_bytes > 0 ? o.window_bytes : kWindowBytes;
   int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(budget / (per_chunk * heads)));
   if (max_window > 0) fit = std::min(fit, max_window);

@@ -64,7 +64,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   const int64_t per_seq = (x.T + kC - 1) / kC;
   // Packed: sum of ceil(len_n / 64) <= (T + 63 N) / 64. Rows: every sequence has T tokens.
   w.max_chunks = x.packed ? (x.T + (kC - 1) * x.N) / kC : x.N * per_seq;
-  const size_t per_chunk = record_bytes(p);
+  const size_t per_chunk = RecordBytes(p).total();
   int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kWindowBytes / (per_chunk * p.Hkv)));
   if (o.max_window_chunks > 0) fit = std::min(fit, o.max_window_chunks);
   w.window = std::max<int64_t>(1, std::min(fit, w.max_chunks));
