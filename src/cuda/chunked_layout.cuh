@@ -7,9 +7,9 @@
 // (sequence b, kv head h, chunk of the window), index rec = (b * Hkv + h) * nc + chunk:
 //   G   float32 [kC]                   prefix sums of g inside the chunk
 //   T   16-bit  [kC][kC]               T diag(b), T = (I + A)^-1 (delta rules only)
-//   P   16-bit  [q_per_kv][2][kC][kC]  P o Q K^T as hi and lo parts, per query head
-// The sequential kernel reads K, Q and V from the call's tensors and forms the new values as
-// U = T diag(b) (V - diag(L) K S) = U' - W S (CHUNKED.md), so W and U' never reach memory.
+// The sequential kernel reads K, Q and V from the call's tensors, forms the new values as
+// U = T diag(b) (V - diag(L) K S) = U' - W S (CHUNKED.md), so W and U' never reach memory, and
+// P o Q K^T from its Q and K tiles.
 //
 // Segments (CHUNKED.md "Across chunks"): when few (sequence, kv head, slab) lanes would leave
 // SMs idle, the chunks of a window are cut into nseg segments scanned in parallel. Slot
@@ -76,7 +76,6 @@ struct KernelArgs {
   bool last;     // the window ends the sequence: the state goes to present
   float* g;
   uint16_t* t;   // T diag(b) records (delta rules)
-  uint16_t* pm;
   float* carry;  // float32 [B * Hkv][d_k][d_v] state between windows
   int nseg;          // segments of this window (1: one CTA walks all chunks)
   int64_t seg_len;   // chunks per segment (the last may have fewer)
@@ -201,13 +200,13 @@ struct WorkspacePlan {
   int64_t window = 0;  // chunks per window
   int64_t windows = 0;
   int nseg = 1;        // most segments per window
-  size_t g_off = 0, t_off = 0, p_off = 0, carry_off = 0, seg_state_off = 0, seg_m_off = 0,
+  size_t g_off = 0, t_off = 0, carry_off = 0, seg_state_off = 0, seg_m_off = 0,
          total = 0;
 };
 
 // Upper bound on the workspace records of one window, dense and serving calls: with 32 value
-// heads, the delta rule and one query head per kv head (records of about 24.8 KB per chunk and
-// kv head) it holds about 6 x 8192 tokens. Each window costs the scan a prologue (start state,
+// heads and the delta rule (records of about 8.3 KB per chunk and kv head) it holds about
+// 19 x 8192 tokens. Each window costs the scan a prologue (start state,
 // first loads) and a partial last wave per CTA lane; on the H100, with the former 64 KB records,
 // 8 x 8192 at 32 value heads took 4.19 ms with 320 MiB (7 windows), 3.86 ms with 640 MiB (4),
 // 3.77 ms with 1 GiB and 3.68 ms with 2 GiB (chunked_bench --window-mb).
@@ -218,20 +217,18 @@ inline size_t align256(size_t x) { return (x + 255) & ~size_t{255}; }
 
 // Bytes of each record of one (sequence, kv head, chunk) (layout above).
 struct RecordBytes {
-  size_t g, t, pm;
-  explicit RecordBytes(const LinearAttentionParams& p)
-      : g(kC * 4), t(p.delta ? size_t{kC} * kC * 2 : 0), pm(static_cast<size_t>(p.q_per_kv()) * 2 * kC * kC * 2) {}
-  size_t total() const { return g + t + pm; }
+  size_t g, t;
+  explicit RecordBytes(const LinearAttentionParams& p) : g(kC * 4), t(p.delta ? size_t{kC} * kC * 2 : 0) {}
+  size_t total() const { return g + t; }
 };
 
-// Offsets of the three record regions for `recs` records from `base`; returns their end.
+// Offsets of the two record regions for `recs` records from `base`; returns their end.
 inline size_t record_regions(const LinearAttentionParams& p, size_t recs, size_t base, size_t* g_off,
-                             size_t* t_off, size_t* p_off) {
+                             size_t* t_off) {
   const RecordBytes r(p);
   *g_off = base;
   *t_off = align256(*g_off + recs * r.g);
-  *p_off = align256(*t_off + recs * r.t);
-  return align256(*p_off + recs * r.pm);
+  return align256(*t_off + recs * r.t);
 }
 
 // The access flags of a.p: q, k, v rows that load as 16-byte vectors (cp.async tiles) and

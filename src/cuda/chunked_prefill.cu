@@ -68,7 +68,7 @@ WorkspacePlan plan(const LinearAttentionParams& p, const ChunkedOptions& o) {
   w.windows = (nch + fit - 1) / fit;
   w.window = (nch + w.windows - 1) / w.windows;
   const size_t recs = static_cast<size_t>(heads * w.window);
-  w.carry_off = record_regions(p, recs, 0, &w.g_off, &w.t_off, &w.p_off);
+  w.carry_off = record_regions(p, recs, 0, &w.g_off, &w.t_off);
   w.seg_state_off = align256(w.carry_off + (w.windows > 1 ? static_cast<size_t>(heads) * p.dk * p.dv * 4 : 0));
   const size_t slots = w.nseg > 1 ? static_cast<size_t>(heads) * w.nseg : 0;
   w.seg_m_off = align256(w.seg_state_off + slots * p.dk * p.dv * 4);
@@ -117,7 +117,6 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   auto* ws = static_cast<unsigned char*>(e.workspace);
   a.g = reinterpret_cast<float*>(ws + w.g_off);
   a.t = reinterpret_cast<uint16_t*>(ws + w.t_off);
-  a.pm = reinterpret_cast<uint16_t*>(ws + w.p_off);
   a.carry = reinterpret_cast<float*>(ws + w.carry_off);
   a.seg_state = reinterpret_cast<float*>(ws + w.seg_state_off);
   a.seg_m = reinterpret_cast<float*>(ws + w.seg_m_off);

@@ -1,13 +1,12 @@
 // The state-independent part of the chunked prefill (CHUNKED.md "Within a chunk"), for every
 // (sequence, kv head, chunk) of a window at once: one CTA of 8 warps per chunk computes
-// G, A = masked b exp(dG) K K^T, T = (I + A)^-1 (16x16 diagonal blocks by forward substitution
-// in float32, then the off-diagonal blocks level by level on the tensor cores with hi + lo
-// operands) and, per query head, P o Q K^T; it writes G, T diag(b) (16-bit) and P o Q K^T to
-// the workspace records of chunked_layout.cuh for the sequential kernel, which applies T to
-// the chunk's values itself. Products run on mma.sync with 16-bit operands and float32
-// accumulation; P o Q K^T is kept as hi + lo parts, because its rounding was the largest error
-// term of the fused kernel. Serving calls number chunks globally over the sequences
-// (chunked_layout.cuh): a CTA finds its tokens in the chunk map.
+// G, A = masked b exp(dG) K K^T and T = (I + A)^-1 (16x16 diagonal blocks by forward
+// substitution in float32, then the off-diagonal blocks level by level on the tensor cores with
+// hi + lo operands); it writes G and T diag(b) (16-bit) to the workspace records of
+// chunked_layout.cuh for the sequential kernel, which applies T to the chunk's values and forms
+// P o Q K^T itself. Products run on mma.sync with 16-bit operands and float32 accumulation.
+// Serving calls number chunks globally over the sequences (chunked_layout.cuh): a CTA finds its
+// tokens in the chunk map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -23,8 +22,8 @@ namespace {
 template <int DK>
 constexpr size_t prep_smem_bytes() {
   constexpr size_t ldk = DK + 8;
-  // K, Q, A hi and lo, T hi and lo; G, beta.
-  const size_t h16 = 2 * kC * ldk + 4 * kC * kLd;
+  // K, A hi and lo, T hi and lo; G, beta.
+  const size_t h16 = kC * ldk + 4 * kC * kLd;
   return h16 * 2 + 2 * kC * 4;
 }
 
@@ -71,8 +70,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
 
   extern __shared__ __align__(16) unsigned char smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [kC][LDK]
-  uint16_t* Qs = Ks + kC * LDK;                       // [kC][LDK]
-  uint16_t* Ah = Qs + kC * LDK;                       // [kC][kLd] A hi
+  uint16_t* Ah = Ks + kC * LDK;                       // [kC][kLd] A hi
   uint16_t* Al = Ah + kC * kLd;                       // [kC][kLd] A lo
   uint16_t* Th = Al + kC * kLd;                       // [kC][kLd] T hi
   uint16_t* Tl = Th + kC * kLd;                       // [kC][kLd] T lo
@@ -101,14 +99,9 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     t0 = ct.t0;
     n = ct.n;
   }
-  const int qpk = p.q_per_kv();
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
   load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-  {
-    const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
-    load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
-  }
   if (w == 0) {
     // G = inclusive prefix sum of g over the chunk (padding rows add 0, so G[63] = G at the
     // last real token).
@@ -226,35 +219,6 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     }
   }
 
-  // P o Q K^T for every query head reading this state, as hi + lo parts.
-  for (int jq = 0; jq < qpk; ++jq) {
-    if (jq > 0) {  // the first head's Q came with K
-      __syncthreads();
-      const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
-      load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
-      cp_async_wait_all();
-      __syncthreads();
-    }
-    float acc[4][4];
-    zero_acc(acc);
-    if (col0 <= row0 + 15) warp_gemm<BF16, 4, false, false>(acc, Qs, LDK, Ks, LDK, DK, row0, col0);
-    uint16_t* phi = args.pm + (rec * qpk + jq) * 2 * kC * kC;
-    uint16_t* plo = phi + kC * kC;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = row0 + g + 8 * hh, s = col0 + 8 * j + 2 * t4;
-        const float p0 = s <= r ? __expf(Gs[r] - Gs[s]) * acc[j][2 * hh] : 0.f;
-        const float p1 = s + 1 <= r ? __expf(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
-        const uint32_t hi = pack2<BF16>(p0, p1);
-        *reinterpret_cast<uint32_t*>(phi + r * kC + s) = hi;
-        *reinterpret_cast<uint32_t*>(plo + r * kC + s) =
-            pack2<BF16>(p0 - from_bits<BF16>(static_cast<uint16_t>(hi & 0xffffu)),
-                        p1 - from_bits<BF16>(static_cast<uint16_t>(hi >> 16)));
-      }
-    }
-  }
 }
 
 template <bool BF16, int DK, bool DELTA>

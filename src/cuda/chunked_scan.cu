@@ -27,117 +27,169 @@
 #include "core/dtype.hpp"
 #include "cuda/chunked_layout.cuh"
 #include "cuda/chunked_mma.cuh"
+#include "cuda/chunked_wgmma.cuh"
 
 namespace linattn::detail::cuda::chunked {
 namespace {
 
-// 16-bit elements of one prefetch stage: K, Q ([kC][DK + 8] each), T diag(b), the slab of V,
-// P hi, P lo ([kC][kLd] each), then G (kC float32).
+// 16-bit elements of one prefetch stage, every tile interleaved (chunked_wgmma.cuh): K, Q
+// ([kC][DK] each), T diag(b), the slab of V ([kC][kC] each), then G (kC float32).
 template <int DK>
 constexpr int stage_elems() {
-  return 2 * kC * (DK + 8) + 4 * kC * kLd + 2 * kC;
+  return 2 * kC * DK + 2 * kC * kC + 2 * kC;
 }
 
-// Two stages, the state as hi and lo tiles, then U, U diag(exp(G_C - G)) and
-// X = V - diag(L) K S as hi and lo tiles.
+// Two stages, the state as hi and lo tiles [d_k][64], then U, U diag(exp(G_C - G)) and
+// X = V - diag(L) K S as hi and lo tiles [kC][64]. Every tile starts on a 128-byte boundary.
 template <int DK>
 constexpr size_t scan_smem_bytes() {
-  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kLd + 4 * kC * kLd) * 2;
+  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kSlab + 4 * kC * kSlab) * 2;
 }
+static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 == 0, "tile alignment");
 
-// The float32 state slice (registers, accumulator layout) as hi and lo 16-bit tiles [d_k][64].
-template <bool BF16, int NT>
-__device__ __forceinline__ void write_state(const float (&s)[NT][4], uint16_t* hi, uint16_t* lo,
-                                            int row0, int col0, bool split) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+// Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements) into an
+// interleaved tile, zeros below. A warp copies 16 rows x 32 bytes per step: whole 32-byte
+// sectors from global memory, and all eight rows of a core per 128-byte shared wavefront.
+// Aligned rows go through cp.async (visible after cp_async_wait_all, proxy_fence and a
+// barrier); others are copied synchronously.
+template <int COLS, int NT = kThreads>
+__device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src, int64_t stride, int n,
+                                             bool vec, int t = threadIdx.x) {
+  constexpr int kChunks = kC * COLS / 8;
+  static_assert(kChunks % NT == 0, "whole steps");
 #pragma unroll
-  for (int j = 0; j < NT; ++j) {
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int r = row0 + g + 8 * hh, c = col0 + 8 * j + 2 * t4;
-      const float x0 = s[j][2 * hh], x1 = s[j][2 * hh + 1];
-      const uint32_t h = pack2<BF16>(x0, x1);
-      *reinterpret_cast<uint32_t*>(hi + r * kLd + c) = h;
-      if (split) {
-        const float r0 = x0 - from_bits<BF16>(static_cast<uint16_t>(h & 0xffffu));
-        const float r1 = x1 - from_bits<BF16>(static_cast<uint16_t>(h >> 16));
-        *reinterpret_cast<uint32_t*>(lo + r * kLd + c) = pack2<BF16>(r0, r1);
+  for (int k = 0; k < kChunks / NT; ++k) {
+    const int i = t + k * NT;
+    const int r = (i >> 1) & (kC - 1), cv = (2 * (i >> 7) + (i & 1)) * 8;
+    uint16_t* d = dst + il(r, cv, COLS / 8);
+    if (vec) {
+      cp_async16(d, src + (r < n ? r * stride + cv : 0), r < n);
+    } else {
+      uint4 val = make_uint4(0u, 0u, 0u, 0u);
+      if (r < n) {
+        const uint16_t* s = src + r * stride + cv;
+        val.x = s[0] | (static_cast<uint32_t>(s[1]) << 16);
+        val.y = s[2] | (static_cast<uint32_t>(s[3]) << 16);
+        val.z = s[4] | (static_cast<uint32_t>(s[5]) << 16);
+        val.w = s[6] | (static_cast<uint32_t>(s[7]) << 16);
       }
+      *reinterpret_cast<uint4*>(d) = val;
     }
   }
 }
 
-// The float32 state slice (registers, accumulator layout) to a state block of any dtype.
-template <int NT>
-__device__ __forceinline__ void store_state(const float (&s)[NT][4], void* base, linattn_dtype dt,
-                                            int64_t sk, int row0, int col0) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-#pragma unroll
-  for (int j = 0; j < NT; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int i = row0 + g + 8 * (e >> 1), c = col0 + 8 * j + 2 * t4 + (e & 1);
-      store_from_float(base, i * sk + c, dt, s[j][e]);
-    }
-  }
-}
+// The state slice of a thread of the state warpgroup, d_k x 64 as NS = d_k / 64 products'
+// accumulators: element (hf, j, e) is row 64 hf + 16 (w & 3) + lane / 4 + 8 (e / 2), column (of
+// the slab) 8 j + 2 (lane % 4) + e % 2.
+struct StateMap {
+  int row, col;  // of element (0, 0, 0)
+  __device__ __forceinline__ int r(int hf, int e) const { return row + 64 * hf + 8 * (e >> 1); }
+  __device__ __forceinline__ int c(int j, int e) const { return col + 8 * j + (e & 1); }
+};
 
-// ao += A2 S and, when TWO, au += A1 S, with S = hi (+ lo when SPLIT) 16-bit tiles [K][kLd]:
-// the products that read the state share its fragments, and their independent mma chains
-// interleave. A1 and A2 are [m][k] with row stride lda; warp tile 16 x 32 at (row0, col0).
-template <bool BF16, bool TWO, bool SPLIT>
-__device__ __forceinline__ void state_gemm(float (&au)[4][4], const uint16_t* A1, float (&ao)[4][4],
-                                           const uint16_t* A2, int lda, const uint16_t* Bh,
-                                           const uint16_t* Bl, int K, int row0, int col0) {
-  const int lane = threadIdx.x & 31;
-  const int mi = lane >> 3, r8 = lane & 7;
-#pragma unroll 2
-  for (int k0 = 0; k0 < K; k0 += 16) {
-    const int aoff = (row0 + (lane & 15)) * lda + k0 + (lane >> 4) * 8;
-    uint32_t a1[4], a2[4];
-    ldsm_x4(a2, A2 + aoff);
-    if constexpr (TWO) ldsm_x4(a1, A1 + aoff);
+// The float32 state slice as hi (and, when split, lo) 16-bit interleaved tiles [d_k][64].
+template <bool BF16, int NS>
+__device__ __forceinline__ void write_state(const float (&s)[NS][8][4], uint16_t* hi, uint16_t* lo,
+                                            const StateMap& m, bool split) {
 #pragma unroll
-    for (int p = 0; p < 2; ++p) {
-      const int boff = (k0 + (mi & 1) * 8 + r8) * kLd + col0 + 16 * p + (mi >> 1) * 8;
-      uint32_t b[4];
-      ldsm_x4_t(b, Bh + boff);
-      mma16816<BF16>(ao[2 * p], a2, b[0], b[1]);
-      mma16816<BF16>(ao[2 * p + 1], a2, b[2], b[3]);
-      if constexpr (TWO) {
-        mma16816<BF16>(au[2 * p], a1, b[0], b[1]);
-        mma16816<BF16>(au[2 * p + 1], a1, b[2], b[3]);
-      }
-      if constexpr (SPLIT) {
-        uint32_t c[4];
-        ldsm_x4_t(c, Bl + boff);
-        mma16816<BF16>(ao[2 * p], a2, c[0], c[1]);
-        mma16816<BF16>(ao[2 * p + 1], a2, c[2], c[3]);
-        if constexpr (TWO) {
-          mma16816<BF16>(au[2 * p], a1, c[0], c[1]);
-          mma16816<BF16>(au[2 * p + 1], a1, c[2], c[3]);
+  for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int o = il(m.r(hf, 2 * hh), m.c(j, 0), kSlab / 8);
+        const float x0 = s[hf][j][2 * hh], x1 = s[hf][j][2 * hh + 1];
+        const uint32_t h = pack2<BF16>(x0, x1);
+        *reinterpret_cast<uint32_t*>(hi + o) = h;
+        if (split) {
+          const float r0 = x0 - from_bits<BF16>(static_cast<uint16_t>(h & 0xffffu));
+          const float r1 = x1 - from_bits<BF16>(static_cast<uint16_t>(h >> 16));
+          *reinterpret_cast<uint32_t*>(lo + o) = pack2<BF16>(r0, r1);
         }
       }
     }
   }
 }
 
+// The float32 state slice to a state block of any dtype (row stride sk, columns from col0).
+template <int NS>
+__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt,
+                                            int64_t sk, const StateMap& m, int col0) {
+#pragma unroll
+  for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) store_from_float(base, m.r(hf, e) * sk + col0 + m.c(j, e), dt, s[hf][j][e]);
+    }
+  }
+}
+
+// P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0) from the warpgroup's Q K^T
+// accumulators, as hi + lo A fragments of the product with U: ph[kk] covers columns
+// 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8. Column tiles
+// past the warp's diagonal block are zero without an exp.
+template <bool BF16>
+__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs, int row, int wr,
+                                        uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
+  const int t4 = threadIdx.x & 3;
+  const float g0 = Gs[row], g1 = Gs[row + 8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int c = 8 * j + 2 * t4;
+    uint32_t hi[2] = {0u, 0u}, lo[2] = {0u, 0u};
+    if (j <= 2 * wr + 1) {
+      const float gc0 = Gs[c], gc1 = Gs[c + 1];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = row + 8 * hh;
+        const float gr = hh ? g1 : g0;
+        const float p0 = c <= r ? __expf(gr - gc0) * qk[j][2 * hh] : 0.f;
+        const float p1 = c + 1 <= r ? __expf(gr - gc1) * qk[j][2 * hh + 1] : 0.f;
+        hi[hh] = pack2<BF16>(p0, p1);
+        lo[hh] = pack2<BF16>(p0 - from_bits<BF16>(static_cast<uint16_t>(hi[hh] & 0xffffu)),
+                             p1 - from_bits<BF16>(static_cast<uint16_t>(hi[hh] >> 16)));
+      }
+    }
+    // A fragment of k step j / 2: registers 0, 1 the first 8 columns (rows row, row + 8),
+    // 2, 3 the next 8.
+    ph[j >> 1][2 * (j & 1)] = hi[0];
+    ph[j >> 1][2 * (j & 1) + 1] = hi[1];
+    pl[j >> 1][2 * (j & 1)] = lo[0];
+    pl[j >> 1][2 * (j & 1) + 1] = lo[1];
+  }
+}
+
+// ao += (P o Q K^T) U over the chunk (four k steps, hi and lo parts), U an interleaved
+// [kC][64] tile.
+template <bool BF16>
+__device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph)[4][4], const uint32_t (&pl)[4][4],
+                                          const uint16_t* U) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    wg_gemm_ra<BF16>(ao, ph[kk], U + il(16 * kk, 0, kSlab / 8), kSlab / 8);
+    wg_gemm_ra<BF16>(ao, pl[kk], U + il(16 * kk, 0, kSlab / 8), kSlab / 8);
+  }
+}
+
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
 __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
-  constexpr int LDK = DK + 8;
   constexpr int kStage = stage_elems<DK>();
-  // State slice per warp: 16 rows x 64 columns (d_k = 128) or 16 x 32 (d_k = 64).
-  constexpr int NTS = DK == 128 ? 8 : 4;
+  constexpr int CPK = DK / 8;   // cores per core row of the K and Q tiles
+  constexpr int CPS = kSlab / 8;  // of the [.][64] tiles
+  // Warpgroup wg takes columns 32 wg .. 32 wg + 31 of the slab in every product; its state
+  // slice is d_k x 32, as NS products of 64 rows.
+  constexpr int NS = DK / 64;
 
-  extern __shared__ __align__(16) unsigned char smem[];
+  extern __shared__ __align__(128) unsigned char smem[];
   uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [2][kStage]
   uint16_t* Shi = stages + 2 * kStage;
-  uint16_t* Slo = Shi + DK * kLd;
-  uint16_t* Us = Slo + DK * kLd;
-  uint16_t* Uds = Us + kC * kLd;
-  uint16_t* Xs = Uds + kC * kLd;
-  uint16_t* Xl = Xs + kC * kLd;
+  uint16_t* Slo = Shi + DK * kSlab;
+  uint16_t* Us = Slo + DK * kSlab;
+  uint16_t* Uds = Us + kC * kSlab;
+  uint16_t* Xs = Uds + kC * kSlab;
+  uint16_t* Xl = Xs + kC * kSlab;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -238,10 +290,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
   const uint16_t* vbase = static_cast<const uint16_t*>(p.v) + b * p.v_sb + h * p.dv + vcol;
 
-  // Warp tiles: C x 64 products (16 x 32 per warp) and the state slice.
-  const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
-  const int srow0 = DK == 128 ? 16 * w : 16 * (w & 3);
-  const int scol0 = DK == 128 ? 0 : 32 * (w >> 2);
+  // Warpgroup 0 runs the state chain (K S, X, U, the state update), warpgroup 1 the outputs
+  // (Q S, P o Q K^T, (P o Q K^T) U) of the final pass, each on the whole 64-column slab. They
+  // meet at the stage barrier and two named barriers: U ready (kBarU) and the outputs' Q S done
+  // with the state tiles (kBarQS); kBarWg is warpgroup 0's own, kBarOut warpgroup 1's.
+  constexpr int kBarU = 1, kBarQS = 2, kBarWg = 3, kBarOut = 4;
+  const int wg = w >> 2, wr = w & 3;
+  const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
+  const StateMap sm{16 * wr + g, 2 * t4};
 
   // Prefetch of chunk cl of the window into stage cl & 1 (the transition-product blocks have
   // no values: V = 0).
@@ -251,241 +307,283 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
     const int64_t rec = record(cl);
     uint16_t* st = stages + (cl & 1) * kStage;
-    uint16_t* tiles = st + 2 * kC * LDK;  // T diag(b), V, P hi, P lo
-    load_tile<DK>(st, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-    if (!LOCAL) load_tile<DK>(st + kC * LDK, LDK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
-    if (DELTA) load_tile<kC>(tiles, kLd, args.t + rec * kC * kC, kC, kC, true);
-    if (!is_m) load_tile<kSlab>(tiles + kC * kLd, kLd, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
-    if (!LOCAL) {
-      const uint16_t* pm = args.pm + rec * qpk * 2 * kC * kC;
-      load_tile<kC>(tiles + 2 * kC * kLd, kLd, pm, kC, kC, true);
-      load_tile<kC>(tiles + 3 * kC * kLd, kLd, pm + kC * kC, kC, kC, true);
-    }
+    uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
+    load_tile_il<DK>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
+    if (!LOCAL) load_tile_il<DK>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
+    if (DELTA) load_tile_il<kC>(tiles, args.t + rec * kC * kC, kC, kC, true);
+    if (!is_m) load_tile_il<kSlab>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
     if (tid < kC / 4) {
-      cp_async16(tiles + 4 * kC * kLd + 8 * tid, args.g + rec * kC + 4 * tid, true);
+      cp_async16(tiles + 2 * kC * kC + 8 * tid, args.g + rec * kC + 4 * tid, true);
     }
   };
 
   // The first chunk's loads are in flight while the start state is read.
   if (cbeg < cend) prefetch(cbeg);
 
-  float accS[NTS][4];
-#pragma unroll
-  for (int j = 0; j < NTS; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
-      if (is_m) {
-        accS[j][e] = i == c ? 1.f : 0.f;
-      } else if (LOCAL && seg > 0) {
-        accS[j][e] = 0.f;
-      } else if (!LOCAL && args.nseg > 1) {
-        accS[j][e] = args.seg_state[(slot * DK + i) * p.dv + c];
-      } else {
-        accS[j][e] = init_f ? init_f[i * p.dv + c]
-                     : init_p ? load_as_float(init_p, i * init_sk + c, init_dt)
-                              : 0.f;
-        // The final pass reads segment 0's start here: past and carry may be overwritten by then.
-        if (LOCAL) args.seg_state[(slot * DK + i) * p.dv + c] = accS[j][e];
+  float accS[NS][8][4];
+  if (wg == 0) {
+    // A float32 start state with even row stride and 8-byte alignment loads as pairs (one
+    // batch of independent loads); other sources element by element.
+    const float* src = nullptr;
+    int64_t ld = p.dv;
+    if (!is_m && !(LOCAL && seg > 0)) {
+      if (!LOCAL && args.nseg > 1) {
+        src = args.seg_state + slot * DK * p.dv;
+      } else if (init_f) {
+        src = init_f;
+      } else if (init_p && init_dt == LINATTN_FLOAT32 && init_sk % 2 == 0 &&
+                 reinterpret_cast<uintptr_t>(init_p) % 8 == 0) {
+        src = static_cast<const float*>(init_p);
+        ld = init_sk;
       }
     }
+#pragma unroll
+    for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int i = sm.r(hf, 2 * hh), c = vcol + sm.c(j, 0);
+          float2 x;
+          if (src) {
+            x = *reinterpret_cast<const float2*>(src + i * ld + c);
+          } else if (is_m) {
+            x = make_float2(i == c ? 1.f : 0.f, i == c + 1 ? 1.f : 0.f);
+          } else if (init_p && !(LOCAL && seg > 0)) {
+            x = make_float2(load_as_float(init_p, i * init_sk + c, init_dt),
+                            load_as_float(init_p, i * init_sk + c + 1, init_dt));
+          } else {
+            x = make_float2(0.f, 0.f);
+          }
+          accS[hf][j][2 * hh] = x.x;
+          accS[hf][j][2 * hh + 1] = x.y;
+          // The final pass reads segment 0's start here: past and carry may be overwritten by then.
+          if (LOCAL && !is_m && seg == 0) {
+            *reinterpret_cast<float2*>(args.seg_state + (slot * DK + i) * p.dv + c) = x;
+          }
+        }
+      }
+    }
+    // The local pass always splits: the transition product multiplies the true state later.
+    write_state<BF16>(accS, Shi, Slo, sm, LOCAL || args.split);
   }
-  // The local pass always splits: the transition product multiplies the true state later.
-  write_state<BF16>(accS, Shi, Slo, srow0, scol0, LOCAL || args.split);
 
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
   // split). The local pass of a segment after the first starts from zero (or I) and skips the
   // split.
   const bool xsplit = !LOCAL || seg == 0;
+  const bool ssplit = LOCAL || args.split;
   for (int64_t cl = cbeg; cl < cend; ++cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
     uint16_t* st = stages + (cl & 1) * kStage;
     const uint16_t* Ks = st;
-    uint16_t* Qs = st + kC * LDK;
-    const uint16_t* Tbs = st + 2 * kC * LDK;
-    const uint16_t* Vs = Tbs + kC * kLd;
-    uint16_t* Ph = st + 2 * kC * LDK + 2 * kC * kLd;
-    uint16_t* Pl = Ph + kC * kLd;
-    const float* Gs = reinterpret_cast<const float*>(Pl + kC * kLd);
+    uint16_t* Qs = st + kC * DK;
+    const uint16_t* Tbs = st + 2 * kC * DK;
+    const uint16_t* Vs = Tbs + kC * kC;
+    const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
     cp_async_wait_all();
+    proxy_fence();
     __syncthreads();
     // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
     if (cl + 1 < cend) prefetch(cl + 1);
     const float gend = Gs[kC - 1];
+    float lr[2];  // exp(G) of rows row and row + 8
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) lr[hh] = __expf(Gs[row + 8 * hh]);
 
-    // K S (delta rules) and Q S (final pass) in one pass over the state tiles; then with the
-    // delta rule X = V - diag(L) K S to shared memory, U = T diag(b) X; without it U = V.
-    // U diag(exp(G_C - G)) goes to Uds, U itself (final pass) to Us.
-    float au[4][4], ao[4][4];
-    zero_acc(au);
-    zero_acc(ao);
-    if constexpr (LOCAL) {
-      if constexpr (DELTA) state_gemm<BF16, false, true>(au, Ks, au, Ks, LDK, Shi, Slo, DK, row0, col0);
-    } else if (args.split) {
-      state_gemm<BF16, DELTA, true>(au, Ks, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-    } else {
-      state_gemm<BF16, DELTA, false>(au, Ks, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-    }
+    if (wg == 0) {
+      // The state chain: with the delta rule K S, X = V - diag(L) K S to shared memory and
+      // U = T diag(b) X; without it U = V. U goes to Us (final pass), U diag(exp(G_C - G)) to
+      // Uds; then S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
+      float fr[2];
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int r = row0 + g + 8 * hh;
-      const float l = __expf(Gs[r]), f = __expf(gend - Gs[r]);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int c = col0 + 8 * j + 2 * t4;
-        float v0 = 0.f, v1 = 0.f;
-        if (!is_m) {
-          const uint32_t v2 = *reinterpret_cast<const uint32_t*>(Vs + r * kLd + c);
-          v0 = from_bits<BF16>(static_cast<uint16_t>(v2 & 0xffffu));
-          v1 = from_bits<BF16>(static_cast<uint16_t>(v2 >> 16));
-        }
-        if constexpr (DELTA) {
-          const float x0 = v0 - l * au[j][2 * hh], x1 = v1 - l * au[j][2 * hh + 1];
-          const uint32_t xh = pack2<BF16>(x0, x1);
-          *reinterpret_cast<uint32_t*>(Xs + r * kLd + c) = xh;
-          if (xsplit) {
-            *reinterpret_cast<uint32_t*>(Xl + r * kLd + c) =
-                pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(xh & 0xffffu)),
-                            x1 - from_bits<BF16>(static_cast<uint16_t>(xh >> 16)));
-          }
-        } else {
-          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(v0 * f, v1 * f);
-        }
-        ao[j][2 * hh] *= l;
-        ao[j][2 * hh + 1] *= l;
+      for (int hh = 0; hh < 2; ++hh) fr[hh] = __expf(gend - Gs[row + 8 * hh]);
+      float au[8][4];
+      if constexpr (DELTA) {
+        wg_begin(au);
+        wg_gemm<BF16, Operand::kRowsK>(au, Ks, CPK, Shi, CPS, DK, false);
+        if (ssplit) wg_gemm<BF16, Operand::kRowsK>(au, Ks, CPK, Slo, CPS, DK, true);
+        wg_issue_done();
+        wg_done(au);
       }
-    }
-    if constexpr (DELTA) {
-      __syncthreads();
-      zero_acc(au);
-      warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xs, kLd, row0 + 16, row0, col0);
-      if (xsplit) warp_gemm<BF16, 4, false, true>(au, Tbs, kLd, Xl, kLd, row0 + 16, row0, col0);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        const int r = row0 + g + 8 * hh;
-        const float f = __expf(gend - Gs[r]);
+        const int r = row + 8 * hh;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int c = col0 + 8 * j + 2 * t4;
-          const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
-          if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + r * kLd + c) = pack2<BF16>(x0, x1);
-          *reinterpret_cast<uint32_t*>(Uds + r * kLd + c) = pack2<BF16>(x0 * f, x1 * f);
+        for (int j = 0; j < 8; ++j) {
+          const int o = il(r, 8 * j + 2 * t4, CPS);
+          float v0 = 0.f, v1 = 0.f;
+          if (!is_m) {
+            const uint32_t v2 = *reinterpret_cast<const uint32_t*>(Vs + o);
+            v0 = from_bits<BF16>(static_cast<uint16_t>(v2 & 0xffffu));
+            v1 = from_bits<BF16>(static_cast<uint16_t>(v2 >> 16));
+          }
+          if constexpr (DELTA) {
+            const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
+            const uint32_t xh = pack2<BF16>(x0, x1);
+            *reinterpret_cast<uint32_t*>(Xs + o) = xh;
+            if (xsplit) {
+              *reinterpret_cast<uint32_t*>(Xl + o) =
+                  pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(xh & 0xffffu)),
+                              x1 - from_bits<BF16>(static_cast<uint16_t>(xh >> 16)));
+            }
+          } else {
+            *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(v0 * fr[hh], v1 * fr[hh]);
+          }
         }
       }
-    }
-    __syncthreads();
-
-    if constexpr (LOCAL) {
-      const float lend = __expf(gend);
-#pragma unroll
-      for (int j = 0; j < NTS; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) accS[j][e] *= lend;
-      }
-      warp_gemm<BF16, NTS, true, true>(accS, Ks, LDK, Uds, kLd, kC, srow0, scol0);
-      write_state<BF16>(accS, Shi, Slo, srow0, scol0, true);
-      continue;
-    }
-    const uint16_t* Ucur = DELTA ? Us : Vs;
-
-    // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U).
-    for (int jq = 0; jq < qpk; ++jq) {
-      if (jq > 0) {
-        // Q and P o Q K^T of the next head replace the first head's in this stage.
-        __syncthreads();
-        const int64_t rec = record(cl);
-        const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
-        load_tile<DK>(Qs, LDK, qbase + t0 * p.q_st, p.q_st, n, args.vec_in);
-        const uint16_t* pm = args.pm + (rec * qpk + jq) * 2 * kC * kC;
-        load_tile<kC>(Ph, kLd, pm, kC, kC, true);
-        load_tile<kC>(Pl, kLd, pm + kC * kC, kC, kC, true);
-        cp_async_wait_all();
-        __syncthreads();
-        zero_acc(ao);
-        if (args.split) {
-          state_gemm<BF16, false, true>(au, Qs, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-        } else {
-          state_gemm<BF16, false, false>(au, Qs, ao, Qs, LDK, Shi, Slo, DK, row0, col0);
-        }
+      if constexpr (DELTA) {
+        proxy_fence();
+        bar_sync(kBarWg, 128);
+        wg_begin(au);
+        wg_gemm<BF16, Operand::kRowsK>(au, Tbs, kC / 8, Xs, CPS, kC, false);
+        if (xsplit) wg_gemm<BF16, Operand::kRowsK>(au, Tbs, kC / 8, Xl, CPS, kC, true);
+        wg_issue_done();
+        wg_done(au);
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
-          const float l = __expf(Gs[row0 + g + 8 * hh]);
+          const int r = row + 8 * hh;
 #pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            ao[j][2 * hh] *= l;
-            ao[j][2 * hh + 1] *= l;
+          for (int j = 0; j < 8; ++j) {
+            const int o = il(r, 8 * j + 2 * t4, CPS);
+            const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
+            if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + o) = pack2<BF16>(x0, x1);
+            *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(x0 * fr[hh], x1 * fr[hh]);
           }
         }
       }
-      warp_gemm<BF16, 4, false, true>(ao, Ph, kLd, Ucur, kLd, row0 + 16, row0, col0);
-      warp_gemm<BF16, 4, false, true>(ao, Pl, kLd, Ucur, kLd, row0 + 16, row0, col0);
-      const int oh = p.output_head(h, jq);
-      uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
+      proxy_fence();
+      if (!LOCAL) bar_arrive(kBarU, 2 * 128);
+      bar_sync(kBarWg, 128);
+      const float lend = __expf(gend);
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = row0 + g + 8 * hh;
-        if (r < n) {
-          uint16_t* orow = obase + (t0 + r) * p.o_st;
+      for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const int c = col0 + 8 * j + 2 * t4;
-            const uint32_t v2 = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
-            if (args.vec_out) {
-              *reinterpret_cast<uint32_t*>(orow + c) = v2;
-            } else {
-              orow[c] = static_cast<uint16_t>(v2 & 0xffffu);
-              orow[c + 1] = static_cast<uint16_t>(v2 >> 16);
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) accS[hf][j][e] *= lend;
+        }
+        wg_begin(accS[hf]);
+      }
+#pragma unroll
+      for (int hf = 0; hf < NS; ++hf) {
+        wg_gemm<BF16, Operand::kColsK>(accS[hf], Ks + il(0, 64 * hf, CPK), CPK, Uds, CPS, kC, true);
+      }
+      wg_issue_done();
+#pragma unroll
+      for (int hf = 0; hf < NS; ++hf) wg_done(accS[hf]);
+      // The outputs' Q S must have read the state tiles before they change.
+      if (!LOCAL) bar_sync(kBarQS, 2 * 128);
+      write_state<BF16>(accS, Shi, Slo, sm, ssplit);
+      if (SERVING && args.ix.ckpt_count > 0) {
+        // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
+        // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
+        const int64_t done = (cl + 1) * kC;
+        const int64_t j = done / args.ix.ckpt_interval;
+        if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
+          const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
+          if (cs >= 0) {
+            store_state(accS, static_cast<char*>(p.present) +
+                                  (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
+                        p.present_dtype, p.pres_sk, sm, vcol);
+          }
+        }
+      }
+    } else if constexpr (!LOCAL) {
+      // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
+      // P o Q K^T formed in registers as hi + lo A fragments.
+      const uint16_t* Ucur = DELTA ? Us : Vs;
+      const int t = tid - 128;
+      for (int jq = 0; jq < qpk; ++jq) {
+        if (jq > 0) {
+          // Q of the next head replaces the previous head's in this stage (warpgroup 0 reads
+          // K, T and V only).
+          bar_sync(kBarOut, 128);
+          const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
+          load_tile_il<DK, 128>(Qs, qbase + t0 * p.q_st, p.q_st, n, args.vec_in, t);
+          cp_async_wait_all();
+          proxy_fence();
+          bar_sync(kBarOut, 128);
+        }
+        float ao[8][4], qk[8][4];
+        uint32_t ph[4][4], pl[4][4];
+        wg_begin(ao);
+        wg_begin(qk);
+        wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Shi, CPS, DK, false);
+        if (ssplit) wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Slo, CPS, DK, true);
+        wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, CPK, Ks, CPK, DK, false);
+        wg_issue_done();
+        wg_done(ao);
+        wg_done(qk);
+        if (jq + 1 == qpk) bar_arrive(kBarQS, 2 * 128);
+        build_p<BF16>(qk, Gs, row, wr, ph, pl);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) ao[j][e] *= lr[e >> 1];
+        }
+        if (jq == 0) bar_sync(kBarU, 2 * 128);
+        wg_begin(ao);
+        p_times_u<BF16>(ao, ph, pl, Ucur);
+        wg_issue_done();
+        wg_done(ao);
+        const int oh = p.output_head(h, jq);
+        uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int r = row + 8 * hh;
+          if (r < n) {
+            uint16_t* orow = obase + (t0 + r) * p.o_st;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+              const int c = 8 * j + 2 * t4;
+              const uint32_t v2 = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
+              if (args.vec_out) {
+                *reinterpret_cast<uint32_t*>(orow + c) = v2;
+              } else {
+                orow[c] = static_cast<uint16_t>(v2 & 0xffffu);
+                orow[c + 1] = static_cast<uint16_t>(v2 >> 16);
+              }
             }
           }
         }
       }
     }
-
-    // S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
-    const float lend = __expf(gend);
-#pragma unroll
-    for (int j = 0; j < NTS; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) accS[j][e] *= lend;
-    }
-    warp_gemm<BF16, NTS, true, true>(accS, Ks, LDK, Uds, kLd, kC, srow0, scol0);
-    // With several query heads the last head's Q S may still be reading the state tiles.
-    if (qpk > 1) __syncthreads();
-    write_state<BF16>(accS, Shi, Slo, srow0, scol0, args.split);
-    if (SERVING && args.ix.ckpt_count > 0) {
-      // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
-      // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
-      const int64_t done = (cl + 1) * kC;
-      const int64_t j = done / args.ix.ckpt_interval;
-      if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
-        const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
-        if (cs >= 0) {
-          store_state(accS, static_cast<char*>(p.present) +
-                                (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
-                      p.present_dtype, p.pres_sk, srow0, vcol + scol0);
-        }
-      }
-    }
   }
 
+  if (wg == 0) {
+    // Float32 destinations take pairs; only the last segment's end state leaves the window.
+    float* dst = nullptr;
+    int64_t ld = p.dv;
+    if (LOCAL) {
+      dst = is_m ? args.seg_m + slot * DK * DK : args.seg_state + (slot + 1) * DK * p.dv;
+      ld = is_m ? DK : p.dv;
+    } else if (seg + 1 == args.nseg) {
+      if (fin_f) {
+        dst = fin_f;
+      } else if (p.present_dtype == LINATTN_FLOAT32 && fin_sk % 2 == 0 &&
+                 reinterpret_cast<uintptr_t>(fin_p) % 8 == 0) {
+        dst = static_cast<float*>(fin_p);
+        ld = fin_sk;
+      }
+    }
+    const bool store = LOCAL || seg + 1 == args.nseg;
 #pragma unroll
-  for (int j = 0; j < NTS; ++j) {
+    for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int i = srow0 + g + 8 * (e >> 1), c = vcol + scol0 + 8 * j + 2 * t4 + (e & 1);
-      if (LOCAL) {
-        if (is_m) {
-          args.seg_m[(slot * DK + i) * DK + c] = accS[j][e];
-        } else {
-          args.seg_state[((slot + 1) * DK + i) * p.dv + c] = accS[j][e];
-        }
-      } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
-        if (fin_p) {
-          store_from_float(fin_p, i * fin_sk + c, p.present_dtype, accS[j][e]);
-        } else {
-          fin_f[i * p.dv + c] = accS[j][e];
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int i = sm.r(hf, 2 * hh), c = vcol + sm.c(j, 0);
+          const float x0 = accS[hf][j][2 * hh], x1 = accS[hf][j][2 * hh + 1];
+          if (dst) {
+            *reinterpret_cast<float2*>(dst + i * ld + c) = make_float2(x0, x1);
+          } else if (store) {
+            store_from_float(fin_p, i * fin_sk + c, p.present_dtype, x0);
+            store_from_float(fin_p, i * fin_sk + c + 1, p.present_dtype, x1);
+          }
         }
       }
     }

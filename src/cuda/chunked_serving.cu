@@ -52,7 +52,7 @@ struct ServingPlan {
   bool time_major = false;
   int64_t lanes = 0;  // L of the window map: min(window, N)
   size_t table_off = 0, cmap_off = 0, wmap_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
-  size_t rg_off = 0, rt_off = 0, rp_off = 0, carry_off = 0, total = 0;
+  size_t rg_off = 0, rt_off = 0, carry_off = 0, total = 0;
 };
 
 int64_t token_rows(const LinearAttentionServing& s) { return s.p.B * s.p.T; }
@@ -93,7 +93,7 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
   w.beta_off = off;
   if (s.fused_gating && p.beta) off = align256(off + rows * (p.beta_shared ? 1 : p.Hkv) * 4);
   const size_t recs = static_cast<size_t>(p.Hkv) * static_cast<size_t>(w.windows > 0 ? w.window : 0);
-  w.carry_off = record_regions(p, recs, off, &w.rg_off, &w.rt_off, &w.rp_off);
+  w.carry_off = record_regions(p, recs, off, &w.rg_off, &w.rt_off);
   // A carry state per boundary (sequence-major) or per sequence (time-major).
   const size_t carries = w.windows <= 1 ? 0
                          : w.time_major ? static_cast<size_t>(x.N)
@@ -459,7 +459,6 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   set_vector_access(a);
   a.g = reinterpret_cast<float*>(ws + w.rg_off);
   a.t = reinterpret_cast<uint16_t*>(ws + w.rt_off);
-  a.pm = reinterpret_cast<uint16_t*>(ws + w.rp_off);
   a.carry = reinterpret_cast<float*>(ws + w.carry_off);
   a.seg_state = nullptr;
   a.seg_m = nullptr;

@@ -1,0 +1,226 @@
+// Warpgroup-level products of the chunked scan: a warpgroup (4 warps, 128 threads) computes a
+// 64 x 64 tile D (+)= A B with A (64 x K) and B (K x 64) in shared memory (or A in registers).
+// On sm_90a this is wgmma.mma_async m64n64k16 reading the operands through matrix descriptors; elsewhere the
+// same tile on mma.sync, warp w & 3 taking rows 16 (w & 3) .. + 15. Either way the result lands
+// in the same registers: acc[j][e] is row 16 (w & 3) + lane / 4 + 8 (e / 2), column
+// 8 j + 2 (lane % 4) + e % 2 (the layout of warp_gemm in chunked_mma.cuh).
+//
+// Tiles are "interleaved": a row-major R x C tile of 16-bit elements is stored as 8 x 8 core
+// matrices of 128 contiguous bytes (row by row), core (r / 8, c / 8) at (r / 8) * (C / 8) +
+// c / 8 (the canonical no-swizzle layout of the tensor cores). ldmatrix reads a core with one
+// 128-byte row set (no bank conflicts), and 32-bit stores of a fragment row pair fill one core
+// without conflicts. Such a tile serves as A with K along its columns (K-major: A = tile) or
+// along its rows (A = tile^T, MN-major), and as B with N along its columns (N-major).
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/chunked_mma.cuh"
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LINATTN_WGMMA 1
+#endif
+
+namespace linattn::detail::cuda::chunked {
+
+// Element offset of (r, c) in an interleaved tile with CPR cores per core row (C / 8).
+__host__ __device__ __forceinline__ constexpr int il(int r, int c, int cpr) {
+  return ((r >> 3) * cpr + (c >> 3)) * 64 + (r & 7) * 8 + (c & 7);
+}
+
+// The operand forms of wg_gemm.
+enum class Operand {
+  kRowsK,  // A = tile (rows M = 64, columns K)
+  kColsK,  // A = tile^T (tile rows K, columns M)
+};
+
+#if defined(LINATTN_WGMMA)
+// Shared-memory matrix descriptor, no swizzle: LBO the byte stride between cores along K, SBO
+// along M or N (for K-major and MN-major operands alike).
+__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((smem_addr(p) & 0x3FFFFu) >> 4) |
+         (static_cast<uint64_t>((lbo & 0x3FFFFu) >> 4) << 16) |
+         (static_cast<uint64_t>((sbo & 0x3FFFFu) >> 4) << 32);
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+// Keeps the compiler from moving accumulator reads or writes across wgmma fences and waits.
+template <int NT>
+__device__ __forceinline__ void wg_pin(float (&acc)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(acc[j][e])::"memory");
+  }
+}
+
+#define LINATTN_D64                                                                                \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),           \
+      "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),       \
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),       \
+      "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),       \
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),       \
+      "+f"(d[7][2]), "+f"(d[7][3])
+#define LINATTN_R64                                                                                \
+  "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26," \
+  "%27,%28,%29,%30,%31"
+
+// d (+)= A B, m64n64k16, f32 accumulators, both operands through descriptors; TA: A is
+// MN-major (else K-major); TB: B is N-major (else K-major).
+template <bool BF16, int TA, int TB>
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t db, int accumulate) {
+#define LINATTN_WGMMA_ASM(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                      \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " {" LINATTN_R64     \
+               "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                            \
+               : LINATTN_D64                                                                     \
+               : "l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB))
+  if constexpr (BF16) {
+    LINATTN_WGMMA_ASM("bf16");
+  } else {
+    LINATTN_WGMMA_ASM("f16");
+  }
+#undef LINATTN_WGMMA_ASM
+}
+
+// d += A B, m64n64k16, A from registers (the mma.sync A fragment of the warp's 16 rows), B
+// N-major through its descriptor.
+template <bool BF16>
+__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
+#define LINATTN_WGMMA_ASM(TYPE)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                        \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " {" LINATTN_R64     \
+               "}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"                                     \
+               : LINATTN_D64                                                                     \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db))
+  if constexpr (BF16) {
+    LINATTN_WGMMA_ASM("bf16");
+  } else {
+    LINATTN_WGMMA_ASM("f16");
+  }
+#undef LINATTN_WGMMA_ASM
+}
+#undef LINATTN_D64
+#undef LINATTN_R64
+#endif
+
+// Issues acc (+)= A B for the calling warpgroup (all 128 threads call it), a 64 x 64 tile: A
+// from an interleaved tile in form FORM (cpa cores per core row, starting at the core of row
+// and column 0 of this product), B from an interleaved tile with rows K and columns N
+// (N-major; cpb cores per core row) or, when B_T, with rows N and columns K (K-major, B^T
+// stored). K is a multiple of 16. On sm_90a the products are only issued: wg_issue_done()
+// waits for them. `accumulate` false: acc = A B.
+template <bool BF16, Operand FORM, bool B_T = false>
+__device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, int cpa, const uint16_t* B,
+                                        int cpb, int K, bool accumulate) {
+#if defined(LINATTN_WGMMA)
+  // K-major operands: cores along K are adjacent (128 B), along M or N cp * 128 B apart; a k
+  // step of 16 moves two cores. MN-major operands: along K cp * 128 B, along M or N 128 B.
+  const uint32_t a_k = FORM == Operand::kRowsK ? 128u : cpa * 128u;
+  const uint32_t a_m = FORM == Operand::kRowsK ? cpa * 128u : 128u;
+  const int a_step = FORM == Operand::kRowsK ? 2 * 64 : 2 * cpa * 64;  // elements per k step
+  const uint32_t b_k = B_T ? 128u : cpb * 128u;
+  const uint32_t b_n = B_T ? cpb * 128u : 128u;
+  const int b_step = B_T ? 2 * 64 : 2 * cpb * 64;
+  int acc_flag = accumulate ? 1 : 0;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    const uint64_t da = smem_desc(A + (k0 / 16) * a_step, a_k, a_m);
+    const uint64_t db = smem_desc(B + (k0 / 16) * b_step, b_k, b_n);
+    wgmma_ss<BF16, FORM == Operand::kColsK ? 1 : 0, B_T ? 0 : 1>(acc, da, db, acc_flag);
+    acc_flag = 1;
+  }
+#else
+  if (!accumulate) zero_acc(acc);
+  const int lane = threadIdx.x & 31, row0 = 16 * ((threadIdx.x >> 5) & 3);
+  const int mi = lane >> 3, r8 = lane & 7;
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t a[4];
+    if constexpr (FORM == Operand::kRowsK) {
+      // Matrices: rows +0/+8 (mi & 1), k +0/+8 (mi >> 1).
+      ldsm_x4(a, A + il(row0 + (mi & 1) * 8 + r8, k0 + (mi >> 1) * 8, cpa));
+    } else {
+      // A^T stored as tile rows k: matrices rows m +0/+8 (mi & 1), k +0/+8 (mi >> 1), transposed.
+      ldsm_x4_t(a, A + il(k0 + (mi >> 1) * 8 + r8, row0 + (mi & 1) * 8, cpa));
+    }
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      uint32_t b[4];
+      if constexpr (B_T) {
+        // B^T rows n: matrices n +0/+8 (mi >> 1), k +0/+8 (mi & 1).
+        ldsm_x4(b, B + il(16 * p + (mi >> 1) * 8 + r8, k0 + (mi & 1) * 8, cpb));
+      } else {
+        ldsm_x4_t(b, B + il(k0 + (mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
+      }
+      mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
+      mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
+    }
+  }
+#endif
+}
+
+// acc += A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
+// B rows 16 x columns 64 of an interleaved tile (cpb cores per core row).
+template <bool BF16>
+__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb) {
+#if defined(LINATTN_WGMMA)
+  wgmma_rs<BF16>(acc, a, smem_desc(B, cpb * 128u, 128u));
+#else
+  const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    uint32_t b[4];
+    ldsm_x4_t(b, B + il((mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
+    mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
+    mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
+  }
+#endif
+}
+
+// Before the first wg_gemm of a group whose accumulators other instructions wrote, and after
+// the group: the products of this warpgroup are complete and their registers readable.
+template <int NT>
+__device__ __forceinline__ void wg_begin(float (&acc)[NT][4]) {
+#if defined(LINATTN_WGMMA)
+  wg_pin(acc);
+  wg_fence();
+#else
+  (void)acc;
+#endif
+}
+__device__ __forceinline__ void wg_issue_done() {
+#if defined(LINATTN_WGMMA)
+  wg_commit();
+  wg_wait();
+#endif
+}
+template <int NT>
+__device__ __forceinline__ void wg_done(float (&acc)[NT][4]) {
+#if defined(LINATTN_WGMMA)
+  wg_pin(acc);
+#else
+  (void)acc;
+#endif
+}
+
+// Orders this thread's shared-memory writes (st.shared, cp.async) before later reads by the
+// tensor cores' asynchronous proxy; a barrier after it publishes them to the warpgroup.
+__device__ __forceinline__ void proxy_fence() {
+#if defined(LINATTN_WGMMA)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// Named barriers (0 is __syncthreads): `threads` threads take part; bar_arrive signals
+// without waiting.
+__device__ __forceinline__ void bar_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+}  // namespace linattn::detail::cuda::chunked
