@@ -1,12 +1,12 @@
-// The state-dependent part of the chunked prefill: one CTA of 8 warps per (sequence, kv head,
-// 64-column slab of d_v) walks the chunks of a window in order with its d_k x 64 slice of the
-// state S in float32 registers. G, T diag(b) and P o Q K^T come from the workspace records of
-// chunked_prep.cu; K, Q and the slab of V from the call's tensors. A chunk costs four small
-// product chains and three barriers (two without the delta rule):
-//   K S and Q S                       (one pass over the state tiles)
-//   U = T diag(b) (V - diag(L) K S)   (= U' - W S; V itself without the delta rule)
-//   O = scale (diag(L) Q S + (P o Q K^T) U)
-//   S <- L_C S + K^T diag(exp(G_C - G)) U
+// The state-dependent part of the chunked prefill: one CTA of two warpgroups per (sequence,
+// kv head, 64-column slab of d_v) walks the chunks of a window in order. G and T diag(b) come
+// from the workspace records of chunked_prep.cu; K, Q and the slab of V from the call's
+// tensors. Warpgroup 0 holds the d_k x 64 slice of the state S in float32 registers and runs
+// the state chain; warpgroup 1 runs the outputs beside it (final pass only):
+//   0: K S; U = T diag(b) (V - diag(L) K S)  (= U' - W S; V itself without the delta rule)
+//      S <- L_C S + K^T diag(exp(G_C - G)) U
+//   1: Q S and Q K^T; O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers
+// The products are warpgroup-wide (chunked_wgmma.cuh: wgmma on sm_90a) over interleaved tiles.
 // The next chunk's tiles are prefetched with cp.async into a second stage. The float32 state
 // feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
 //
