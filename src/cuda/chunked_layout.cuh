@@ -165,6 +165,12 @@ __device__ __forceinline__ ChunkTokens chunk_tokens(const int64_t* map, int64_t 
   return ChunkTokens{e.y >> 8, e.x, static_cast<int>(e.y & 255)};
 }
 
+// Eight 16-bit elements from an address without 16-byte alignment, packed as one 16-byte value.
+__device__ __forceinline__ uint4 load8_unaligned(const uint16_t* s) {
+  return make_uint4(s[0] | (static_cast<uint32_t>(s[1]) << 16), s[2] | (static_cast<uint32_t>(s[3]) << 16),
+                    s[4] | (static_cast<uint32_t>(s[5]) << 16), s[6] | (static_cast<uint32_t>(s[7]) << 16));
+}
+
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
 // Aligned rows go through cp.async (visible after cp_async_wait_all and a barrier); others are
 // copied synchronously.
@@ -183,15 +189,7 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, int ld, const uint16_t*
   }
   for (int i = threadIdx.x; i < kC * kVpr; i += kThreads) {
     const int r = i / kVpr, cv = (i % kVpr) * 8;
-    uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (r < n) {
-      const uint16_t* s = src + r * stride + cv;
-      val.x = s[0] | (static_cast<uint32_t>(s[1]) << 16);
-      val.y = s[2] | (static_cast<uint32_t>(s[3]) << 16);
-      val.z = s[4] | (static_cast<uint32_t>(s[5]) << 16);
-      val.w = s[6] | (static_cast<uint32_t>(s[7]) << 16);
-    }
-    *reinterpret_cast<uint4*>(dst + r * ld + cv) = val;
+    *reinterpret_cast<uint4*>(dst + r * ld + cv) = r < n ? load8_unaligned(src + r * stride + cv) : make_uint4(0u, 0u, 0u, 0u);
   }
 }
 

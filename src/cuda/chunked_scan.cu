@@ -65,15 +65,7 @@ __device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src,
     if (vec) {
       cp_async16(d, src + (r < n ? r * stride + cv : 0), r < n);
     } else {
-      uint4 val = make_uint4(0u, 0u, 0u, 0u);
-      if (r < n) {
-        const uint16_t* s = src + r * stride + cv;
-        val.x = s[0] | (static_cast<uint32_t>(s[1]) << 16);
-        val.y = s[2] | (static_cast<uint32_t>(s[3]) << 16);
-        val.z = s[4] | (static_cast<uint32_t>(s[5]) << 16);
-        val.w = s[6] | (static_cast<uint32_t>(s[7]) << 16);
-      }
-      *reinterpret_cast<uint4*>(d) = val;
+      *reinterpret_cast<uint4*>(d) = r < n ? load8_unaligned(src + r * stride + cv) : make_uint4(0u, 0u, 0u, 0u);
     }
   }
 }
