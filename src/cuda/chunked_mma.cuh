@@ -43,6 +43,14 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
+// The rounding residuals of hi = pack2(x0, x1), packed the same way: hi + lo carries about
+// twice the significant bits of hi alone.
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack2_lo(float x0, float x1, uint32_t hi) {
+  return pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(hi & 0xffffu)),
+                     x1 - from_bits<BF16>(static_cast<uint16_t>(hi >> 16)));
+}
+
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])

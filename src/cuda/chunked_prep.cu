@@ -30,11 +30,6 @@ constexpr size_t prep_smem_bytes() {
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
 // (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
 // bfloat16 whatever the activation type, because bfloat16 keeps the float32 range.
-__device__ __forceinline__ uint32_t split_lo(float x0, float x1, uint32_t hi) {
-  return pack2<true>(x0 - from_bits<true>(static_cast<uint16_t>(hi & 0xffffu)),
-                     x1 - from_bits<true>(static_cast<uint16_t>(hi >> 16)));
-}
-
 __device__ __forceinline__ float split_value(const uint16_t* hi, const uint16_t* lo, int i) {
   return from_bits<true>(hi[i]) + from_bits<true>(lo[i]);
 }
@@ -148,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
           const float a1 = s + 1 < r ? Bs[r] * __expf(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
           const uint32_t hi = pack2<true>(a0, a1);
           *reinterpret_cast<uint32_t*>(Ah + r * kLd + s) = hi;
-          *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = split_lo(a0, a1, hi);
+          *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = pack2_lo<true>(a0, a1, hi);
         }
       }
     }
@@ -189,7 +184,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
         for (int q = 0; q < 4; ++q) {
           const float x0 = x[q >> 1][2 * (q & 1)], x1 = x[q >> 1][2 * (q & 1) + 1];
           xh[q] = pack2<true>(x0, x1);
-          xl[q] = split_lo(x0, x1, xh[q]);
+          xl[q] = pack2_lo<true>(x0, x1, xh[q]);
         }
         block_b(bh, Th, 16 * j, 16 * j);
         block_b(bl, Tl, 16 * j, 16 * j);
@@ -203,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
             const float y0 = -y[nt][2 * hh], y1 = -y[nt][2 * hh + 1];
             const uint32_t hi = pack2<true>(y0, y1);
             *reinterpret_cast<uint32_t*>(Th + r * kLd + c) = hi;
-            *reinterpret_cast<uint32_t*>(Tl + r * kLd + c) = split_lo(y0, y1, hi);
+            *reinterpret_cast<uint32_t*>(Tl + r * kLd + c) = pack2_lo<true>(y0, y1, hi);
           }
         }
       }

@@ -93,39 +93,46 @@ __device__ __forceinline__ void write_state(const float (&s)[NS][8][4], uint16_t
         const float x0 = s[hf][j][2 * hh], x1 = s[hf][j][2 * hh + 1];
         const uint32_t h = pack2<BF16>(x0, x1);
         *reinterpret_cast<uint32_t*>(hi + o) = h;
-        if (split) {
-          const float r0 = x0 - from_bits<BF16>(static_cast<uint16_t>(h & 0xffffu));
-          const float r1 = x1 - from_bits<BF16>(static_cast<uint16_t>(h >> 16));
-          *reinterpret_cast<uint32_t*>(lo + o) = pack2<BF16>(r0, r1);
+        if (split) *reinterpret_cast<uint32_t*>(lo + o) = pack2_lo<BF16>(x0, x1, h);
+      }
+    }
+  }
+}
+
+// The float32 state slice to a state block of any dtype (row stride sk, columns from col0, an
+// even column): float32 blocks with even stride and 8-byte alignment take pairs.
+template <int NS>
+__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt,
+                                            int64_t sk, const StateMap& m, int col0) {
+  const bool pairs = dt == LINATTN_FLOAT32 && sk % 2 == 0 && reinterpret_cast<uintptr_t>(base) % 8 == 0;
+#pragma unroll
+  for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int64_t o = m.r(hf, 2 * hh) * sk + col0 + m.c(j, 0);
+        const float x0 = s[hf][j][2 * hh], x1 = s[hf][j][2 * hh + 1];
+        if (pairs) {
+          *reinterpret_cast<float2*>(static_cast<float*>(base) + o) = make_float2(x0, x1);
+        } else {
+          store_from_float(base, o, dt, x0);
+          store_from_float(base, o + 1, dt, x1);
         }
       }
     }
   }
 }
 
-// The float32 state slice to a state block of any dtype (row stride sk, columns from col0).
-template <int NS>
-__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt,
-                                            int64_t sk, const StateMap& m, int col0) {
-#pragma unroll
-  for (int hf = 0; hf < NS; ++hf) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) store_from_float(base, m.r(hf, e) * sk + col0 + m.c(j, e), dt, s[hf][j][e]);
-    }
-  }
-}
-
 // P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0) from the warpgroup's Q K^T
 // accumulators, as hi + lo A fragments of the product with U: ph[kk] covers columns
-// 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8. Column tiles
+// 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8, whose G are
+// grow. Column tiles
 // past the warp's diagonal block are zero without an exp.
 template <bool BF16>
-__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs, int row, int wr,
-                                        uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
+__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs, const float (&grow)[2], int row,
+                                        int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
   const int t4 = threadIdx.x & 3;
-  const float g0 = Gs[row], g1 = Gs[row + 8];
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int c = 8 * j + 2 * t4;
@@ -135,12 +142,11 @@ __device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int r = row + 8 * hh;
-        const float gr = hh ? g1 : g0;
+        const float gr = grow[hh];
         const float p0 = c <= r ? __expf(gr - gc0) * qk[j][2 * hh] : 0.f;
         const float p1 = c + 1 <= r ? __expf(gr - gc1) * qk[j][2 * hh + 1] : 0.f;
         hi[hh] = pack2<BF16>(p0, p1);
-        lo[hh] = pack2<BF16>(p0 - from_bits<BF16>(static_cast<uint16_t>(hi[hh] & 0xffffu)),
-                             p1 - from_bits<BF16>(static_cast<uint16_t>(hi[hh] >> 16)));
+        lo[hh] = pack2_lo<BF16>(p0, p1, hi[hh]);
       }
     }
     // A fragment of k step j / 2: registers 0, 1 the first 8 columns (rows row, row + 8),
@@ -170,8 +176,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   constexpr int kStage = stage_elems<DK>();
   constexpr int CPK = DK / 8;   // cores per core row of the K and Q tiles
   constexpr int CPS = kSlab / 8;  // of the [.][64] tiles
-  // Warpgroup wg takes columns 32 wg .. 32 wg + 31 of the slab in every product; its state
-  // slice is d_k x 32, as NS products of 64 rows.
+  // The state slice of warpgroup 0 (d_k x 64) as NS products of 64 rows.
   constexpr int NS = DK / 64;
 
   extern __shared__ __align__(128) unsigned char smem[];
@@ -293,11 +298,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   // Prefetch of chunk cl of the window into stage cl & 1 (the transition-product blocks have
   // no values: V = 0).
-  auto record = [&](int64_t cl) { return rec0 + (SERVING && args.time_major ? tab.off(cl) : cl); };
   auto prefetch = [&](int64_t cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
-    const int64_t rec = record(cl);
+    const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
     uint16_t* st = stages + (cl & 1) * kStage;
     uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
     load_tile_il<DK>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
@@ -381,17 +385,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
     // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
     if (cl + 1 < cend) prefetch(cl + 1);
     const float gend = Gs[kC - 1];
-    float lr[2];  // exp(G) of rows row and row + 8
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) lr[hh] = __expf(Gs[row + 8 * hh]);
+    const float grow[2] = {Gs[row], Gs[row + 8]};  // G of rows row and row + 8
+    const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
 
     if (wg == 0) {
       // The state chain: with the delta rule K S, X = V - diag(L) K S to shared memory and
       // U = T diag(b) X; without it U = V. U goes to Us (final pass), U diag(exp(G_C - G)) to
       // Uds; then S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
-      float fr[2];
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) fr[hh] = __expf(gend - Gs[row + 8 * hh]);
+      const float fr[2] = {__expf(gend - grow[0]), __expf(gend - grow[1])};
       float au[8][4];
       if constexpr (DELTA) {
         wg_begin(au);
@@ -416,11 +417,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
             const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
             const uint32_t xh = pack2<BF16>(x0, x1);
             *reinterpret_cast<uint32_t*>(Xs + o) = xh;
-            if (xsplit) {
-              *reinterpret_cast<uint32_t*>(Xl + o) =
-                  pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(xh & 0xffffu)),
-                              x1 - from_bits<BF16>(static_cast<uint16_t>(xh >> 16)));
-            }
+            if (xsplit) *reinterpret_cast<uint32_t*>(Xl + o) = pack2_lo<BF16>(x0, x1, xh);
           } else {
             *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(v0 * fr[hh], v1 * fr[hh]);
           }
@@ -510,7 +507,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
         wg_done(ao);
         wg_done(qk);
         if (jq + 1 == qpk) bar_arrive(kBarQS, 2 * 128);
-        build_p<BF16>(qk, Gs, row, wr, ph, pl);
+        build_p<BF16>(qk, Gs, grow, row, wr, ph, pl);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -546,37 +543,17 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   }
 
   if (wg == 0) {
-    // Float32 destinations take pairs; only the last segment's end state leaves the window.
-    float* dst = nullptr;
-    int64_t ld = p.dv;
     if (LOCAL) {
-      dst = is_m ? args.seg_m + slot * DK * DK : args.seg_state + (slot + 1) * DK * p.dv;
-      ld = is_m ? DK : p.dv;
-    } else if (seg + 1 == args.nseg) {
-      if (fin_f) {
-        dst = fin_f;
-      } else if (p.present_dtype == LINATTN_FLOAT32 && fin_sk % 2 == 0 &&
-                 reinterpret_cast<uintptr_t>(fin_p) % 8 == 0) {
-        dst = static_cast<float*>(fin_p);
-        ld = fin_sk;
+      if (is_m) {
+        store_state(accS, args.seg_m + slot * DK * DK, LINATTN_FLOAT32, DK, sm, vcol);
+      } else {
+        store_state(accS, args.seg_state + (slot + 1) * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
       }
-    }
-    const bool store = LOCAL || seg + 1 == args.nseg;
-#pragma unroll
-    for (int hf = 0; hf < NS; ++hf) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int i = sm.r(hf, 2 * hh), c = vcol + sm.c(j, 0);
-          const float x0 = accS[hf][j][2 * hh], x1 = accS[hf][j][2 * hh + 1];
-          if (dst) {
-            *reinterpret_cast<float2*>(dst + i * ld + c) = make_float2(x0, x1);
-          } else if (store) {
-            store_from_float(fin_p, i * fin_sk + c, p.present_dtype, x0);
-            store_from_float(fin_p, i * fin_sk + c + 1, p.present_dtype, x1);
-          }
-        }
+    } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
+      if (fin_p) {
+        store_state(accS, fin_p, p.present_dtype, fin_sk, sm, vcol);
+      } else {
+        store_state(accS, fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
       }
     }
   }

@@ -107,6 +107,28 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4
 #undef LINATTN_R64
 #endif
 
+#if !defined(LINATTN_WGMMA)
+// The mma.sync form: acc (the warp's 16 rows x 64) += a (A fragment, k step k0) times rows
+// k0 .. k0 + 15 of B (N-major, or B^T stored when B_T).
+template <bool BF16, bool B_T>
+__device__ __forceinline__ void mma_k_step(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb,
+                                           int k0) {
+  const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    uint32_t b[4];
+    if constexpr (B_T) {
+      // B^T rows n: matrices n +0/+8 (mi >> 1), k +0/+8 (mi & 1).
+      ldsm_x4(b, B + il(16 * p + (mi >> 1) * 8 + r8, k0 + (mi & 1) * 8, cpb));
+    } else {
+      ldsm_x4_t(b, B + il(k0 + (mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
+    }
+    mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
+    mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
+  }
+}
+#endif
+
 // Issues acc (+)= A B for the calling warpgroup (all 128 threads call it), a 64 x 64 tile: A
 // from an interleaved tile in form FORM (cpa cores per core row, starting at the core of row
 // and column 0 of this product), B from an interleaved tile with rows K and columns N
@@ -146,18 +168,7 @@ __device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, i
       // A^T stored as tile rows k: matrices rows m +0/+8 (mi & 1), k +0/+8 (mi >> 1), transposed.
       ldsm_x4_t(a, A + il(k0 + (mi >> 1) * 8 + r8, row0 + (mi & 1) * 8, cpa));
     }
-#pragma unroll
-    for (int p = 0; p < 4; ++p) {
-      uint32_t b[4];
-      if constexpr (B_T) {
-        // B^T rows n: matrices n +0/+8 (mi >> 1), k +0/+8 (mi & 1).
-        ldsm_x4(b, B + il(16 * p + (mi >> 1) * 8 + r8, k0 + (mi & 1) * 8, cpb));
-      } else {
-        ldsm_x4_t(b, B + il(k0 + (mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
-      }
-      mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
-      mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
-    }
+    mma_k_step<BF16, B_T>(acc, a, B, cpb, k0);
   }
 #endif
 }
@@ -169,14 +180,7 @@ __device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&
 #if defined(LINATTN_WGMMA)
   wgmma_rs<BF16>(acc, a, smem_desc(B, cpb * 128u, 128u));
 #else
-  const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
-#pragma unroll
-  for (int p = 0; p < 4; ++p) {
-    uint32_t b[4];
-    ldsm_x4_t(b, B + il((mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
-    mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
-    mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
-  }
+  mma_k_step<BF16, false>(acc, a, B, cpb, 0);
 #endif
 }
 
