@@ -7,8 +7,9 @@
 //      S <- L_C S + K^T diag(exp(G_C - G)) U
 //   1: Q S and Q K^T; O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers
 // The products are warpgroup-wide (chunked_wgmma.cuh: wgmma on sm_90a) over interleaved tiles.
-// The next chunk's tiles are prefetched with cp.async into a second stage. The float32 state
-// feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
+// A ninth warp loads the tiles of the coming chunks with cp.async into kStages stages, handed
+// to the warpgroups and back through mbarriers, so that no load is issued on the chain. The
+// float32 state feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
 // (LOCAL) skips the outputs and writes the segment's end state; its extra CTAs run the same
@@ -39,19 +40,33 @@ constexpr int stage_elems() {
   return 2 * kC * DK + 2 * kC * kC + 2 * kC;
 }
 
-// Two stages, the state as hi and lo tiles [d_k][64], then U, U diag(exp(G_C - G)) and
-// X = V - diag(L) K S as hi and lo tiles [kC][64]. Every tile starts on a 128-byte boundary.
+// Stages in flight: the loads run up to kStages - 1 chunks ahead of the chain.
+constexpr int kStages = 3;
+// The two warpgroups of the chain and the outputs, and the loading warpgroup.
+constexpr int kScanThreads = kThreads + 128;
+// Registers per thread: 168 at launch (three warpgroups, one CTA per SM); with d_k = 128 the
+// loading warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168), which
+// keeps both free of spills.
+template <int DK>
+constexpr int kLoadRegs = DK == 128 ? 120 : 168;
+template <int DK>
+constexpr int kMathRegs = DK == 128 ? 192 : 168;
+
+// The stages, the state as hi and lo tiles [d_k][64], then U, U diag(exp(G_C - G)) and
+// X = V - diag(L) K S as hi and lo tiles [kC][64] (every tile on a 128-byte boundary), then
+// the stages' mbarriers (full, empty).
 template <int DK>
 constexpr size_t scan_smem_bytes() {
-  return (2 * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kSlab + 4 * kC * kSlab) * 2;
+  return (kStages * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kSlab + 4 * kC * kSlab) * 2 +
+         2 * kStages * sizeof(uint64_t);
 }
 static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 == 0, "tile alignment");
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements) into an
 // interleaved tile, zeros below. A warp copies 16 rows x 32 bytes per step: whole 32-byte
 // sectors from global memory, and all eight rows of a core per 128-byte shared wavefront.
-// Aligned rows go through cp.async (visible after cp_async_wait_all, proxy_fence and a
-// barrier); others are copied synchronously.
+// Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
+// then proxy_fence and a barrier); others are copied synchronously.
 template <int COLS, int NT = kThreads>
 __device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src, int64_t stride, int n,
                                              bool vec, int t = threadIdx.x) {
@@ -171,7 +186,7 @@ __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph
 }
 
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
-__global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelArgs args) {
+__global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int kStage = stage_elems<DK>();
   constexpr int CPK = DK / 8;   // cores per core row of the K and Q tiles
@@ -180,13 +195,18 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   constexpr int NS = DK / 64;
 
   extern __shared__ __align__(128) unsigned char smem[];
-  uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [2][kStage]
-  uint16_t* Shi = stages + 2 * kStage;
+  uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [kStages][kStage]
+  uint16_t* Shi = stages + kStages * kStage;
   uint16_t* Slo = Shi + DK * kSlab;
   uint16_t* Us = Slo + DK * kSlab;
   uint16_t* Uds = Us + kC * kSlab;
   uint16_t* Xs = Uds + kC * kSlab;
   uint16_t* Xl = Xs + kC * kSlab;
+  // full[s]: stage s loaded (the loading warpgroup's 128 threads arrive, each once its copies
+  // landed);
+  // empty[s]: stage s read (the 256 threads of the warpgroups arrive).
+  uint64_t* full = reinterpret_cast<uint64_t*>(Xl + kC * kSlab);
+  uint64_t* empty = full + kStages;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -289,32 +309,49 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
 
   // Warpgroup 0 runs the state chain (K S, X, U, the state update), warpgroup 1 the outputs
   // (Q S, P o Q K^T, (P o Q K^T) U) of the final pass, each on the whole 64-column slab. They
-  // meet at the stage barrier and two named barriers: U ready (kBarU) and the outputs' Q S done
-  // with the state tiles (kBarQS); kBarWg is warpgroup 0's own, kBarOut warpgroup 1's.
-  constexpr int kBarU = 1, kBarQS = 2, kBarWg = 3, kBarOut = 4;
+  // meet at the chunk barrier (kBarTop) and two named barriers: U ready (kBarU) and the
+  // outputs' Q S done with the state tiles (kBarQS); kBarWg is warpgroup 0's own, kBarOut
+  // warpgroup 1's.
+  constexpr int kBarU = 1, kBarQS = 2, kBarWg = 3, kBarOut = 4, kBarTop = 5;
   const int wg = w >> 2, wr = w & 3;
   const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
   const StateMap sm{16 * wr + g, 2 * t4};
 
-  // Prefetch of chunk cl of the window into stage cl & 1 (the transition-product blocks have
-  // no values: V = 0).
-  auto prefetch = [&](int64_t cl) {
-    const int64_t t0 = tbase + cl * kC;
-    const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
-    const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
-    uint16_t* st = stages + (cl & 1) * kStage;
-    uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
-    load_tile_il<DK>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-    if (!LOCAL) load_tile_il<DK>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in);
-    if (DELTA) load_tile_il<kC>(tiles, args.t + rec * kC * kC, kC, kC, true);
-    if (!is_m) load_tile_il<kSlab>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in);
-    if (tid < kC / 4) {
-      cp_async16(tiles + 2 * kC * kC + 8 * tid, args.g + rec * kC + 4 * tid, true);
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full + s, 128);
+      mbar_init(empty + s, kThreads);
     }
-  };
+  }
+  __syncthreads();
 
-  // The first chunk's loads are in flight while the start state is read.
-  if (cbeg < cend) prefetch(cbeg);
+  if (w >= kWarps) {
+    if constexpr (kLoadRegs<DK> != 168) reg_dealloc<kLoadRegs<DK>>();
+    const int lt = tid - kThreads;
+    // The loading warpgroup: chunk cl of the window into stage i % kStages once the warpgroups have
+    // released that stage's previous chunk (the transition-product blocks have no values: V = 0).
+    int s = 0;
+    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+      if (i >= kStages) mbar_wait(empty + s, static_cast<uint32_t>((i / kStages - 1) & 1));
+      const int64_t t0 = tbase + cl * kC;
+      const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+      const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
+      uint16_t* st = stages + s * kStage;
+      uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
+      load_tile_il<DK, 128>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
+      if (!LOCAL) load_tile_il<DK, 128>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+      if (DELTA) load_tile_il<kC, 128>(tiles, args.t + rec * kC * kC, kC, kC, true, lt);
+      if (!is_m) load_tile_il<kSlab, 128>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
+      if (lt < kC / 4) cp_async16(tiles + 2 * kC * kC + 8 * lt, args.g + rec * kC + 4 * lt, true);
+      // Unaligned rows were stored synchronously: the arrival releases them.
+      mbar_track_cp_async(full + s);
+      mbar_arrive(full + s);
+      s = s + 1 == kStages ? 0 : s + 1;
+    }
+    cp_async_wait_all();
+    return;
+  }
+  if constexpr (kMathRegs<DK> != 168) reg_alloc<kMathRegs<DK>>();
 
   float accS[NS][8][4];
   if (wg == 0) {
@@ -370,20 +407,22 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
   // split.
   const bool xsplit = !LOCAL || seg == 0;
   const bool ssplit = LOCAL || args.split;
+  int s = 0;  // the stage of chunk cl, in its use of parity `phase`
+  uint32_t phase = 0;
   for (int64_t cl = cbeg; cl < cend; ++cl) {
     const int64_t t0 = tbase + cl * kC;
     const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
-    uint16_t* st = stages + (cl & 1) * kStage;
+    uint16_t* st = stages + s * kStage;
     const uint16_t* Ks = st;
     uint16_t* Qs = st + kC * DK;
     const uint16_t* Tbs = st + 2 * kC * DK;
     const uint16_t* Vs = Tbs + kC * kC;
     const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
-    cp_async_wait_all();
+    // The stage's tiles and (both warpgroups) the state tiles and U of the previous chunk: the
+    // fence orders what this thread saw or wrote before the tensor cores' reads.
+    mbar_wait(full + s, phase);
     proxy_fence();
-    __syncthreads();
-    // Stage (cl + 1) & 1 was last read during chunk cl - 1, which ended before this barrier.
-    if (cl + 1 < cend) prefetch(cl + 1);
+    bar_sync(kBarTop, kThreads);
     const float gend = Gs[kC - 1];
     const float grow[2] = {Gs[row], Gs[row + 8]};  // G of rows row and row + 8
     const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
@@ -540,6 +579,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunked_scan_kernel(const KernelA
         }
       }
     }
+    // Every read of the stage is complete (the products' waits included): the loading
+    // warpgroup may refill it.
+    mbar_arrive(empty + s);
+    if (++s == kStages) {
+      s = 0;
+      phase ^= 1;
+    }
   }
 
   if (wg == 0) {
@@ -575,7 +621,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   const int64_t blocks = lanes * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
                          (LOCAL ? a.nseg - 1 : a.nseg);
   if (blocks == 0) return Status::ok_status();
-  kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(a);
+  kernel<<<static_cast<unsigned>(blocks), kScanThreads, bytes, stream>>>(a);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));

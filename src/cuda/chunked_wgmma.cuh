@@ -218,6 +218,22 @@ __device__ __forceinline__ void proxy_fence() {
 #endif
 }
 
+// Per-thread register budget of the calling warpgroup (every thread of it calls): a loading
+// warpgroup gives registers back (reg_dealloc) for the computing ones to take (reg_alloc).
+// Elsewhere the budget stays the launch's.
+template <int N>
+__device__ __forceinline__ void reg_alloc() {
+#if defined(LINATTN_WGMMA)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N>
+__device__ __forceinline__ void reg_dealloc() {
+#if defined(LINATTN_WGMMA)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+
 // Named barriers (0 is __syncthreads): `threads` threads take part; bar_arrive signals
 // without waiting.
 __device__ __forceinline__ void bar_sync(int id, int threads) {
