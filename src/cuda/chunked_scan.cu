@@ -66,13 +66,15 @@ static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 =
 // interleaved tile, zeros below. A warp copies 16 rows x 32 bytes per step: whole 32-byte
 // sectors from global memory, and all eight rows of a core per 128-byte shared wavefront.
 // Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
-// then proxy_fence and a barrier); others are copied synchronously.
-template <int COLS, int NT = kThreads>
+// then proxy_fence and a barrier); others are copied synchronously. ROLLED keeps the loop
+// rolled: the loading warpgroup's code then stays small beside the warpgroups' in the
+// instruction cache (unrolled, the three did not fit and warps waited for instructions).
+template <int COLS, int NT = kThreads, bool ROLLED = false>
 __device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src, int64_t stride, int n,
                                              bool vec, int t = threadIdx.x) {
   constexpr int kChunks = kC * COLS / 8;
   static_assert(kChunks % NT == 0, "whole steps");
-#pragma unroll
+#pragma unroll(ROLLED ? 1 : kChunks / NT)
   for (int k = 0; k < kChunks / NT; ++k) {
     const int i = t + k * NT;
     const int r = (i >> 1) & (kC - 1), cv = (2 * (i >> 7) + (i & 1)) * 8;
@@ -338,10 +340,10 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
       uint16_t* st = stages + s * kStage;
       uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
-      load_tile_il<DK, 128>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
-      if (!LOCAL) load_tile_il<DK, 128>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
-      if (DELTA) load_tile_il<kC, 128>(tiles, args.t + rec * kC * kC, kC, kC, true, lt);
-      if (!is_m) load_tile_il<kSlab, 128>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
+      load_tile_il<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
+      if (!LOCAL) load_tile_il<DK, 128, true>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+      if (DELTA) load_tile_il<kC, 128, true>(tiles, args.t + rec * kC * kC, kC, kC, true, lt);
+      if (!is_m) load_tile_il<kSlab, 128, true>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
       if (lt < kC / 4) cp_async16(tiles + 2 * kC * kC + 8 * lt, args.g + rec * kC + 4 * lt, true);
       // Unaligned rows were stored synchronously: the arrival releases them.
       mbar_track_cp_async(full + s);
@@ -432,6 +434,16 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       // U = T diag(b) X; without it U = V. U goes to Us (final pass), U diag(exp(G_C - G)) to
       // Uds; then S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
       const float fr[2] = {__expf(gend - grow[0]), __expf(gend - grow[1])};
+      // The thread's values of V, read while K S is on the tensor cores (their latency was the
+      // longest part of forming X).
+      uint32_t vw[2][8];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          vw[hh][j] = is_m ? 0u : *reinterpret_cast<const uint32_t*>(Vs + il(row + 8 * hh, 8 * j + 2 * t4, CPS));
+        }
+      }
       float au[8][4];
       if constexpr (DELTA) {
         wg_begin(au);
@@ -446,12 +458,8 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
           const int o = il(r, 8 * j + 2 * t4, CPS);
-          float v0 = 0.f, v1 = 0.f;
-          if (!is_m) {
-            const uint32_t v2 = *reinterpret_cast<const uint32_t*>(Vs + o);
-            v0 = from_bits<BF16>(static_cast<uint16_t>(v2 & 0xffffu));
-            v1 = from_bits<BF16>(static_cast<uint16_t>(v2 >> 16));
-          }
+          const float v0 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] & 0xffffu));
+          const float v1 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] >> 16));
           if constexpr (DELTA) {
             const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
             const uint32_t xh = pack2<BF16>(x0, x1);
