@@ -7,8 +7,8 @@
 //      S <- L_C S + K^T diag(exp(G_C - G)) U
 //   1: Q S and Q K^T; O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers
 // The products are warpgroup-wide (chunked_wgmma.cuh: wgmma on sm_90a) over interleaved tiles.
-// A ninth warp loads the tiles of the coming chunks with cp.async into kStages stages, handed
-// to the warpgroups and back through mbarriers, so that no load is issued on the chain. The
+// A third warpgroup loads the tiles of the coming chunks with cp.async into kStages stages,
+// handed to the two and back through mbarriers, so that no load is issued on the chain. The
 // float32 state feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
@@ -205,8 +205,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   uint16_t* Xs = Uds + kC * kSlab;
   uint16_t* Xl = Xs + kC * kSlab;
   // full[s]: stage s loaded (the loading warpgroup's 128 threads arrive, each once its copies
-  // landed);
-  // empty[s]: stage s read (the 256 threads of the warpgroups arrive).
+  // landed); empty[s]: stage s read (the 256 threads of the two other warpgroups arrive).
   uint64_t* full = reinterpret_cast<uint64_t*>(Xl + kC * kSlab);
   uint64_t* empty = full + kStages;
 
@@ -330,8 +329,9 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   if (w >= kWarps) {
     if constexpr (kLoadRegs<DK> != 168) reg_dealloc<kLoadRegs<DK>>();
     const int lt = tid - kThreads;
-    // The loading warpgroup: chunk cl of the window into stage i % kStages once the warpgroups have
-    // released that stage's previous chunk (the transition-product blocks have no values: V = 0).
+    // The loading warpgroup: chunk cl of the window into stage i % kStages once the other two
+    // have released that stage's previous chunk (the transition-product blocks have no values:
+    // V = 0).
     int s = 0;
     for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
       if (i >= kStages) mbar_wait(empty + s, static_cast<uint32_t>((i / kStages - 1) & 1));
