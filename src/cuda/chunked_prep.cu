@@ -95,8 +95,11 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     n = ct.n;
   }
 
-  const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
-  load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
+  // K feeds A only: without the delta rule the prep writes G alone.
+  if constexpr (DELTA) {
+    const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
+    load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
+  }
   if (w == 0) {
     // G = inclusive prefix sum of g over the chunk (padding rows add 0, so G[63] = G at the
     // last real token).
@@ -213,7 +216,6 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       *reinterpret_cast<uint32_t*>(tout + r * kC + s) = pack2<BF16>(t0v * Bs[s], t1v * Bs[s + 1]);
     }
   }
-
 }
 
 template <bool BF16, int DK, bool DELTA>

@@ -141,6 +141,19 @@ __device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* ba
   }
 }
 
+// Calls f(hh, j, o) for each pair of values a thread holds of a warpgroup's 64 x 64 product:
+// row `row` + 8 hh, columns 8 j + 2 (lane % 4) and the next, at element o of an interleaved
+// [kC][64] tile.
+template <class F>
+__device__ __forceinline__ void for_pairs(int row, F&& f) {
+  const int t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f(hh, j, il(row + 8 * hh, 8 * j + 2 * t4, kSlab / 8));
+  }
+}
+
 // P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0) from the warpgroup's Q K^T
 // accumulators, as hi + lo A fragments of the product with U: ph[kk] covers columns
 // 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8, whose G are
@@ -437,13 +450,9 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       // The thread's values of V, read while K S is on the tensor cores (their latency was the
       // longest part of forming X).
       uint32_t vw[2][8];
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          vw[hh][j] = is_m ? 0u : *reinterpret_cast<const uint32_t*>(Vs + il(row + 8 * hh, 8 * j + 2 * t4, CPS));
-        }
-      }
+      for_pairs(row, [&](int hh, int j, int o) {
+        vw[hh][j] = is_m ? 0u : *reinterpret_cast<const uint32_t*>(Vs + o);
+      });
       float au[8][4];
       if constexpr (DELTA) {
         wg_begin(au);
@@ -452,24 +461,18 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         wg_issue_done();
         wg_done(au);
       }
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = row + 8 * hh;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int o = il(r, 8 * j + 2 * t4, CPS);
-          const float v0 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] & 0xffffu));
-          const float v1 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] >> 16));
-          if constexpr (DELTA) {
-            const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
-            const uint32_t xh = pack2<BF16>(x0, x1);
-            *reinterpret_cast<uint32_t*>(Xs + o) = xh;
-            if (xsplit) *reinterpret_cast<uint32_t*>(Xl + o) = pack2_lo<BF16>(x0, x1, xh);
-          } else {
-            *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(v0 * fr[hh], v1 * fr[hh]);
-          }
+      for_pairs(row, [&](int hh, int j, int o) {
+        const float v0 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] & 0xffffu));
+        const float v1 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] >> 16));
+        if constexpr (DELTA) {
+          const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
+          const uint32_t xh = pack2<BF16>(x0, x1);
+          *reinterpret_cast<uint32_t*>(Xs + o) = xh;
+          if (xsplit) *reinterpret_cast<uint32_t*>(Xl + o) = pack2_lo<BF16>(x0, x1, xh);
+        } else {
+          *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(v0 * fr[hh], v1 * fr[hh]);
         }
-      }
+      });
       if constexpr (DELTA) {
         proxy_fence();
         bar_sync(kBarWg, 128);
@@ -478,17 +481,11 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         if (xsplit) wg_gemm<BF16, Operand::kRowsK>(au, Tbs, kC / 8, Xl, CPS, kC, true);
         wg_issue_done();
         wg_done(au);
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int r = row + 8 * hh;
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            const int o = il(r, 8 * j + 2 * t4, CPS);
-            const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
-            if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + o) = pack2<BF16>(x0, x1);
-            *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(x0 * fr[hh], x1 * fr[hh]);
-          }
-        }
+        for_pairs(row, [&](int hh, int j, int o) {
+          const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
+          if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + o) = pack2<BF16>(x0, x1);
+          *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(x0 * fr[hh], x1 * fr[hh]);
+        });
       }
       proxy_fence();
       if (!LOCAL) bar_arrive(kBarU, 2 * 128);
