@@ -68,7 +68,8 @@ constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: confl
 struct KernelArgs {
   LinearAttentionParams p;
   bool vec_in;   // q, k, v rows are 16-byte aligned: 16-byte loads
-  bool vec_out;  // output rows are 4-byte aligned: paired stores
+  bool vec_out;    // output rows are 4-byte aligned: paired stores
+  bool vec_out16;  // output rows are 16-byte aligned: 16-byte stores
   bool split;    // hi + lo state operands
   int64_t c0;    // first chunk of this window
   int64_t nc;    // chunks in this window
@@ -238,6 +239,7 @@ inline void set_vector_access(KernelArgs& a) {
              p.q_st % 8 == 0 && p.k_sb % 8 == 0 && p.k_st % 8 == 0 && p.v_sb % 8 == 0 &&
              p.v_st % 8 == 0;
   a.vec_out = aligned(p.out, 4) && p.o_sb % 2 == 0 && p.o_st % 2 == 0;
+  a.vec_out16 = aligned(p.out, 16) && p.o_sb % 8 == 0 && p.o_st % 8 == 0;
 }
 
 // The kernels of one window, launched in this order on `stream`: prep, then with segments the

@@ -52,14 +52,16 @@ constexpr int kLoadRegs = DK == 128 ? 120 : 168;
 template <int DK>
 constexpr int kMathRegs = DK == 128 ? 192 : 168;
 
-// The stages, the state as hi and lo tiles [d_k][64], then U, U diag(exp(G_C - G)) and
-// X = V - diag(L) K S as hi and lo tiles [kC][64] (every tile on a 128-byte boundary), then
-// the stages' mbarriers (full, empty).
+// The stages; two buffers (by chunk parity) of the state as hi and lo tiles [d_k][64] and of U
+// as a tile [kC][64], for the outputs (every tile on a 128-byte boundary); then the mbarriers:
+// the stages' fullA, fullB and empty, and per buffer sfull, ufull and ofree.
+constexpr int kBarriers = 3 * kStages + 3 * 2;
 template <int DK>
 constexpr size_t scan_smem_bytes() {
-  return (kStages * static_cast<size_t>(stage_elems<DK>()) + 2 * DK * kSlab + 4 * kC * kSlab) * 2 +
-         2 * kStages * sizeof(uint64_t);
+  return (kStages * static_cast<size_t>(stage_elems<DK>()) + 2 * (2 * DK * kSlab + kC * kSlab)) * 2 +
+         kBarriers * sizeof(uint64_t);
 }
+static_assert(scan_smem_bytes<128>() <= 227 * 1024, "one CTA per SM on sm_90");
 static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 == 0, "tile alignment");
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements) into an
@@ -87,88 +89,76 @@ __device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src,
   }
 }
 
-// The state slice of a thread of the state warpgroup, d_k x 64 as NS = d_k / 64 products'
-// accumulators: element (hf, j, e) is row 64 hf + 16 (w & 3) + lane / 4 + 8 (e / 2), column (of
-// the slab) 8 j + 2 (lane % 4) + e % 2.
+// The state slice of a thread of the state warpgroup, held transposed (S^T: the slab's 64
+// columns as rows, d_k columns) as NS = d_k / 64 products' accumulators: element (hf, j, e) is
+// S[d][c], c = 16 (w & 3) + lane / 4 + 8 (e / 2) of the slab, d = 64 hf + 8 j + 2 (lane % 4) +
+// e % 2.
 struct StateMap {
-  int row, col;  // of element (0, 0, 0)
-  __device__ __forceinline__ int r(int hf, int e) const { return row + 64 * hf + 8 * (e >> 1); }
-  __device__ __forceinline__ int c(int j, int e) const { return col + 8 * j + (e & 1); }
+  int c0, d0;  // of element (0, 0, 0)
+  __device__ __forceinline__ int c(int e) const { return c0 + 8 * (e >> 1); }
+  __device__ __forceinline__ int d(int hf, int j, int e) const { return d0 + 64 * hf + 8 * j + (e & 1); }
 };
 
-// The float32 state slice as hi (and, when split, lo) 16-bit interleaved tiles [d_k][64].
-template <bool BF16, int NS>
-__device__ __forceinline__ void write_state(const float (&s)[NS][8][4], uint16_t* hi, uint16_t* lo,
-                                            const StateMap& m, bool split) {
+// Calls f(hf, j, e, o) for each element of the state slice, o its offset in a state block of
+// row stride sk with the slab's columns from col0.
+template <int NS, class F>
+__device__ __forceinline__ void for_state(const StateMap& m, int64_t sk, int col0, F&& f) {
 #pragma unroll
   for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int o = il(m.r(hf, 2 * hh), m.c(j, 0), kSlab / 8);
-        const float x0 = s[hf][j][2 * hh], x1 = s[hf][j][2 * hh + 1];
-        const uint32_t h = pack2<BF16>(x0, x1);
-        *reinterpret_cast<uint32_t*>(hi + o) = h;
-        if (split) *reinterpret_cast<uint32_t*>(lo + o) = pack2_lo<BF16>(x0, x1, h);
-      }
+      for (int e = 0; e < 4; ++e) f(hf, j, e, m.d(hf, j, e) * sk + col0 + m.c(e));
     }
   }
 }
 
-// The float32 state slice to a state block of any dtype (row stride sk, columns from col0, an
-// even column): float32 blocks with even stride and 8-byte alignment take pairs.
+// The state slice from / to a state block of dtype dt (float32, bfloat16 or float16): the
+// dtype is resolved once, so each access loop is one batch of independent accesses.
 template <int NS>
-__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt,
-                                            int64_t sk, const StateMap& m, int col0) {
-  const bool pairs = dt == LINATTN_FLOAT32 && sk % 2 == 0 && reinterpret_cast<uintptr_t>(base) % 8 == 0;
-#pragma unroll
-  for (int hf = 0; hf < NS; ++hf) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int64_t o = m.r(hf, 2 * hh) * sk + col0 + m.c(j, 0);
-        const float x0 = s[hf][j][2 * hh], x1 = s[hf][j][2 * hh + 1];
-        if (pairs) {
-          *reinterpret_cast<float2*>(static_cast<float*>(base) + o) = make_float2(x0, x1);
-        } else {
-          store_from_float(base, o, dt, x0);
-          store_from_float(base, o + 1, dt, x1);
-        }
-      }
-    }
+__device__ __forceinline__ void load_state(float (&s)[NS][8][4], const void* base, linattn_dtype dt, int64_t sk,
+                                           const StateMap& m, int col0) {
+  if (dt == LINATTN_FLOAT32) {
+    const float* src = static_cast<const float*>(base);
+    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) { s[hf][j][e] = src[o]; });
+  } else {
+    const uint16_t* src = static_cast<const uint16_t*>(base);
+    const bool bf = dt == LINATTN_BFLOAT16;
+    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) {
+      s[hf][j][e] = bf ? from_bits<true>(src[o]) : from_bits<false>(src[o]);
+    });
   }
 }
-
-// Calls f(hh, j, o) for each pair of values a thread holds of a warpgroup's 64 x 64 product:
-// row `row` + 8 hh, columns 8 j + 2 (lane % 4) and the next, at element o of an interleaved
-// [kC][64] tile.
-template <class F>
-__device__ __forceinline__ void for_pairs(int row, F&& f) {
-  const int t4 = threadIdx.x & 3;
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) f(hh, j, il(row + 8 * hh, 8 * j + 2 * t4, kSlab / 8));
+template <int NS>
+__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt, int64_t sk,
+                                            const StateMap& m, int col0) {
+  if (dt == LINATTN_FLOAT32) {
+    float* dst = static_cast<float*>(base);
+    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) { dst[o] = s[hf][j][e]; });
+  } else {
+    uint16_t* dst = static_cast<uint16_t*>(base);
+    const bool bf = dt == LINATTN_BFLOAT16;
+    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) {
+      dst[o] = bf ? to_bits<true>(s[hf][j][e]) : to_bits<false>(s[hf][j][e]);
+    });
   }
 }
 
 // P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0) from the warpgroup's Q K^T
 // accumulators, as hi + lo A fragments of the product with U: ph[kk] covers columns
 // 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8, whose G are
-// grow. Column tiles
+// grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4) and the next. Column tiles
 // past the warp's diagonal block are zero without an exp.
 template <bool BF16>
-__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs, const float (&grow)[2], int row,
-                                        int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
+__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2],
+                                        int row, int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
   const int t4 = threadIdx.x & 3;
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int c = 8 * j + 2 * t4;
     uint32_t hi[2] = {0u, 0u}, lo[2] = {0u, 0u};
     if (j <= 2 * wr + 1) {
-      const float gc0 = Gs[c], gc1 = Gs[c + 1];
+      const float gc0 = gcol[j].x, gc1 = gcol[j].y;
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int r = row + 8 * hh;
@@ -185,6 +175,36 @@ __device__ __forceinline__ void build_p(const float (&qk)[8][4], const float* Gs
     ph[j >> 1][2 * (j & 1) + 1] = hi[1];
     pl[j >> 1][2 * (j & 1)] = lo[0];
     pl[j >> 1][2 * (j & 1) + 1] = lo[1];
+  }
+}
+
+// One of four 32-bit words by a thread-dependent index, without indexing a register array.
+__device__ __forceinline__ uint32_t pick4(const uint32_t (&a)[4], int i) {
+  return i & 2 ? (i & 1 ? a[3] : a[2]) : (i & 1 ? a[1] : a[0]);
+}
+
+// Row `row` + 8 hh of a warpgroup's 64 x 64 product, as 16-bit pairs w[j] (columns 8 j +
+// 2 (lane % 4) and the next), to a 16-byte aligned row of 64 elements: the four lanes of a quad
+// trade words so that each stores 16 contiguous bytes, and each store instruction writes whole
+// 32-byte sectors (paired 4-byte stores wrote every sector in two halves). Every lane of the
+// warp calls it (the trades are warp-wide); only `valid` rows are stored.
+__device__ __forceinline__ void store_row16(const uint32_t (&w)[8], uint16_t* dst, bool valid) {
+  const int t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const uint32_t a[4] = {w[4 * m], w[4 * m + 1], w[4 * m + 2], w[4 * m + 3]};
+    // Lane t4 ^ r receives a[t4 ^ r] and sends back its own word t4: b[r] holds the words
+    // of columns 8 (4 m + t4) + 2 (t4 ^ r).
+    uint32_t b[4];
+    b[0] = pick4(a, t4);
+#pragma unroll
+    for (int r = 1; r < 4; ++r) b[r] = __shfl_xor_sync(0xffffffffu, pick4(a, t4 ^ r), r);
+    // One 16-byte store (written out: the compiler split the vector type into four).
+    if (valid) {
+      asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(dst + 8 * (4 * m + t4)), "r"(pick4(b, t4)),
+                   "r"(pick4(b, t4 ^ 1)), "r"(pick4(b, t4 ^ 2)), "r"(pick4(b, t4 ^ 3))
+                   : "memory");
+    }
   }
 }
 
@@ -211,16 +231,19 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 
   extern __shared__ __align__(128) unsigned char smem[];
   uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [kStages][kStage]
-  uint16_t* Shi = stages + kStages * kStage;
-  uint16_t* Slo = Shi + DK * kSlab;
-  uint16_t* Us = Slo + DK * kSlab;
-  uint16_t* Uds = Us + kC * kSlab;
-  uint16_t* Xs = Uds + kC * kSlab;
-  uint16_t* Xl = Xs + kC * kSlab;
-  // full[s]: stage s loaded (the loading warpgroup's 128 threads arrive, each once its copies
-  // landed); empty[s]: stage s read (the 256 threads of the two other warpgroups arrive).
-  uint64_t* full = reinterpret_cast<uint64_t*>(Xl + kC * kSlab);
-  uint64_t* empty = full + kStages;
+  uint16_t* Sbuf = stages + kStages * kStage;            // [2][hi, lo][d_k][kSlab]
+  uint16_t* Ubuf = Sbuf + 2 * 2 * DK * kSlab;            // [2][kC][kSlab]
+  // fullA[s]: K, T diag(b), V and G of stage s loaded (the loading warpgroup's 128 threads
+  // arrive, each once its copies landed), all that warpgroup 0 reads; fullB[s]: Q too, loaded
+  // last; empty[s]: stage s read (the threads of the computing warpgroups arrive).
+  // sfull[b] / ufull[b]: the state / U of the chunk in buffer b written (warpgroup 0);
+  // ofree[b]: that chunk's outputs done with both (warpgroup 1).
+  uint64_t* fullA = reinterpret_cast<uint64_t*>(Ubuf + 2 * kC * kSlab);
+  uint64_t* fullB = fullA + kStages;
+  uint64_t* empty = fullB + kStages;
+  uint64_t* sfull = empty + kStages;
+  uint64_t* ufull = sfull + 2;
+  uint64_t* ofree = ufull + 2;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -321,20 +344,29 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
   const uint16_t* vbase = static_cast<const uint16_t*>(p.v) + b * p.v_sb + h * p.dv + vcol;
 
-  // Warpgroup 0 runs the state chain (K S, X, U, the state update), warpgroup 1 the outputs
-  // (Q S, P o Q K^T, (P o Q K^T) U) of the final pass, each on the whole 64-column slab. They
-  // meet at the chunk barrier (kBarTop) and two named barriers: U ready (kBarU) and the
-  // outputs' Q S done with the state tiles (kBarQS); kBarWg is warpgroup 0's own, kBarOut
-  // warpgroup 1's.
-  constexpr int kBarU = 1, kBarQS = 2, kBarWg = 3, kBarOut = 4, kBarTop = 5;
+  // Warpgroup 0 runs the state chain, warpgroup 1 the outputs of the final pass, each on the
+  // whole 64-column slab. Warpgroup 0 keeps the state transposed in registers (StateMap) and
+  // takes the A operand of every product of its chain from registers:
+  //   (K S)^T = S^T K^T                      A = S^T (16-bit, or hi + lo)
+  //   U^T = X^T (T diag(b))^T                A = X^T = V^T - (K S)^T diag(L) (hi + lo)
+  //   S^T <- L_C S^T + (U diag(exp(G_C - G)))^T K
+  // so nothing on the chain passes through shared memory or a barrier. It hands the state at
+  // the start of chunk i and U of chunk i to warpgroup 1 in buffer i % 2 (stored transposed:
+  // the [d_k][64] and [kC][64] tiles the outputs read), and may run up to two chunks ahead.
+  constexpr int kBarOut = 1;  // warpgroup 1's own named barrier
   const int wg = w >> 2, wr = w & 3;
   const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
-  const StateMap sm{16 * wr + g, 2 * t4};
 
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
-      mbar_init(full + s, 128);
-      mbar_init(empty + s, kThreads);
+      mbar_init(fullA + s, 128);
+      mbar_init(fullB + s, 128);
+      mbar_init(empty + s, LOCAL ? 128 : kThreads);
+    }
+    for (int i = 0; i < 2; ++i) {
+      mbar_init(sfull + i, 128);
+      mbar_init(ufull + i, 128);
+      mbar_init(ofree + i, 128);
     }
   }
   __syncthreads();
@@ -354,67 +386,24 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       uint16_t* st = stages + s * kStage;
       uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
       load_tile_il<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
-      if (!LOCAL) load_tile_il<DK, 128, true>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
       if (DELTA) load_tile_il<kC, 128, true>(tiles, args.t + rec * kC * kC, kC, kC, true, lt);
       if (!is_m) load_tile_il<kSlab, 128, true>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
       if (lt < kC / 4) cp_async16(tiles + 2 * kC * kC + 8 * lt, args.g + rec * kC + 4 * lt, true);
       // Unaligned rows were stored synchronously: the arrival releases them.
-      mbar_track_cp_async(full + s);
-      mbar_arrive(full + s);
+      mbar_track_cp_async(fullA + s);
+      mbar_arrive(fullA + s);
+      if (!LOCAL) {
+        load_tile_il<DK, 128, true>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+        mbar_track_cp_async(fullB + s);
+        mbar_arrive(fullB + s);
+      }
       s = s + 1 == kStages ? 0 : s + 1;
     }
     cp_async_wait_all();
     return;
   }
+  if (LOCAL && wg == 1) return;  // the local pass has no outputs
   if constexpr (kMathRegs<DK> != 168) reg_alloc<kMathRegs<DK>>();
-
-  float accS[NS][8][4];
-  if (wg == 0) {
-    // A float32 start state with even row stride and 8-byte alignment loads as pairs (one
-    // batch of independent loads); other sources element by element.
-    const float* src = nullptr;
-    int64_t ld = p.dv;
-    if (!is_m && !(LOCAL && seg > 0)) {
-      if (!LOCAL && args.nseg > 1) {
-        src = args.seg_state + slot * DK * p.dv;
-      } else if (init_f) {
-        src = init_f;
-      } else if (init_p && init_dt == LINATTN_FLOAT32 && init_sk % 2 == 0 &&
-                 reinterpret_cast<uintptr_t>(init_p) % 8 == 0) {
-        src = static_cast<const float*>(init_p);
-        ld = init_sk;
-      }
-    }
-#pragma unroll
-    for (int hf = 0; hf < NS; ++hf) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int i = sm.r(hf, 2 * hh), c = vcol + sm.c(j, 0);
-          float2 x;
-          if (src) {
-            x = *reinterpret_cast<const float2*>(src + i * ld + c);
-          } else if (is_m) {
-            x = make_float2(i == c ? 1.f : 0.f, i == c + 1 ? 1.f : 0.f);
-          } else if (init_p && !(LOCAL && seg > 0)) {
-            x = make_float2(load_as_float(init_p, i * init_sk + c, init_dt),
-                            load_as_float(init_p, i * init_sk + c + 1, init_dt));
-          } else {
-            x = make_float2(0.f, 0.f);
-          }
-          accS[hf][j][2 * hh] = x.x;
-          accS[hf][j][2 * hh + 1] = x.y;
-          // The final pass reads segment 0's start here: past and carry may be overwritten by then.
-          if (LOCAL && !is_m && seg == 0) {
-            *reinterpret_cast<float2*>(args.seg_state + (slot * DK + i) * p.dv + c) = x;
-          }
-        }
-      }
-    }
-    // The local pass always splits: the transition product multiplies the true state later.
-    write_state<BF16>(accS, Shi, Slo, sm, LOCAL || args.split);
-  }
 
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
@@ -422,74 +411,156 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   // split.
   const bool xsplit = !LOCAL || seg == 0;
   const bool ssplit = LOCAL || args.split;
-  int s = 0;  // the stage of chunk cl, in its use of parity `phase`
-  uint32_t phase = 0;
-  for (int64_t cl = cbeg; cl < cend; ++cl) {
-    const int64_t t0 = tbase + cl * kC;
-    const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
-    uint16_t* st = stages + s * kStage;
-    const uint16_t* Ks = st;
-    uint16_t* Qs = st + kC * DK;
-    const uint16_t* Tbs = st + 2 * kC * DK;
-    const uint16_t* Vs = Tbs + kC * kC;
-    const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
-    // The stage's tiles and (both warpgroups) the state tiles and U of the previous chunk: the
-    // fence orders what this thread saw or wrote before the tensor cores' reads.
-    mbar_wait(full + s, phase);
-    proxy_fence();
-    bar_sync(kBarTop, kThreads);
-    const float gend = Gs[kC - 1];
-    const float grow[2] = {Gs[row], Gs[row + 8]};  // G of rows row and row + 8
-    const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
-
-    if (wg == 0) {
-      // The state chain: with the delta rule K S, X = V - diag(L) K S to shared memory and
-      // U = T diag(b) X; without it U = V. U goes to Us (final pass), U diag(exp(G_C - G)) to
-      // Uds; then S <- exp(G_C) S + K^T diag(exp(G_C - G)) U.
-      const float fr[2] = {__expf(gend - grow[0]), __expf(gend - grow[1])};
-      // The thread's values of V, read while K S is on the tensor cores (their latency was the
-      // longest part of forming X).
-      uint32_t vw[2][8];
-      for_pairs(row, [&](int hh, int j, int o) {
-        vw[hh][j] = is_m ? 0u : *reinterpret_cast<const uint32_t*>(Vs + o);
+  if (wg == 0) {
+    const StateMap sm{row, 2 * t4};
+    float accS[NS][8][4];
+    // The start state: float32 from the segment slots or the carry, else past (any dtype), else
+    // zeros; the transition-product blocks start from I, the local pass of later segments
+    // from zero. The local pass of segment 0 also copies its start to slot 0: the final pass
+    // reads it there, as past and carry may be overwritten by then.
+    if (is_m) {
+      for_state<NS>(sm, 0, vcol, [&](int hf, int j, int e, int64_t) {
+        accS[hf][j][e] = sm.d(hf, j, e) == vcol + sm.c(e) ? 1.f : 0.f;
       });
-      float au[8][4];
-      if constexpr (DELTA) {
-        wg_begin(au);
-        wg_gemm<BF16, Operand::kRowsK>(au, Ks, CPK, Shi, CPS, DK, false);
-        if (ssplit) wg_gemm<BF16, Operand::kRowsK>(au, Ks, CPK, Slo, CPS, DK, true);
-        wg_issue_done();
-        wg_done(au);
+    } else if (!LOCAL && args.nseg > 1) {
+      load_state(accS, args.seg_state + slot * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
+    } else if (!(LOCAL && seg > 0) && (init_f || init_p)) {
+      if (init_f) {
+        load_state(accS, init_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+      } else {
+        load_state(accS, init_p, init_dt, init_sk, sm, vcol);
       }
-      for_pairs(row, [&](int hh, int j, int o) {
-        const float v0 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] & 0xffffu));
-        const float v1 = from_bits<BF16>(static_cast<uint16_t>(vw[hh][j] >> 16));
-        if constexpr (DELTA) {
-          const float x0 = v0 - lr[hh] * au[j][2 * hh], x1 = v1 - lr[hh] * au[j][2 * hh + 1];
-          const uint32_t xh = pack2<BF16>(x0, x1);
-          *reinterpret_cast<uint32_t*>(Xs + o) = xh;
-          if (xsplit) *reinterpret_cast<uint32_t*>(Xl + o) = pack2_lo<BF16>(x0, x1, xh);
-        } else {
-          *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(v0 * fr[hh], v1 * fr[hh]);
-        }
-      });
+    } else {
+      for_state<NS>(sm, 0, 0, [&](int hf, int j, int e, int64_t) { accS[hf][j][e] = 0.f; });
+    }
+    if (LOCAL && !is_m && seg == 0) store_state(accS, args.seg_state + slot * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
+    // S^T rounded to 16 bits as A fragments (k step kk: d = 16 kk ..); with the split, the
+    // lo parts go through shared memory (buffer i % 2, which the outputs read too) and enter
+    // K S as a transposed tile operand, which keeps the chain free of spills.
+    constexpr int KS = DK / 16;
+    uint32_t sh[KS][4];
+    const auto state_frags = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < KS; ++kk) {
+        uint32_t unused[4];
+        acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk], unused, false);
+      }
+    };
+    state_frags();
+    // This lane's row of the transposed fragment loads (V) and stores (S, U) in [.][64] tiles.
+    const int foff = frag_t_offset(CPS);
+    constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
+    int s = 0;  // the stage of chunk cl, in its use of parity `phase`
+    uint32_t phase = 0;
+    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+      const uint16_t* st = stages + s * kStage;
+      const uint16_t* Ks = st;
+      const uint16_t* Tbs = st + 2 * kC * DK;
+      const uint16_t* Vs = Tbs + kC * kC;
+      const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
+      const int bsel = static_cast<int>(i & 1);
+      uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;
+      mbar_wait(fullA + s, phase);
+      proxy_fence();
+      float au[8][4];  // (K S)^T
       if constexpr (DELTA) {
-        proxy_fence();
-        bar_sync(kBarWg, 128);
         wg_begin(au);
-        wg_gemm<BF16, Operand::kRowsK>(au, Tbs, kC / 8, Xs, CPS, kC, false);
-        if (xsplit) wg_gemm<BF16, Operand::kRowsK>(au, Tbs, kC / 8, Xl, CPS, kC, true);
-        wg_issue_done();
-        wg_done(au);
-        for_pairs(row, [&](int hh, int j, int o) {
-          const float x0 = au[j][2 * hh], x1 = au[j][2 * hh + 1];
-          if (!LOCAL) *reinterpret_cast<uint32_t*>(Us + o) = pack2<BF16>(x0, x1);
-          *reinterpret_cast<uint32_t*>(Uds + o) = pack2<BF16>(x0 * fr[hh], x1 * fr[hh]);
-        });
+#pragma unroll
+        for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, CPK), CPK, kk > 0);
+      }
+      // The state at the start of chunk i to buffer i % 2 (the local pass: its lo tile only),
+      // once chunk i - 2's outputs are done with it.
+      if (!LOCAL && i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
+      if constexpr (!LOCAL) {
+#pragma unroll
+        for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, CPS));
+      }
+      if (ssplit) {
+#pragma unroll
+        for (int kk = 0; kk < KS; ++kk) {
+          uint32_t hi[4], lo[4];
+          acc_frag<BF16>(accS[kk >> 2], kk & 3, hi, lo, true);
+          stsm_x4_t(lo, sb + DK * kSlab + foff + il(16 * kk, 0, CPS));
+        }
       }
       proxy_fence();
-      if (!LOCAL) bar_arrive(kBarU, 2 * 128);
-      bar_sync(kBarWg, 128);
+      if (DELTA && ssplit) {
+        // (K S_lo)^T with S_lo^T the transpose of the [d_k][64] tile just written.
+        bar_sync(kBarWg, 128);
+        wg_gemm<BF16, Operand::kColsK, true>(au, sb + DK * kSlab, CPS, Ks, CPK, DK, true);
+      }
+      if constexpr (DELTA) wg_issued();
+      if constexpr (!LOCAL) mbar_arrive(sfull + bsel);
+      // V^T as A fragments (k step m: tokens 16 m ..), and G of the thread's columns (tokens
+      // 8 j + 2 (lane % 4) and the next).
+      uint32_t vt[4][4];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        if (is_m) {
+          vt[m][0] = vt[m][1] = vt[m][2] = vt[m][3] = 0u;
+        } else {
+          ldsm_x4_t(vt[m], Vs + foff + il(16 * m, 0, CPS));
+        }
+      }
+      float2 gc[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) gc[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+      const float gend = Gs[kC - 1];
+      // Pair h (row row + 8 h) of column pair j of a 64 x 64 accumulator is register
+      // 2 (j & 1) + h of the A fragment of k step j / 2.
+      uint32_t uf[4][4];  // (U diag(exp(G_C - G)))^T as A fragments
+      float uu[8][4];     // U^T (delta rule)
+      if constexpr (DELTA) {
+        wg_complete();
+        wg_done(au);
+        uint32_t xh[4][4], xl[4][4];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float l0 = __expf(gc[j].x), l1 = __expf(gc[j].y);
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t v = vt[j >> 1][2 * (j & 1) + h];
+            const float x0 = from_bits<BF16>(static_cast<uint16_t>(v & 0xffffu)) - l0 * au[j][2 * h];
+            const float x1 = from_bits<BF16>(static_cast<uint16_t>(v >> 16)) - l1 * au[j][2 * h + 1];
+            uint32_t& xhi = xh[j >> 1][2 * (j & 1) + h];
+            xhi = pack2<BF16>(x0, x1);
+            if (xsplit) xl[j >> 1][2 * (j & 1) + h] = pack2_lo<BF16>(x0, x1, xhi);
+          }
+        }
+        // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
+        wg_begin(uu);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kC / 8), kC / 8, kk > 0);
+        if (xsplit) {
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kC / 8), kC / 8);
+        }
+        wg_issued();
+        float2 fr[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) fr[j] = make_float2(__expf(gend - gc[j].x), __expf(gend - gc[j].y));
+        wg_complete();
+        wg_done(uu);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            uf[j >> 1][2 * (j & 1) + h] = pack2<BF16>(uu[j][2 * h] * fr[j].x, uu[j][2 * h + 1] * fr[j].y);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float f0 = __expf(gend - gc[j].x), f1 = __expf(gend - gc[j].y);
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t v = vt[j >> 1][2 * (j & 1) + h];
+            uf[j >> 1][2 * (j & 1) + h] = pack2<BF16>(from_bits<BF16>(static_cast<uint16_t>(v & 0xffffu)) * f0,
+                                                     from_bits<BF16>(static_cast<uint16_t>(v >> 16)) * f1);
+          }
+        }
+      }
+      // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
       const float lend = __expf(gend);
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) {
@@ -502,14 +573,28 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       }
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) {
-        wg_gemm<BF16, Operand::kColsK>(accS[hf], Ks + il(0, 64 * hf, CPK), CPK, Uds, CPS, kC, true);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, CPK), CPK);
       }
-      wg_issue_done();
+      wg_issued();
+      if constexpr (DELTA && !LOCAL) {
+        // U of chunk i to buffer i % 2 while the update runs.
+        uint16_t* ub = Ubuf + bsel * kC * kSlab;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t f[4], unused[4];
+          acc_frag<BF16>(uu, kk, f, unused, false);
+          stsm_x4_t(f, ub + foff + il(16 * kk, 0, CPS));
+        }
+        proxy_fence();
+        mbar_arrive(ufull + bsel);
+      }
+      wg_complete();
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) wg_done(accS[hf]);
-      // The outputs' Q S must have read the state tiles before they change.
-      if (!LOCAL) bar_sync(kBarQS, 2 * 128);
-      write_state<BF16>(accS, Shi, Slo, sm, ssplit);
+      // Every read of the stage by this warpgroup is complete (the products' waits included).
+      mbar_arrive(empty + s);
+      state_frags();
       if (SERVING && args.ix.ckpt_count > 0) {
         // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
         // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
@@ -524,11 +609,53 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
           }
         }
       }
-    } else if constexpr (!LOCAL) {
-      // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
-      // P o Q K^T formed in registers as hi + lo A fragments.
-      const uint16_t* Ucur = DELTA ? Us : Vs;
-      const int t = tid - 128;
+      if (++s == kStages) {
+        s = 0;
+        phase ^= 1;
+      }
+    }
+
+    if (LOCAL) {
+      if (is_m) {
+        store_state(accS, args.seg_m + slot * DK * DK, LINATTN_FLOAT32, DK, sm, vcol);
+      } else {
+        store_state(accS, args.seg_state + (slot + 1) * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
+      }
+    } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
+      if (fin_p) {
+        store_state(accS, fin_p, p.present_dtype, fin_sk, sm, vcol);
+      } else {
+        store_state(accS, fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+      }
+    }
+  } else if constexpr (!LOCAL) {
+    // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
+    // P o Q K^T formed in registers as hi + lo A fragments.
+    const int t = tid - 128;
+    int s = 0;
+    uint32_t phase = 0;
+    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+      const int64_t t0 = tbase + cl * kC;
+      const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+      uint16_t* st = stages + s * kStage;
+      const uint16_t* Ks = st;
+      uint16_t* Qs = st + kC * DK;
+      const uint16_t* Vs = st + 2 * kC * DK + kC * kC;
+      const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
+      const int bsel = static_cast<int>(i & 1);
+      const uint32_t bpar = static_cast<uint32_t>((i >> 1) & 1);
+      const uint16_t* Shi = Sbuf + bsel * 2 * DK * kSlab;
+      const uint16_t* Slo = Shi + DK * kSlab;
+      const uint16_t* Ucur = DELTA ? Ubuf + bsel * kC * kSlab : Vs;
+      mbar_wait(fullB + s, phase);
+      proxy_fence();
+      mbar_wait(sfull + bsel, bpar);
+      // G of the thread's rows and columns, read before the stage is released.
+      const float grow[2] = {Gs[row], Gs[row + 8]};
+      const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
+      float2 gcol[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
       for (int jq = 0; jq < qpk; ++jq) {
         if (jq > 0) {
           // Q of the next head replaces the previous head's in this stage (warpgroup 0 reads
@@ -550,14 +677,17 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         wg_issue_done();
         wg_done(ao);
         wg_done(qk);
-        if (jq + 1 == qpk) bar_arrive(kBarQS, 2 * 128);
-        build_p<BF16>(qk, Gs, grow, row, wr, ph, pl);
+        // With the delta rule U comes from buffer bsel: the last head's products were this
+        // warpgroup's last reads of the stage (K, Q; G is in registers), and releasing it
+        // now lets the loads run ahead while the outputs lag the chain.
+        if (DELTA && jq + 1 == qpk) mbar_arrive(empty + s);
+        build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) ao[j][e] *= lr[e >> 1];
         }
-        if (jq == 0) bar_sync(kBarU, 2 * 128);
+        if (DELTA && jq == 0) mbar_wait(ufull + bsel, bpar);
         wg_begin(ao);
         p_times_u<BF16>(ao, ph, pl, Ucur);
         wg_issue_done();
@@ -567,44 +697,32 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int r = row + 8 * hh;
-          if (r < n) {
-            uint16_t* orow = obase + (t0 + r) * p.o_st;
+          uint32_t w2[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) w2[j] = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
+          uint16_t* orow = obase + (t0 + r) * p.o_st;
+          if (args.vec_out16) {
+            store_row16(w2, orow, r < n);
+          } else if (r < n) {
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
               const int c = 8 * j + 2 * t4;
-              const uint32_t v2 = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
               if (args.vec_out) {
-                *reinterpret_cast<uint32_t*>(orow + c) = v2;
+                *reinterpret_cast<uint32_t*>(orow + c) = w2[j];
               } else {
-                orow[c] = static_cast<uint16_t>(v2 & 0xffffu);
-                orow[c + 1] = static_cast<uint16_t>(v2 >> 16);
+                orow[c] = static_cast<uint16_t>(w2[j] & 0xffffu);
+                orow[c + 1] = static_cast<uint16_t>(w2[j] >> 16);
               }
             }
           }
         }
       }
-    }
-    // Every read of the stage is complete (the products' waits included): the loading
-    // warpgroup may refill it.
-    mbar_arrive(empty + s);
-    if (++s == kStages) {
-      s = 0;
-      phase ^= 1;
-    }
-  }
-
-  if (wg == 0) {
-    if (LOCAL) {
-      if (is_m) {
-        store_state(accS, args.seg_m + slot * DK * DK, LINATTN_FLOAT32, DK, sm, vcol);
-      } else {
-        store_state(accS, args.seg_state + (slot + 1) * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
-      }
-    } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
-      if (fin_p) {
-        store_state(accS, fin_p, p.present_dtype, fin_sk, sm, vcol);
-      } else {
-        store_state(accS, fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+      // Every read of buffer bsel (and without the delta rule, of the stage's V) is complete.
+      mbar_arrive(ofree + bsel);
+      if (!DELTA) mbar_arrive(empty + s);
+      if (++s == kStages) {
+        s = 0;
+        phase ^= 1;
       }
     }
   }

@@ -86,16 +86,16 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t
 #undef LINATTN_WGMMA_ASM
 }
 
-// d += A B, m64n64k16, A from registers (the mma.sync A fragment of the warp's 16 rows), B
-// N-major through its descriptor.
-template <bool BF16>
-__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
+// d (+)= A B, m64n64k16, A from registers (the mma.sync A fragment of the warp's 16 rows), B
+// through its descriptor: TB N-major, else K-major.
+template <bool BF16, int TB>
+__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db, int accumulate) {
 #define LINATTN_WGMMA_ASM(TYPE)                                                                  \
-  asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                      \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " {" LINATTN_R64     \
-               "}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"                                     \
+               "}, {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n"                                   \
                : LINATTN_D64                                                                     \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db))
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate), "n"(TB))
   if constexpr (BF16) {
     LINATTN_WGMMA_ASM("bf16");
   } else {
@@ -173,14 +173,79 @@ __device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, i
 #endif
 }
 
-// acc += A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
-// B rows 16 x columns 64 of an interleaved tile (cpb cores per core row).
-template <bool BF16>
-__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb) {
+// acc (+)= A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
+// B one k step of an interleaved tile (cpb cores per core row): rows 16 x columns 64 (N-major),
+// or when B_T rows 64 x columns 16 (K-major, B^T stored), B pointing at the step's first core.
+template <bool BF16, bool B_T = false>
+__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb,
+                                           bool accumulate = true) {
 #if defined(LINATTN_WGMMA)
-  wgmma_rs<BF16>(acc, a, smem_desc(B, cpb * 128u, 128u));
+  wgmma_rs<BF16, B_T ? 0 : 1>(acc, a, B_T ? smem_desc(B, 128u, cpb * 128u) : smem_desc(B, cpb * 128u, 128u),
+                              accumulate ? 1 : 0);
 #else
-  mma_k_step<BF16, false>(acc, a, B, cpb, 0);
+  if (!accumulate) zero_acc(acc);
+  mma_k_step<BF16, B_T>(acc, a, B, cpb, 0);
+#endif
+}
+
+// The A fragment of k step kk (columns 16 kk .. 16 kk + 15) from a warpgroup's float32
+// accumulators (the layout above), rounded to 16 bits: hi, and in lo the rounding residuals.
+template <bool BF16, int NT>
+__device__ __forceinline__ void acc_frag(const float (&acc)[NT][4], int kk, uint32_t (&hi)[4], uint32_t (&lo)[4],
+                                         bool split) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float x0 = acc[2 * kk + (q >> 1)][2 * (q & 1)], x1 = acc[2 * kk + (q >> 1)][2 * (q & 1) + 1];
+    hi[q] = pack2<BF16>(x0, x1);
+    if (split) lo[q] = pack2_lo<BF16>(x0, x1, hi[q]);
+  }
+}
+
+// Element offset, in an interleaved tile with cpr cores per core row, of the row this lane
+// addresses when a warp's four 8 x 8 fragments of k step 0 (rows 16 (w & 3) .. + 15 of a
+// warpgroup's 64-row product, columns 0 .. 15) are read or written transposed: fragment i
+// (register i of an A fragment) is tile rows 8 (i >> 1) .. + 7, columns 16 (w & 3) + 8 (i & 1)
+// .. + 7; k step kk adds il(16 kk, 0, cpr).
+__device__ __forceinline__ int frag_t_offset(int cpr) {
+  const int lane = threadIdx.x & 31, i = lane >> 3;
+  return il(8 * (i >> 1) + (lane & 7), 16 * ((threadIdx.x >> 5) & 3) + 8 * (i & 1), cpr);
+}
+
+// Stores an A fragment transposed (stmatrix .trans): register i holds rows lane / 4 of
+// fragment i, columns 2 (lane % 4) and the next, which land in tile row 2 (lane % 4) (+1),
+// column lane / 4 of the fragment's core; p = tile + frag_t_offset(cpr) + the k step's offset.
+__device__ __forceinline__ void stsm_x4_t(const uint32_t (&r)[4], uint16_t* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(smem_addr(p)),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+#else
+  // Lanes 8 i + k name row k of fragment i: fetch the two rows this lane's values go to.
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const uint32_t a = smem_addr(p);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * i + 2 * t4 + e);
+      const uint16_t v = static_cast<uint16_t>(e ? r[i] >> 16 : r[i] & 0xffffu);
+      asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(row + 2 * g), "h"(v) : "memory");
+    }
+  }
+#endif
+}
+
+// The products issued so far as one group (wg_issued), and the wait for every issued group
+// (wg_complete): in between the warpgroup may do other work that leaves the products'
+// accumulators and register operands alone.
+__device__ __forceinline__ void wg_issued() {
+#if defined(LINATTN_WGMMA)
+  wg_commit();
+#endif
+}
+__device__ __forceinline__ void wg_complete() {
+#if defined(LINATTN_WGMMA)
+  wg_wait();
 #endif
 }
 
