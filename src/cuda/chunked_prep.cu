@@ -132,11 +132,14 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
   // Warp tile of the C x C products: 16 x 32.
   const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
   if constexpr (DELTA) {
-    // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts.
+    // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts, and its four
+    // diagonal 16 x 16 blocks in float32 (Ad, in the K tile's space: K is read only here).
+    float* Ad = reinterpret_cast<float*>(Ks);  // [4][16][16]
     {
       float acc[4][4];
       zero_acc(acc);
       if (col0 <= row0 + 15) warp_gemm<BF16, 4, false, false>(acc, Ks, LDK, Ks, LDK, DK, row0, col0);
+      __syncthreads();  // every warp is done reading K
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
 #pragma unroll
@@ -147,19 +150,28 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
           const uint32_t hi = pack2<true>(a0, a1);
           *reinterpret_cast<uint32_t*>(Ah + r * kLd + s) = hi;
           *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = pack2_lo<true>(a0, a1, hi);
+          if ((r >> 4) == (s >> 4)) *reinterpret_cast<float2*>(Ad + (r >> 4) * 256 + (r & 15) * 16 + (s & 15)) = make_float2(a0, a1);
         }
       }
     }
     __syncthreads();
-    // T = (I + A)^-1. Diagonal 16x16 blocks: lane c of a half-warp solves column c (float32).
+    // T = (I + A)^-1. Diagonal 16x16 blocks: lane c of a half-warp solves column c in float32,
+    // reading each row of the block four values at a time (the half-warp's loads coincide).
     if (w < 2) {
-      const int base = 16 * (2 * w + (lane >> 4)), c = lane & 15;
+      const int blk = 2 * w + (lane >> 4), base = 16 * blk, c = lane & 15;
+      const float4* ad = reinterpret_cast<const float4*>(Ad + blk * 256);
       float tc[16];
 #pragma unroll
       for (int r = 0; r < 16; ++r) {
         float acc = 0.f;
 #pragma unroll
-        for (int s = 0; s < r; ++s) acc += split_value(Ah, Al, (base + r) * kLd + base + s) * tc[s];
+        for (int s4 = 0; s4 < (r + 3) / 4; ++s4) {
+          const float4 a = ad[r * 4 + s4];  // A[r][4 s4 ..], zero from column r on
+          acc += a.x * tc[4 * s4];
+          if (4 * s4 + 1 < r) acc += a.y * tc[4 * s4 + 1];
+          if (4 * s4 + 2 < r) acc += a.z * tc[4 * s4 + 2];
+          if (4 * s4 + 3 < r) acc += a.w * tc[4 * s4 + 3];
+        }
         tc[r] = r < c ? 0.f : (r == c ? 1.f : -acc);
         const uint16_t hi = to_bits<true>(tc[r]);
         Th[(base + r) * kLd + base + c] = hi;

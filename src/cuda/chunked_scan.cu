@@ -1,15 +1,17 @@
-// The state-dependent part of the chunked prefill: one CTA of two warpgroups per (sequence,
-// kv head, 64-column slab of d_v) walks the chunks of a window in order. G and T diag(b) come
-// from the workspace records of chunked_prep.cu; K, Q and the slab of V from the call's
-// tensors. Warpgroup 0 holds the d_k x 64 slice of the state S in float32 registers and runs
-// the state chain; warpgroup 1 runs the outputs beside it (final pass only):
-//   0: K S; U = T diag(b) (V - diag(L) K S)  (= U' - W S; V itself without the delta rule)
-//      S <- L_C S + K^T diag(exp(G_C - G)) U
-//   1: Q S and Q K^T; O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers
-// The products are warpgroup-wide (chunked_wgmma.cuh: wgmma on sm_90a) over interleaved tiles.
-// A third warpgroup loads the tiles of the coming chunks with cp.async into kStages stages,
-// handed to the two and back through mbarriers, so that no load is issued on the chain. The
-// float32 state feeds the tensor cores as hi + lo 16-bit parts (ChunkedOptions::split_state).
+// The state-dependent part of the chunked prefill: one CTA per (sequence, kv head, 64-column
+// slab of d_v) walks the chunks of a window in order. G and T diag(b) come from the workspace
+// records of chunked_prep.cu; K, Q and the slab of V from the call's tensors. Three warpgroups:
+//   0: the state chain. It holds the d_k x 64 slice of S transposed in float32 registers and
+//      takes the A operand of each product from registers (wgmma on sm_90a):
+//        (K S)^T = S^T K^T;  U^T = X^T (T diag(b))^T, X = V - diag(L) K S  (U = V without the
+//        delta rule);  S^T <- L_C S^T + (U diag(exp(G_C - G)))^T K
+//      and hands S (at the chunk's start) and U to warpgroup 1 through shared memory.
+//   1: the outputs (final pass only), up to a chunk behind:
+//        O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers.
+//   2: loads the tiles of the coming chunks with cp.async into kStages stages.
+// Stages, state and U buffers pass between them on mbarriers, so nothing on the chain waits for
+// a barrier of the whole CTA. The float32 state feeds the tensor cores rounded to 16 bits or as
+// hi + lo parts (ChunkedOptions::split_state).
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
 // (LOCAL) skips the outputs and writes the segment's end state; its extra CTAs run the same
