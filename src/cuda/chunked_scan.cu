@@ -634,6 +634,30 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
     // P o Q K^T formed in registers as hi + lo A fragments.
     const int t = tid - 128;
+    // The packed output rows row and row + 8 of the previous product, stored once the next
+    // products are issued so that the stores run beside the tensor cores; prow null: nothing to
+    // store (or a row past the chunk's end).
+    uint32_t pend[2][8] = {};
+    uint16_t* prow[2] = {nullptr, nullptr};
+    const auto flush = [&]() {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        if (args.vec_out16) {
+          store_row16(pend[hh], prow[hh], prow[hh] != nullptr);
+        } else if (prow[hh]) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            uint16_t* o = prow[hh] + 8 * j + 2 * t4;
+            if (args.vec_out) {
+              *reinterpret_cast<uint32_t*>(o) = pend[hh][j];
+            } else {
+              o[0] = static_cast<uint16_t>(pend[hh][j] & 0xffffu);
+              o[1] = static_cast<uint16_t>(pend[hh][j] >> 16);
+            }
+          }
+        }
+      }
+    };
     int s = 0;
     uint32_t phase = 0;
     for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
@@ -651,7 +675,6 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const uint16_t* Ucur = DELTA ? Ubuf + bsel * kC * kSlab : Vs;
       mbar_wait(fullB + s, phase);
       proxy_fence();
-      mbar_wait(sfull + bsel, bpar);
       // G of the thread's rows and columns, read before the stage is released.
       const float grow[2] = {Gs[row], Gs[row + 8]};
       const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
@@ -669,21 +692,28 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
           proxy_fence();
           bar_sync(kBarOut, 128);
         }
+        // Q K^T needs no state: it goes first, then Q S once the state is there; P o Q K^T is
+        // formed while Q S is on the tensor cores.
         float ao[8][4], qk[8][4];
         uint32_t ph[4][4], pl[4][4];
-        wg_begin(ao);
         wg_begin(qk);
+        wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, CPK, Ks, CPK, DK, false);
+        wg_issued();
+        if (jq == 0) mbar_wait(sfull + bsel, bpar);
+        wg_begin(ao);
         wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Shi, CPS, DK, false);
         if (ssplit) wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Slo, CPS, DK, true);
-        wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, CPK, Ks, CPK, DK, false);
-        wg_issue_done();
-        wg_done(ao);
+        wg_issued();
+        flush();
+        wg_complete_prior();
         wg_done(qk);
+        build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
+        wg_complete();
+        wg_done(ao);
         // With the delta rule U comes from buffer bsel: the last head's products were this
         // warpgroup's last reads of the stage (K, Q; G is in registers), and releasing it
         // now lets the loads run ahead while the outputs lag the chain.
         if (DELTA && jq + 1 == qpk) mbar_arrive(empty + s);
-        build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -694,29 +724,13 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         p_times_u<BF16>(ao, ph, pl, Ucur);
         wg_issue_done();
         wg_done(ao);
-        const int oh = p.output_head(h, jq);
-        uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + oh * p.dv + vcol;
+        uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, jq) * p.dv + vcol;
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int r = row + 8 * hh;
-          uint32_t w2[8];
 #pragma unroll
-          for (int j = 0; j < 8; ++j) w2[j] = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
-          uint16_t* orow = obase + (t0 + r) * p.o_st;
-          if (args.vec_out16) {
-            store_row16(w2, orow, r < n);
-          } else if (r < n) {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-              const int c = 8 * j + 2 * t4;
-              if (args.vec_out) {
-                *reinterpret_cast<uint32_t*>(orow + c) = w2[j];
-              } else {
-                orow[c] = static_cast<uint16_t>(w2[j] & 0xffffu);
-                orow[c + 1] = static_cast<uint16_t>(w2[j] >> 16);
-              }
-            }
-          }
+          for (int j = 0; j < 8; ++j) pend[hh][j] = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
+          prow[hh] = r < n ? obase + (t0 + r) * p.o_st : nullptr;
         }
       }
       // Every read of buffer bsel (and without the delta rule, of the stage's V) is complete.
@@ -727,6 +741,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         phase ^= 1;
       }
     }
+    flush();
   }
 }
 

@@ -248,6 +248,12 @@ __device__ __forceinline__ void wg_complete() {
   wg_wait();
 #endif
 }
+// Waits for every group but the last one issued.
+__device__ __forceinline__ void wg_complete_prior() {
+#if defined(LINATTN_WGMMA)
+  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+#endif
+}
 
 // Before the first wg_gemm of a group whose accumulators other instructions wrote, and after
 // the group: the products of this warpgroup are complete and their registers readable.
