@@ -42,7 +42,7 @@ constexpr int stage_elems() {
   return 2 * kC * DK + 2 * kC * kC + 2 * kC;
 }
 
-// Stages in flight: the loads run up to kStages - 1 chunks ahead of the chain.
+// Stages in flight: the loads run up to kStages - 1 chunks ahead of the outputs.
 constexpr int kStages = 3;
 // The two warpgroups of the chain and the outputs, and the loading warpgroup.
 constexpr int kScanThreads = kThreads + 128;
@@ -349,12 +349,13 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   // Warpgroup 0 runs the state chain, warpgroup 1 the outputs of the final pass, each on the
   // whole 64-column slab. Warpgroup 0 keeps the state transposed in registers (StateMap) and
   // takes the A operand of every product of its chain from registers:
-  //   (K S)^T = S^T K^T                      A = S^T (16-bit, or hi + lo)
+  //   (K S)^T = S^T K^T                      A = S^T rounded to 16 bits
   //   U^T = X^T (T diag(b))^T                A = X^T = V^T - (K S)^T diag(L) (hi + lo)
   //   S^T <- L_C S^T + (U diag(exp(G_C - G)))^T K
-  // so nothing on the chain passes through shared memory or a barrier. It hands the state at
-  // the start of chunk i and U of chunk i to warpgroup 1 in buffer i % 2 (stored transposed:
-  // the [d_k][64] and [kC][64] tiles the outputs read), and may run up to two chunks ahead.
+  // so nothing on the chain passes through shared memory or a barrier (but the lo part of a
+  // split state, below). It hands the state at the start of chunk i and U of chunk i to
+  // warpgroup 1 in buffer i % 2 (stored transposed: the [d_k][64] and [kC][64] tiles the
+  // outputs read), so it works on chunk i while the outputs finish chunk i - 1.
   constexpr int kBarOut = 1;  // warpgroup 1's own named barrier
   const int wg = w >> 2, wr = w & 3;
   const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
