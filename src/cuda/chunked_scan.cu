@@ -68,9 +68,10 @@ static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 =
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements) into an
 // interleaved tile, zeros below. A warp copies 16 rows x 32 bytes per step: whole 32-byte
-// sectors from global memory, and all eight rows of a core per 128-byte shared wavefront.
-// Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
-// then proxy_fence and a barrier); others are copied synchronously. ROLLED keeps the loop
+// sectors from global memory. On the shared side each 16-byte piece costs its own wavefront
+// (measured: 32 per warp step, 4 ideal), as the pieces of a global row sit at one bank offset
+// of different cores. Aligned rows go through cp.async (visible after cp_async_wait_all or the
+// stage's mbarrier, then proxy_fence); others are copied synchronously. ROLLED keeps the loop
 // rolled: the loading warpgroup's code then stays small beside the warpgroups' in the
 // instruction cache (unrolled, the three did not fit and warps waited for instructions).
 template <int COLS, int NT = kThreads, bool ROLLED = false>
@@ -146,37 +147,32 @@ __device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* ba
   }
 }
 
-// P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0) from the warpgroup's Q K^T
-// accumulators, as hi + lo A fragments of the product with U: ph[kk] covers columns
-// 16 kk .. 16 kk + 15 of the warp's rows row (= 16 wr + lane / 4) and row + 8, whose G are
-// grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4) and the next. Column tiles
-// past the warp's diagonal block are zero without an exp.
+// P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0), formed in place of the warpgroup's
+// Q K^T accumulators, as hi + lo A fragments of the product with U: rows row (= 16 wr +
+// lane / 4) and row + 8 have G grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4)
+// and the next. K steps past the warp's diagonal block are zero without an exp.
 template <bool BF16>
-__device__ __forceinline__ void build_p(const float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2],
-                                        int row, int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
+__device__ __forceinline__ void build_p(float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2], int row,
+                                        int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
   const int t4 = threadIdx.x & 3;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int c = 8 * j + 2 * t4;
-    uint32_t hi[2] = {0u, 0u}, lo[2] = {0u, 0u};
-    if (j <= 2 * wr + 1) {
-      const float gc0 = gcol[j].x, gc1 = gcol[j].y;
+  for (int kk = 0; kk < 4; ++kk) {
+    if (kk <= wr) {
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = row + 8 * hh;
-        const float gr = grow[hh];
-        const float p0 = c <= r ? __expf(gr - gc0) * qk[j][2 * hh] : 0.f;
-        const float p1 = c + 1 <= r ? __expf(gr - gc1) * qk[j][2 * hh + 1] : 0.f;
-        hi[hh] = pack2<BF16>(p0, p1);
-        lo[hh] = pack2_lo<BF16>(p0, p1, hi[hh]);
+      for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = 8 * j + 2 * t4 + (e & 1), r = row + 8 * (e >> 1);
+          const float gc = e & 1 ? gcol[j].y : gcol[j].x;
+          qk[j][e] = c <= r ? __expf(grow[e >> 1] - gc) * qk[j][e] : 0.f;
+        }
       }
+      acc_frag<BF16>(qk, kk, ph[kk]);
+      acc_frag_lo<BF16>(qk, kk, ph[kk], pl[kk]);
+    } else {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) ph[kk][q] = pl[kk][q] = 0u;
     }
-    // A fragment of k step j / 2: registers 0, 1 the first 8 columns (rows row, row + 8),
-    // 2, 3 the next 8.
-    ph[j >> 1][2 * (j & 1)] = hi[0];
-    ph[j >> 1][2 * (j & 1) + 1] = hi[1];
-    pl[j >> 1][2 * (j & 1)] = lo[0];
-    pl[j >> 1][2 * (j & 1) + 1] = lo[1];
   }
 }
 
@@ -444,10 +440,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     uint32_t sh[KS][4];
     const auto state_frags = [&]() {
 #pragma unroll
-      for (int kk = 0; kk < KS; ++kk) {
-        uint32_t unused[4];
-        acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk], unused, false);
-      }
+      for (int kk = 0; kk < KS; ++kk) acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk]);
     };
     state_frags();
     // This lane's row of the transposed fragment loads (V) and stores (S, U) in [.][64] tiles.
@@ -481,8 +474,8 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       if (ssplit) {
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) {
-          uint32_t hi[4], lo[4];
-          acc_frag<BF16>(accS[kk >> 2], kk & 3, hi, lo, true);
+          uint32_t lo[4];
+          acc_frag_lo<BF16>(accS[kk >> 2], kk & 3, sh[kk], lo);
           stsm_x4_t(lo, sb + DK * kSlab + foff + il(16 * kk, 0, CPS));
         }
       }
@@ -509,26 +502,24 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
       for (int j = 0; j < 8; ++j) gc[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
       const float gend = Gs[kC - 1];
-      // Pair h (row row + 8 h) of column pair j of a 64 x 64 accumulator is register
-      // 2 (j & 1) + h of the A fragment of k step j / 2.
-      uint32_t uf[4][4];  // (U diag(exp(G_C - G)))^T as A fragments
-      float uu[8][4];     // U^T (delta rule)
+      // (U diag(exp(G_C - G)))^T as A fragments; U^T itself for the outputs (delta rule).
+      uint32_t uf[4][4], upub[4][4];
+      float uu[8][4];
       if constexpr (DELTA) {
         wg_complete();
         wg_done(au);
-        uint32_t xh[4][4], xl[4][4];
+        // X^T = V^T - (K S)^T diag(L), in place of (K S)^T.
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
           const float l0 = __expf(gc[j].x), l1 = __expf(gc[j].y);
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const uint32_t v = vt[j >> 1][2 * (j & 1) + h];
-            const float x0 = from_bits<BF16>(static_cast<uint16_t>(v & 0xffffu)) - l0 * au[j][2 * h];
-            const float x1 = from_bits<BF16>(static_cast<uint16_t>(v >> 16)) - l1 * au[j][2 * h + 1];
-            uint32_t& xhi = xh[j >> 1][2 * (j & 1) + h];
-            xhi = pack2<BF16>(x0, x1);
-            if (xsplit) xl[j >> 1][2 * (j & 1) + h] = pack2_lo<BF16>(x0, x1, xhi);
-          }
+          for (int e = 0; e < 4; ++e) au[j][e] = frag_elem<BF16>(vt, j, e) - (e & 1 ? l1 : l0) * au[j][e];
+        }
+        uint32_t xh[4][4], xl[4][4];
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          acc_frag<BF16>(au, kk, xh[kk]);
+          if (xsplit) acc_frag_lo<BF16>(au, kk, xh[kk], xl[kk]);
         }
         // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
         wg_begin(uu);
@@ -544,25 +535,25 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         for (int j = 0; j < 8; ++j) fr[j] = make_float2(__expf(gend - gc[j].x), __expf(gend - gc[j].y));
         wg_complete();
         wg_done(uu);
+        if constexpr (!LOCAL) {
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, upub[kk]);
+        }
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            uf[j >> 1][2 * (j & 1) + h] = pack2<BF16>(uu[j][2 * h] * fr[j].x, uu[j][2 * h + 1] * fr[j].y);
-          }
+          for (int e = 0; e < 4; ++e) uu[j][e] *= e & 1 ? fr[j].y : fr[j].x;
         }
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
           const float f0 = __expf(gend - gc[j].x), f1 = __expf(gend - gc[j].y);
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const uint32_t v = vt[j >> 1][2 * (j & 1) + h];
-            uf[j >> 1][2 * (j & 1) + h] = pack2<BF16>(from_bits<BF16>(static_cast<uint16_t>(v & 0xffffu)) * f0,
-                                                     from_bits<BF16>(static_cast<uint16_t>(v >> 16)) * f1);
-          }
+          for (int e = 0; e < 4; ++e) uu[j][e] = frag_elem<BF16>(vt, j, e) * (e & 1 ? f1 : f0);
         }
       }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, uf[kk]);
       // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
       const float lend = __expf(gend);
 #pragma unroll
@@ -584,11 +575,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         // U of chunk i to buffer i % 2 while the update runs.
         uint16_t* ub = Ubuf + bsel * kC * kSlab;
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          uint32_t f[4], unused[4];
-          acc_frag<BF16>(uu, kk, f, unused, false);
-          stsm_x4_t(f, ub + foff + il(16 * kk, 0, CPS));
-        }
+        for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, CPS));
         proxy_fence();
         mbar_arrive(ufull + bsel);
       }

@@ -188,17 +188,29 @@ __device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&
 #endif
 }
 
-// The A fragment of k step kk (columns 16 kk .. 16 kk + 15) from a warpgroup's float32
-// accumulators (the layout above), rounded to 16 bits: hi, and in lo the rounding residuals.
+// A fragments and accumulators: register q of the A fragment of k step kk holds columns
+// 16 kk + 8 (q >> 1) + 2 (lane % 4) and the next of row 16 (w & 3) + lane / 4 + 8 (q & 1), which
+// is pair (2 kk + (q >> 1), q & 1) of the accumulator layout above (acc[j][2 h], acc[j][2 h + 1]).
+// acc_frag rounds k step kk of float32 accumulators to 16 bits; acc_frag_lo gives the rounding
+// residuals of hi = acc_frag(...), so that hi + lo carries about twice the bits; frag_elem reads
+// accumulator element (j, e) back from A fragments (k steps 0 .. 3).
 template <bool BF16, int NT>
-__device__ __forceinline__ void acc_frag(const float (&acc)[NT][4], int kk, uint32_t (&hi)[4], uint32_t (&lo)[4],
-                                         bool split) {
+__device__ __forceinline__ void acc_frag(const float (&acc)[NT][4], int kk, uint32_t (&hi)[4]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) hi[q] = pack2<BF16>(acc[2 * kk + (q >> 1)][2 * (q & 1)], acc[2 * kk + (q >> 1)][2 * (q & 1) + 1]);
+}
+template <bool BF16, int NT>
+__device__ __forceinline__ void acc_frag_lo(const float (&acc)[NT][4], int kk, const uint32_t (&hi)[4],
+                                            uint32_t (&lo)[4]) {
 #pragma unroll
   for (int q = 0; q < 4; ++q) {
-    const float x0 = acc[2 * kk + (q >> 1)][2 * (q & 1)], x1 = acc[2 * kk + (q >> 1)][2 * (q & 1) + 1];
-    hi[q] = pack2<BF16>(x0, x1);
-    if (split) lo[q] = pack2_lo<BF16>(x0, x1, hi[q]);
+    lo[q] = pack2_lo<BF16>(acc[2 * kk + (q >> 1)][2 * (q & 1)], acc[2 * kk + (q >> 1)][2 * (q & 1) + 1], hi[q]);
   }
+}
+template <bool BF16>
+__device__ __forceinline__ float frag_elem(const uint32_t (&f)[4][4], int j, int e) {
+  const uint32_t v = f[j >> 1][2 * (j & 1) + (e >> 1)];
+  return from_bits<BF16>(static_cast<uint16_t>(e & 1 ? v >> 16 : v & 0xffffu));
 }
 
 // Element offset, in an interleaved tile with cpr cores per core row, of the row this lane
@@ -267,10 +279,8 @@ __device__ __forceinline__ void wg_begin(float (&acc)[NT][4]) {
 #endif
 }
 __device__ __forceinline__ void wg_issue_done() {
-#if defined(LINATTN_WGMMA)
-  wg_commit();
-  wg_wait();
-#endif
+  wg_issued();
+  wg_complete();
 }
 template <int NT>
 __device__ __forceinline__ void wg_done(float (&acc)[NT][4]) {
