@@ -35,12 +35,25 @@
 namespace linattn::detail::cuda::chunked {
 namespace {
 
-// 16-bit elements of one prefetch stage, every tile interleaved (chunked_wgmma.cuh): K, Q
-// ([kC][DK] each), T diag(b), the slab of V ([kC][kC] each), then G (kC float32).
+// The tiles of a prefetch stage (kC rows) are swizzled (chunked_wgmma.cuh): the loads copy
+// whole 128-byte rows into them at full speed. In the layout without swizzle each warp's
+// cp.async cost 32 shared wavefronts instead of 4 and L2 served every 32-byte sector twice.
+constexpr Tile kStaged = swizzled(kC);
+
+// 16-bit elements of the tiles of one prefetch stage: K, Q ([kC][DK] each), T diag(b) and the
+// slab of V ([kC][kC] each), every tile on a 1024-byte boundary; the stages' G (kC float32
+// each) follow the last stage.
 template <int DK>
 constexpr int stage_elems() {
-  return 2 * kC * DK + 2 * kC * kC + 2 * kC;
+  return 2 * kC * DK + 2 * kC * kC;
 }
+// Element offsets of the tiles in a stage.
+template <int DK>
+constexpr int kOffQ = kC * DK;
+template <int DK>
+constexpr int kOffT = 2 * kC * DK;
+template <int DK>
+constexpr int kOffV = kOffT<DK> + kC * kC;
 
 // Stages in flight: the loads run up to kStages - 1 chunks ahead of the outputs.
 constexpr int kStages = 3;
@@ -54,36 +67,37 @@ constexpr int kLoadRegs = DK == 128 ? 120 : 168;
 template <int DK>
 constexpr int kMathRegs = DK == 128 ? 192 : 168;
 
-// The stages; two buffers (by chunk parity) of the state as hi and lo tiles [d_k][64] and of U
-// as a tile [kC][64], for the outputs (every tile on a 128-byte boundary); then the mbarriers:
+// The stages and their G; two buffers (by chunk parity) of the state as hi and lo tiles
+// [d_k][64] and of U as a tile [kC][64], for the outputs (interleaved); then the mbarriers:
 // the stages' fullA, fullB and empty, and per buffer sfull, ufull and ofree.
 constexpr int kBarriers = 3 * kStages + 3 * 2;
 template <int DK>
 constexpr size_t scan_smem_bytes() {
-  return (kStages * static_cast<size_t>(stage_elems<DK>()) + 2 * (2 * DK * kSlab + kC * kSlab)) * 2 +
+  return (kStages * static_cast<size_t>(stage_elems<DK>() + 2 * kC) + 2 * (2 * DK * kSlab + kC * kSlab)) * 2 +
          kBarriers * sizeof(uint64_t);
 }
 static_assert(scan_smem_bytes<128>() <= 227 * 1024, "one CTA per SM on sm_90");
-static_assert(stage_elems<128>() * 2 % 128 == 0 && stage_elems<64>() * 2 % 128 == 0, "tile alignment");
+static_assert(stage_elems<128>() * 2 % 1024 == 0 && stage_elems<64>() * 2 % 1024 == 0 && kC * 64 * 2 % 1024 == 0,
+              "swizzled tiles on 1024-byte boundaries");
 
-// Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements) into an
-// interleaved tile, zeros below. A warp copies 16 rows x 32 bytes per step: whole 32-byte
-// sectors from global memory. On the shared side each 16-byte piece costs its own wavefront
-// (measured: 32 per warp step, 4 ideal), as the pieces of a global row sit at one bank offset
-// of different cores. Aligned rows go through cp.async (visible after cp_async_wait_all or the
-// stage's mbarrier, then proxy_fence); others are copied synchronously. ROLLED keeps the loop
-// rolled: the loading warpgroup's code then stays small beside the warpgroups' in the
-// instruction cache (unrolled, the three did not fit and warps waited for instructions).
+// Rows [0, n) of a 64 x COLS stage tile (on a 1024-byte boundary) from global memory (row
+// stride `stride` elements), zeros below. Each eight lanes of a warp copy 128 bytes of a row.
+// Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
+// then proxy_fence); others are copied synchronously. ROLLED keeps the loop rolled: the loading
+// warpgroup's code then stays small beside the warpgroups' in the instruction cache (unrolled,
+// the three did not fit and warps waited for instructions).
 template <int COLS, int NT = kThreads, bool ROLLED = false>
-__device__ __forceinline__ void load_tile_il(uint16_t* dst, const uint16_t* src, int64_t stride, int n,
-                                             bool vec, int t = threadIdx.x) {
-  constexpr int kChunks = kC * COLS / 8;
-  static_assert(kChunks % NT == 0, "whole steps");
+__device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t stride, int n, bool vec,
+                                          int t = threadIdx.x) {
+  constexpr int kPieces = COLS / 8;  // 16-byte pieces of a row
+  constexpr int kChunks = kC * kPieces, kRows = NT / kPieces;  // rows per step
+  static_assert(kChunks % NT == 0 && kRows % 8 == 0, "whole steps of whole atoms");
+  const int r0 = t / kPieces, cv = (t % kPieces) * 8;
+  uint16_t* d0 = dst + swz_off(il(r0, cv, kStaged));  // later steps: whole atoms further
 #pragma unroll(ROLLED ? 1 : kChunks / NT)
   for (int k = 0; k < kChunks / NT; ++k) {
-    const int i = t + k * NT;
-    const int r = (i >> 1) & (kC - 1), cv = (2 * (i >> 7) + (i & 1)) * 8;
-    uint16_t* d = dst + il(r, cv, COLS / 8);
+    const int r = r0 + k * kRows;
+    uint16_t* d = d0 + il(k * kRows, 0, kStaged);
     if (vec) {
       cp_async16(d, src + (r < n ? r * stride + cv : 0), r < n);
     } else {
@@ -206,15 +220,15 @@ __device__ __forceinline__ void store_row16(const uint32_t (&w)[8], uint16_t* ds
   }
 }
 
-// ao += (P o Q K^T) U over the chunk (four k steps, hi and lo parts), U an interleaved
-// [kC][64] tile.
+// ao += (P o Q K^T) U over the chunk (four k steps, hi and lo parts), U a [kC][64] tile of
+// layout tu.
 template <bool BF16>
 __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph)[4][4], const uint32_t (&pl)[4][4],
-                                          const uint16_t* U) {
+                                          const uint16_t* U, Tile tu) {
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {
-    wg_gemm_ra<BF16>(ao, ph[kk], U + il(16 * kk, 0, kSlab / 8), kSlab / 8);
-    wg_gemm_ra<BF16>(ao, pl[kk], U + il(16 * kk, 0, kSlab / 8), kSlab / 8);
+    wg_gemm_ra<BF16>(ao, ph[kk], U + il(16 * kk, 0, tu), tu);
+    wg_gemm_ra<BF16>(ao, pl[kk], U + il(16 * kk, 0, tu), tu);
   }
 }
 
@@ -222,14 +236,14 @@ template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
 __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int kStage = stage_elems<DK>();
-  constexpr int CPK = DK / 8;   // cores per core row of the K and Q tiles
-  constexpr int CPS = kSlab / 8;  // of the [.][64] tiles
+  constexpr Tile kBuf = interleaved(kSlab / 8);  // the state and U buffers
   // The state slice of warpgroup 0 (d_k x 64) as NS products of 64 rows.
   constexpr int NS = DK / 64;
 
-  extern __shared__ __align__(128) unsigned char smem[];
+  extern __shared__ __align__(1024) unsigned char smem[];
   uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [kStages][kStage]
-  uint16_t* Sbuf = stages + kStages * kStage;            // [2][hi, lo][d_k][kSlab]
+  float* gstage = reinterpret_cast<float*>(stages + kStages * kStage);  // [kStages][kC]
+  uint16_t* Sbuf = reinterpret_cast<uint16_t*>(gstage + kStages * kC);  // [2][hi, lo][d_k][kSlab]
   uint16_t* Ubuf = Sbuf + 2 * 2 * DK * kSlab;            // [2][kC][kSlab]
   // fullA[s]: K, T diag(b), V and G of stage s loaded (the loading warpgroup's 128 threads
   // arrive, each once its copies landed), all that warpgroup 0 reads; fullB[s]: Q too, loaded
@@ -383,16 +397,15 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
       const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
       uint16_t* st = stages + s * kStage;
-      uint16_t* tiles = st + 2 * kC * DK;  // T diag(b), V
-      load_tile_il<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
-      if (DELTA) load_tile_il<kC, 128, true>(tiles, args.t + rec * kC * kC, kC, kC, true, lt);
-      if (!is_m) load_tile_il<kSlab, 128, true>(tiles + kC * kC, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
-      if (lt < kC / 4) cp_async16(tiles + 2 * kC * kC + 8 * lt, args.g + rec * kC + 4 * lt, true);
+      load_tile<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
+      if (DELTA) load_tile<kC, 128, true>(st + kOffT<DK>, args.t + rec * kC * kC, kC, kC, true, lt);
+      if (!is_m) load_tile<kSlab, 128, true>(st + kOffV<DK>, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
+      if (lt < kC / 4) cp_async16(gstage + s * kC + 4 * lt, args.g + rec * kC + 4 * lt, true);
       // Unaligned rows were stored synchronously: the arrival releases them.
       mbar_track_cp_async(fullA + s);
       mbar_arrive(fullA + s);
       if (!LOCAL) {
-        load_tile_il<DK, 128, true>(st + kC * DK, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+        load_tile<DK, 128, true>(st + kOffQ<DK>, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
         mbar_track_cp_async(fullB + s);
         mbar_arrive(fullB + s);
       }
@@ -444,16 +457,17 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     };
     state_frags();
     // This lane's row of the transposed fragment loads (V) and stores (S, U) in [.][64] tiles.
-    const int foff = frag_t_offset(CPS);
+    // V's tile is swizzled: the k steps below move whole atoms, which the swizzle leaves alone.
+    const int foff = frag_t_offset(kBuf), voff = swz_off(frag_t_offset(kStaged));
     constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
     for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
-      const uint16_t* Tbs = st + 2 * kC * DK;
-      const uint16_t* Vs = Tbs + kC * kC;
-      const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
+      const uint16_t* Tbs = st + kOffT<DK>;
+      const uint16_t* Vs = st + kOffV<DK>;
+      const float* Gs = gstage + s * kC;
       const int bsel = static_cast<int>(i & 1);
       uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;
       mbar_wait(fullA + s, phase);
@@ -462,28 +476,28 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       if constexpr (DELTA) {
         wg_begin(au);
 #pragma unroll
-        for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, CPK), CPK, kk > 0);
+        for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
       }
       // The state at the start of chunk i to buffer i % 2 (the local pass: its lo tile only),
       // once chunk i - 2's outputs are done with it.
       if (!LOCAL && i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
       if constexpr (!LOCAL) {
 #pragma unroll
-        for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, CPS));
+        for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, kBuf));
       }
       if (ssplit) {
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) {
           uint32_t lo[4];
           acc_frag_lo<BF16>(accS[kk >> 2], kk & 3, sh[kk], lo);
-          stsm_x4_t(lo, sb + DK * kSlab + foff + il(16 * kk, 0, CPS));
+          stsm_x4_t(lo, sb + DK * kSlab + foff + il(16 * kk, 0, kBuf));
         }
       }
       proxy_fence();
       if (DELTA && ssplit) {
         // (K S_lo)^T with S_lo^T the transpose of the [d_k][64] tile just written.
         bar_sync(kBarWg, 128);
-        wg_gemm<BF16, Operand::kColsK, true>(au, sb + DK * kSlab, CPS, Ks, CPK, DK, true);
+        wg_gemm<BF16, Operand::kColsK, true>(au, sb + DK * kSlab, kBuf, Ks, kStaged, DK, true);
       }
       if constexpr (DELTA) wg_issued();
       if constexpr (!LOCAL) mbar_arrive(sfull + bsel);
@@ -495,7 +509,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         if (is_m) {
           vt[m][0] = vt[m][1] = vt[m][2] = vt[m][3] = 0u;
         } else {
-          ldsm_x4_t(vt[m], Vs + foff + il(16 * m, 0, CPS));
+          ldsm_x4_t(vt[m], Vs + voff + il(16 * m, 0, kStaged));
         }
       }
       float2 gc[8];
@@ -524,10 +538,10 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
         wg_begin(uu);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kC / 8), kC / 8, kk > 0);
+        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
         if (xsplit) {
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kC / 8), kC / 8);
+          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
         }
         wg_issued();
         float2 fr[8];
@@ -568,14 +582,14 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, CPK), CPK);
+        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
       }
       wg_issued();
       if constexpr (DELTA && !LOCAL) {
         // U of chunk i to buffer i % 2 while the update runs.
         uint16_t* ub = Ubuf + bsel * kC * kSlab;
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, CPS));
+        for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, kBuf));
         proxy_fence();
         mbar_arrive(ufull + bsel);
       }
@@ -653,9 +667,9 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
       uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
-      uint16_t* Qs = st + kC * DK;
-      const uint16_t* Vs = st + 2 * kC * DK + kC * kC;
-      const float* Gs = reinterpret_cast<const float*>(Vs + kC * kC);
+      uint16_t* Qs = st + kOffQ<DK>;
+      const uint16_t* Vs = st + kOffV<DK>;
+      const float* Gs = gstage + s * kC;
       const int bsel = static_cast<int>(i & 1);
       const uint32_t bpar = static_cast<uint32_t>((i >> 1) & 1);
       const uint16_t* Shi = Sbuf + bsel * 2 * DK * kSlab;
@@ -675,7 +689,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
           // K, T and V only).
           bar_sync(kBarOut, 128);
           const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, jq) * DK;
-          load_tile_il<DK, 128>(Qs, qbase + t0 * p.q_st, p.q_st, n, args.vec_in, t);
+          load_tile<DK, 128>(Qs, qbase + t0 * p.q_st, p.q_st, n, args.vec_in, t);
           cp_async_wait_all();
           proxy_fence();
           bar_sync(kBarOut, 128);
@@ -685,12 +699,12 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         float ao[8][4], qk[8][4];
         uint32_t ph[4][4], pl[4][4];
         wg_begin(qk);
-        wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, CPK, Ks, CPK, DK, false);
+        wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, kStaged, Ks, kStaged, DK, false);
         wg_issued();
         if (jq == 0) mbar_wait(sfull + bsel, bpar);
         wg_begin(ao);
-        wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Shi, CPS, DK, false);
-        if (ssplit) wg_gemm<BF16, Operand::kRowsK>(ao, Qs, CPK, Slo, CPS, DK, true);
+        wg_gemm<BF16, Operand::kRowsK>(ao, Qs, kStaged, Shi, kBuf, DK, false);
+        if (ssplit) wg_gemm<BF16, Operand::kRowsK>(ao, Qs, kStaged, Slo, kBuf, DK, true);
         wg_issued();
         flush();
         wg_complete_prior();
@@ -709,7 +723,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         }
         if (DELTA && jq == 0) mbar_wait(ufull + bsel, bpar);
         wg_begin(ao);
-        p_times_u<BF16>(ao, ph, pl, Ucur);
+        p_times_u<BF16>(ao, ph, pl, Ucur, DELTA ? kBuf : kStaged);
         wg_issue_done();
         wg_done(ao);
         uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, jq) * p.dv + vcol;

@@ -5,12 +5,22 @@
 // in the same registers: acc[j][e] is row 16 (w & 3) + lane / 4 + 8 (e / 2), column
 // 8 j + 2 (lane % 4) + e % 2 (the layout of warp_gemm in chunked_mma.cuh).
 //
-// Tiles are "interleaved": a row-major R x C tile of 16-bit elements is stored as 8 x 8 core
-// matrices of 128 contiguous bytes (row by row), core (r / 8, c / 8) at (r / 8) * (C / 8) +
-// c / 8 (the canonical no-swizzle layout of the tensor cores). ldmatrix reads a core with one
-// 128-byte row set (no bank conflicts), and 32-bit stores of a fragment row pair fill one core
-// without conflicts. Such a tile serves as A with K along its columns (K-major: A = tile) or
-// along its rows (A = tile^T, MN-major), and as B with N along its columns (N-major).
+// Tiles of 16-bit elements come in two layouts the tensor cores read (Tile):
+//  - without swizzle: 8 x 8 core matrices of 128 contiguous bytes (row by row), rs and cs the
+//    element strides between neighbouring cores down the rows and along the columns.
+//    "Interleaved" tiles put the cores of a core row next to each other ({C / 8 * 64, 64} for
+//    C columns). ldmatrix reads a core with one 128-byte row set, and 32-bit stores of a
+//    fragment row pair fill one core, both without bank conflicts.
+//  - 128-byte swizzle (sw): blocks of 64 columns cs elements apart, each on a 1024-byte
+//    boundary, rows of 128 bytes (rs = 64); in each 1024-byte atom of eight rows the 16-byte
+//    piece j of row r sits at piece j ^ (r % 8). cp.async fills it at full speed from whole
+//    rows (measured on H100: 4 shared wavefronts and 16 L2 sectors per warp's copy of
+//    512 bytes; 32 and 32 into the layout without swizzle, at a third of the throughput).
+// il() gives the logical offset, without the XOR: the tensor cores apply it themselves (the
+// descriptor's swizzle mode), other accesses through swz().
+// Either serves as A with K along its columns (K-major: A = tile) or along its rows (A =
+// tile^T, MN-major), and as B with N along its columns (N-major) or its rows (K-major, B^T
+// stored).
 #pragma once
 
 #include <cstdint>
@@ -23,9 +33,30 @@
 
 namespace linattn::detail::cuda::chunked {
 
-// Element offset of (r, c) in an interleaved tile with CPR cores per core row (C / 8).
-__host__ __device__ __forceinline__ constexpr int il(int r, int c, int cpr) {
-  return ((r >> 3) * cpr + (c >> 3)) * 64 + (r & 7) * 8 + (c & 7);
+struct Tile {
+  int rs, cs;
+  bool sw;
+};
+// The interleaved tile with cpr cores per core row (C / 8).
+__host__ __device__ __forceinline__ constexpr Tile interleaved(int cpr) { return Tile{cpr * 64, 64, false}; }
+// The swizzled tile of `rows` rows.
+__host__ __device__ __forceinline__ constexpr Tile swizzled(int rows) { return Tile{64, rows * 64, true}; }
+
+// Element offset of (r, c) in a tile of layout t (logical: before the swizzle).
+__host__ __device__ __forceinline__ constexpr int il(int r, int c, Tile t) {
+  return t.sw ? (c >> 6) * t.cs + r * t.rs + (c & 63) : (r >> 3) * t.rs + (c >> 3) * t.cs + (r & 7) * 8 + (c & 7);
+}
+// The 128-byte swizzle of an element offset from a 1024-byte boundary, and of a pointer.
+__host__ __device__ __forceinline__ constexpr int swz_off(int off) { return off ^ ((off >> 3) & 0x38); }
+template <class T>
+__device__ __forceinline__ T* swz(T* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<T*>(a ^ ((a >> 3) & 0x70));
+}
+// Where element offset `off` of a tile of layout t at p lies.
+template <class T>
+__device__ __forceinline__ T* at(T* p, int off, Tile t) {
+  return t.sw ? swz(p + off) : p + off;
 }
 
 // The operand forms of wg_gemm.
@@ -35,12 +66,17 @@ enum class Operand {
 };
 
 #if defined(LINATTN_WGMMA)
-// Shared-memory matrix descriptor, no swizzle: LBO the byte stride between cores along K, SBO
-// along M or N (for K-major and MN-major operands alike).
-__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint32_t sbo) {
+// Shared-memory matrix descriptor of an operand of a tile of layout t starting at p, K along
+// the tile's columns (k_major) or rows. Without swizzle LBO is the byte stride between cores
+// along K, SBO along M or N. With the 128-byte swizzle SBO is the stride between groups of
+// eight rows (1024 bytes), and LBO, for MN-major operands, between blocks of 64 columns (M or N
+// is 64 here: unused); K-major operands take K within a row.
+__device__ __forceinline__ uint64_t smem_desc(const void* p, Tile t, bool k_major) {
+  const uint32_t lbo = t.sw ? (k_major ? 16u : 2u * t.cs) : 2u * (k_major ? t.cs : t.rs);
+  const uint32_t sbo = t.sw ? 16u * t.rs : 2u * (k_major ? t.rs : t.cs);
   return static_cast<uint64_t>((smem_addr(p) & 0x3FFFFu) >> 4) |
          (static_cast<uint64_t>((lbo & 0x3FFFFu) >> 4) << 16) |
-         (static_cast<uint64_t>((sbo & 0x3FFFFu) >> 4) << 32);
+         (static_cast<uint64_t>((sbo & 0x3FFFFu) >> 4) << 32) | (t.sw ? uint64_t{1} << 62 : 0);
 }
 
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -111,7 +147,7 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4
 // The mma.sync form: acc (the warp's 16 rows x 64) += a (A fragment, k step k0) times rows
 // k0 .. k0 + 15 of B (N-major, or B^T stored when B_T).
 template <bool BF16, bool B_T>
-__device__ __forceinline__ void mma_k_step(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb,
+__device__ __forceinline__ void mma_k_step(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, Tile tb,
                                            int k0) {
   const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
 #pragma unroll
@@ -119,9 +155,9 @@ __device__ __forceinline__ void mma_k_step(float (&acc)[8][4], const uint32_t (&
     uint32_t b[4];
     if constexpr (B_T) {
       // B^T rows n: matrices n +0/+8 (mi >> 1), k +0/+8 (mi & 1).
-      ldsm_x4(b, B + il(16 * p + (mi >> 1) * 8 + r8, k0 + (mi & 1) * 8, cpb));
+      ldsm_x4(b, at(B, il(16 * p + (mi >> 1) * 8 + r8, k0 + (mi & 1) * 8, tb), tb));
     } else {
-      ldsm_x4_t(b, B + il(k0 + (mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, cpb));
+      ldsm_x4_t(b, at(B, il(k0 + (mi & 1) * 8 + r8, 16 * p + (mi >> 1) * 8, tb), tb));
     }
     mma16816<BF16>(acc[2 * p], a, b[0], b[1]);
     mma16816<BF16>(acc[2 * p + 1], a, b[2], b[3]);
@@ -130,28 +166,20 @@ __device__ __forceinline__ void mma_k_step(float (&acc)[8][4], const uint32_t (&
 #endif
 
 // Issues acc (+)= A B for the calling warpgroup (all 128 threads call it), a 64 x 64 tile: A
-// from an interleaved tile in form FORM (cpa cores per core row, starting at the core of row
-// and column 0 of this product), B from an interleaved tile with rows K and columns N
-// (N-major; cpb cores per core row) or, when B_T, with rows N and columns K (K-major, B^T
-// stored). K is a multiple of 16. On sm_90a the products are only issued: wg_issue_done()
-// waits for them. `accumulate` false: acc = A B.
+// from a tile of layout ta in form FORM (starting at the core of row and column 0 of this
+// product), B from a tile of layout tb with rows K and columns N (N-major) or, when B_T, with
+// rows N and columns K (K-major, B^T stored). K is a multiple of 16. On sm_90a the products
+// are only issued: wg_issue_done() waits for them. `accumulate` false: acc = A B.
 template <bool BF16, Operand FORM, bool B_T = false>
-__device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, int cpa, const uint16_t* B,
-                                        int cpb, int K, bool accumulate) {
+__device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, Tile ta, const uint16_t* B, Tile tb,
+                                        int K, bool accumulate) {
 #if defined(LINATTN_WGMMA)
-  // K-major operands: cores along K are adjacent (128 B), along M or N cp * 128 B apart; a k
-  // step of 16 moves two cores. MN-major operands: along K cp * 128 B, along M or N 128 B.
-  const uint32_t a_k = FORM == Operand::kRowsK ? 128u : cpa * 128u;
-  const uint32_t a_m = FORM == Operand::kRowsK ? cpa * 128u : 128u;
-  const int a_step = FORM == Operand::kRowsK ? 2 * 64 : 2 * cpa * 64;  // elements per k step
-  const uint32_t b_k = B_T ? 128u : cpb * 128u;
-  const uint32_t b_n = B_T ? cpb * 128u : 128u;
-  const int b_step = B_T ? 2 * 64 : 2 * cpb * 64;
+  constexpr bool kAK = FORM == Operand::kRowsK;
   int acc_flag = accumulate ? 1 : 0;
 #pragma unroll
   for (int k0 = 0; k0 < K; k0 += 16) {
-    const uint64_t da = smem_desc(A + (k0 / 16) * a_step, a_k, a_m);
-    const uint64_t db = smem_desc(B + (k0 / 16) * b_step, b_k, b_n);
+    const uint64_t da = smem_desc(A + (kAK ? il(0, k0, ta) : il(k0, 0, ta)), ta, kAK);
+    const uint64_t db = smem_desc(B + (B_T ? il(0, k0, tb) : il(k0, 0, tb)), tb, B_T);
     wgmma_ss<BF16, FORM == Operand::kColsK ? 1 : 0, B_T ? 0 : 1>(acc, da, db, acc_flag);
     acc_flag = 1;
   }
@@ -163,28 +191,27 @@ __device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, i
     uint32_t a[4];
     if constexpr (FORM == Operand::kRowsK) {
       // Matrices: rows +0/+8 (mi & 1), k +0/+8 (mi >> 1).
-      ldsm_x4(a, A + il(row0 + (mi & 1) * 8 + r8, k0 + (mi >> 1) * 8, cpa));
+      ldsm_x4(a, at(A, il(row0 + (mi & 1) * 8 + r8, k0 + (mi >> 1) * 8, ta), ta));
     } else {
       // A^T stored as tile rows k: matrices rows m +0/+8 (mi & 1), k +0/+8 (mi >> 1), transposed.
-      ldsm_x4_t(a, A + il(k0 + (mi >> 1) * 8 + r8, row0 + (mi & 1) * 8, cpa));
+      ldsm_x4_t(a, at(A, il(k0 + (mi >> 1) * 8 + r8, row0 + (mi & 1) * 8, ta), ta));
     }
-    mma_k_step<BF16, B_T>(acc, a, B, cpb, k0);
+    mma_k_step<BF16, B_T>(acc, a, B, tb, k0);
   }
 #endif
 }
 
 // acc (+)= A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
-// B one k step of an interleaved tile (cpb cores per core row): rows 16 x columns 64 (N-major),
+// B one k step of a tile of layout tb: rows 16 x columns 64 (N-major),
 // or when B_T rows 64 x columns 16 (K-major, B^T stored), B pointing at the step's first core.
 template <bool BF16, bool B_T = false>
-__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, int cpb,
+__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, Tile tb,
                                            bool accumulate = true) {
 #if defined(LINATTN_WGMMA)
-  wgmma_rs<BF16, B_T ? 0 : 1>(acc, a, B_T ? smem_desc(B, 128u, cpb * 128u) : smem_desc(B, cpb * 128u, 128u),
-                              accumulate ? 1 : 0);
+  wgmma_rs<BF16, B_T ? 0 : 1>(acc, a, smem_desc(B, tb, B_T), accumulate ? 1 : 0);
 #else
   if (!accumulate) zero_acc(acc);
-  mma_k_step<BF16, B_T>(acc, a, B, cpb, 0);
+  mma_k_step<BF16, B_T>(acc, a, B, tb, 0);
 #endif
 }
 
@@ -213,19 +240,20 @@ __device__ __forceinline__ float frag_elem(const uint32_t (&f)[4][4], int j, int
   return from_bits<BF16>(static_cast<uint16_t>(e & 1 ? v >> 16 : v & 0xffffu));
 }
 
-// Element offset, in an interleaved tile with cpr cores per core row, of the row this lane
-// addresses when a warp's four 8 x 8 fragments of k step 0 (rows 16 (w & 3) .. + 15 of a
-// warpgroup's 64-row product, columns 0 .. 15) are read or written transposed: fragment i
-// (register i of an A fragment) is tile rows 8 (i >> 1) .. + 7, columns 16 (w & 3) + 8 (i & 1)
-// .. + 7; k step kk adds il(16 kk, 0, cpr).
-__device__ __forceinline__ int frag_t_offset(int cpr) {
+// Element offset, in a tile of layout t, of the row this lane addresses when a warp's four
+// 8 x 8 fragments of k step 0 (rows 16 (w & 3) .. + 15 of a warpgroup's 64-row product,
+// columns 0 .. 15) are read or written transposed: fragment i (register i of an A fragment) is
+// tile rows 8 (i >> 1) .. + 7, columns 16 (w & 3) + 8 (i & 1) .. + 7; k step kk adds
+// il(16 kk, 0, t). In a swizzled tile the offset is logical (swz_off places it) and the k steps
+// move whole atoms.
+__device__ __forceinline__ int frag_t_offset(Tile t) {
   const int lane = threadIdx.x & 31, i = lane >> 3;
-  return il(8 * (i >> 1) + (lane & 7), 16 * ((threadIdx.x >> 5) & 3) + 8 * (i & 1), cpr);
+  return il(8 * (i >> 1) + (lane & 7), 16 * ((threadIdx.x >> 5) & 3) + 8 * (i & 1), t);
 }
 
 // Stores an A fragment transposed (stmatrix .trans): register i holds rows lane / 4 of
 // fragment i, columns 2 (lane % 4) and the next, which land in tile row 2 (lane % 4) (+1),
-// column lane / 4 of the fragment's core; p = tile + frag_t_offset(cpr) + the k step's offset.
+// column lane / 4 of the fragment's core; p = tile + frag_t_offset(t) + the k step's offset.
 __device__ __forceinline__ void stsm_x4_t(const uint32_t (&r)[4], uint16_t* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(smem_addr(p)),
