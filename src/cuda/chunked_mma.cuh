@@ -51,6 +51,16 @@ __device__ __forceinline__ uint32_t pack2_lo(float x0, float x1, uint32_t hi) {
                      x1 - from_bits<BF16>(static_cast<uint16_t>(hi >> 16)));
 }
 
+// 2^x and e^x on the special function unit, results below 2^-126 flushed to zero: __expf
+// without -ftz guards every call against subnormal results (three more instructions).
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+constexpr float kLog2e = 1.4426950408889634f;
+__device__ __forceinline__ float exp_ftz(float x) { return exp2_ftz(x * kLog2e); }
+
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])

@@ -59,13 +59,12 @@ constexpr int kOffV = kOffT<DK> + kC * kC;
 constexpr int kStages = 3;
 // The two warpgroups of the chain and the outputs, and the loading warpgroup.
 constexpr int kScanThreads = kThreads + 128;
-// Registers per thread: 168 at launch (three warpgroups, one CTA per SM); with d_k = 128 the
-// loading warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168), which
-// keeps both free of spills.
-template <int DK>
-constexpr int kLoadRegs = DK == 128 ? 120 : 168;
-template <int DK>
-constexpr int kMathRegs = DK == 128 ? 192 : 168;
+// Registers per thread: 168 at launch (three warpgroups, one CTA per SM); the loading
+// warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168), which keeps the
+// loops free of spills (with d_k = 64 too since the outputs went to exp2: at 168 the serving
+// kernel spilled 284 bytes).
+constexpr int kLoadRegs = 120;
+constexpr int kMathRegs = 192;
 
 // The stages and their G; two buffers (by chunk parity) of the state as hi and lo tiles
 // [d_k][64] and of U as a tile [kC][64], for the outputs (interleaved); then the mbarriers:
@@ -174,25 +173,32 @@ __device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* ba
 // P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0), formed in place of the warpgroup's
 // Q K^T accumulators, as hi + lo A fragments of the product with U: rows row (= 16 wr +
 // lane / 4) and row + 8 have G grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4)
-// and the next. K steps past the warp's diagonal block are zero without an exp.
+// and the next; both scaled by log2(e). K steps past the warp's diagonal block are zero without
+// an exp, and only the diagonal block tests s <= r.
+template <bool BF16, bool DIAG>
+__device__ __forceinline__ void p_step(float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2], int row,
+                                       int kk, uint32_t (&ph)[4], uint32_t (&pl)[4]) {
+  const int t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float p = exp2_ftz(grow[e >> 1] - (e & 1 ? gcol[j].y : gcol[j].x)) * qk[j][e];
+      qk[j][e] = DIAG && 8 * j + 2 * t4 + (e & 1) > row + 8 * (e >> 1) ? 0.f : p;
+    }
+  }
+  acc_frag<BF16>(qk, kk, ph);
+  acc_frag_lo<BF16>(qk, kk, ph, pl);
+}
 template <bool BF16>
 __device__ __forceinline__ void build_p(float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2], int row,
                                         int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
-  const int t4 = threadIdx.x & 3;
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {
-    if (kk <= wr) {
-#pragma unroll
-      for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * j + 2 * t4 + (e & 1), r = row + 8 * (e >> 1);
-          const float gc = e & 1 ? gcol[j].y : gcol[j].x;
-          qk[j][e] = c <= r ? __expf(grow[e >> 1] - gc) * qk[j][e] : 0.f;
-        }
-      }
-      acc_frag<BF16>(qk, kk, ph[kk]);
-      acc_frag_lo<BF16>(qk, kk, ph[kk], pl[kk]);
+    if (kk < wr) {
+      p_step<BF16, false>(qk, gcol, grow, row, kk, ph[kk], pl[kk]);
+    } else if (kk == wr) {
+      p_step<BF16, true>(qk, gcol, grow, row, kk, ph[kk], pl[kk]);
     } else {
 #pragma unroll
       for (int q = 0; q < 4; ++q) ph[kk][q] = pl[kk][q] = 0u;
@@ -395,7 +401,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   __syncthreads();
 
   if (w >= kWarps) {
-    if constexpr (kLoadRegs<DK> != 168) reg_dealloc<kLoadRegs<DK>>();
+    reg_dealloc<kLoadRegs>();
     const int lt = tid - kThreads;
     // The loading warpgroup: chunk cl of the window into stage i % kStages once the other two
     // have released that stage's previous chunk (the transition-product blocks have no values:
@@ -425,7 +431,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     return;
   }
   if (LOCAL && wg == 1) return;  // the local pass has no outputs
-  if constexpr (kMathRegs<DK> != 168) reg_alloc<kMathRegs<DK>>();
+  reg_alloc<kMathRegs>();
 
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
@@ -535,7 +541,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         // X^T = V^T - (K S)^T diag(L), in place of (K S)^T.
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const float l0 = __expf(gc[j].x), l1 = __expf(gc[j].y);
+          const float l0 = exp_ftz(gc[j].x), l1 = exp_ftz(gc[j].y);
 #pragma unroll
           for (int e = 0; e < 4; ++e) au[j][e] = frag_elem<BF16>(vt, j, e) - (e & 1 ? l1 : l0) * au[j][e];
         }
@@ -556,7 +562,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         wg_issued();
         float2 fr[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) fr[j] = make_float2(__expf(gend - gc[j].x), __expf(gend - gc[j].y));
+        for (int j = 0; j < 8; ++j) fr[j] = make_float2(exp_ftz(gend - gc[j].x), exp_ftz(gend - gc[j].y));
         wg_complete();
         wg_done(uu);
         if constexpr (!LOCAL) {
@@ -571,7 +577,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const float f0 = __expf(gend - gc[j].x), f1 = __expf(gend - gc[j].y);
+          const float f0 = exp_ftz(gend - gc[j].x), f1 = exp_ftz(gend - gc[j].y);
 #pragma unroll
           for (int e = 0; e < 4; ++e) uu[j][e] = frag_elem<BF16>(vt, j, e) * (e & 1 ? f1 : f0);
         }
@@ -579,7 +585,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, uf[kk]);
       // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
-      const float lend = __expf(gend);
+      const float lend = exp_ftz(gend);
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
@@ -688,11 +694,15 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       mbar_wait(fullB + s, phase);
       proxy_fence();
       // G of the thread's rows and columns, read before the stage is released.
-      const float grow[2] = {Gs[row], Gs[row + 8]};
-      const float lr[2] = {__expf(grow[0]), __expf(grow[1])};
+      const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
+      const float lr[2] = {exp2_ftz(grow[0]), exp2_ftz(grow[1])};
       float2 gcol[8];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+      for (int j = 0; j < 8; ++j) {
+        gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+        gcol[j].x *= kLog2e;
+        gcol[j].y *= kLog2e;
+      }
       for (int jq = 0; jq < qpk; ++jq) {
         if (jq > 0) {
           // Q of the next head replaces the previous head's in this stage (warpgroup 0 reads
