@@ -1,7 +1,7 @@
 // The state-independent part of the chunked prefill (CHUNKED.md "Within a chunk"), for every
 // (sequence, kv head, chunk) of a window at once: one CTA of 8 warps per chunk computes
 // G, A = masked b exp(dG) K K^T and T = (I + A)^-1 (16x16 diagonal blocks by forward
-// substitution in float32, then the off-diagonal blocks level by level on the tensor cores with
+// substitution in float32, then the off-diagonal blocks row by row on the tensor cores with
 // hi + lo operands); it writes G and T diag(b) (16-bit) to the workspace records of
 // chunked_layout.cuh for the sequential kernel, which applies T to the chunk's values and forms
 // P o Q K^T itself. Products run on mma.sync with 16-bit operands and float32 accumulation.
@@ -145,8 +145,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int r = row0 + g + 8 * hh, s = col0 + 8 * j + 2 * t4;
-          const float a0 = s < r ? Bs[r] * __expf(Gs[r] - Gs[s]) * acc[j][2 * hh] : 0.f;
-          const float a1 = s + 1 < r ? Bs[r] * __expf(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
+          const float a0 = s < r ? Bs[r] * exp_ftz(Gs[r] - Gs[s]) * acc[j][2 * hh] : 0.f;
+          const float a1 = s + 1 < r ? Bs[r] * exp_ftz(Gs[r] - Gs[s + 1]) * acc[j][2 * hh + 1] : 0.f;
           const uint32_t hi = pack2<true>(a0, a1);
           *reinterpret_cast<uint32_t*>(Ah + r * kLd + s) = hi;
           *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = pack2_lo<true>(a0, a1, hi);
@@ -179,11 +179,13 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       }
     }
     __syncthreads();
-    // Off-diagonal blocks by distance d from the diagonal, one warp per block, from
-    // T (I + A) = I: T_ij = -(sum_{m=j+1}^{i} T_im A_mj) T_jj.
-    for (int d = 1; d < 4; ++d) {
-      if (w < 4 - d) {
-        const int j = w, i = w + d;
+    // Off-diagonal blocks from T (I + A) = I: T_ij = -(sum_{m=j+1}^{i} T_im A_mj) T_jj. Warp
+    // i - 1 walks block row i from the diagonal out (j = i - 1 .. 0): the T_im it needs are
+    // its own earlier blocks and T_ii, so the rows need no barrier between blocks (level by
+    // level, all warps waited three times for the one on the longest row).
+    if (w < 3) {
+      const int i = w + 1;
+      for (int j = i - 1; j >= 0; --j) {
         float x[2][4] = {};
         for (int m = j + 1; m <= i; ++m) {
           uint32_t ah[4], al[4], bh[4], bl[4];
@@ -216,9 +218,10 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
             *reinterpret_cast<uint32_t*>(Tl + r * kLd + c) = pack2_lo<true>(y0, y1, hi);
           }
         }
+        __syncwarp();  // T_ij for this warp's next blocks
       }
-      __syncthreads();
     }
+    __syncthreads();
     // T diag(b) as 16-bit operands (zero above the diagonal) to the record.
     uint16_t* tout = args.t + rec * kC * kC;
     for (int e = tid; e < kC * kC / 2; e += kThreads) {
