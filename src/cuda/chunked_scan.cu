@@ -95,8 +95,8 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
   uint16_t* d0 = dst + swz_off(il(r0, cv, kStaged));  // later steps: whole atoms further
   if (vec && n == kC) {
     // A whole chunk of aligned rows (all but a sequence's last chunk): no row tests, the source
-    // moves by a constant step, unrolled even when ROLLED (short code: each cp.async then costs
-    // about 6 instructions, the 3 the compiler puts before it included, instead of 20).
+    // moves by a constant step, unrolled even when ROLLED (short code: about 3 instructions per
+    // cp.async, plus 3 no-ops the compiler puts before the first, instead of 20 each).
     const uint16_t* sp = src + r0 * stride + cv;
     const int64_t step = kRows * stride;
 #pragma unroll

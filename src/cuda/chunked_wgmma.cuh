@@ -343,13 +343,9 @@ __device__ __forceinline__ void reg_dealloc() {
 #endif
 }
 
-// Named barriers (0 is __syncthreads): `threads` threads take part; bar_arrive signals
-// without waiting.
+// Named barrier `id` (0 is __syncthreads) of `threads` threads.
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void bar_arrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 }  // namespace linattn::detail::cuda::chunked
