@@ -206,33 +206,46 @@ __device__ __forceinline__ void build_p(float (&qk)[8][4], const float2 (&gcol)[
   }
 }
 
-// One of four 32-bit words by a thread-dependent index, without indexing a register array.
-__device__ __forceinline__ uint32_t pick4(const uint32_t (&a)[4], int i) {
-  return i & 2 ? (i & 1 ? a[3] : a[2]) : (i & 1 ? a[1] : a[0]);
-}
-
-// Row `row` + 8 hh of a warpgroup's 64 x 64 product, as 16-bit pairs w[j] (columns 8 j +
-// 2 (lane % 4) and the next), to a 16-byte aligned row of 64 elements: the four lanes of a quad
-// trade words so that each stores 16 contiguous bytes, and each store instruction writes whole
-// 32-byte sectors (paired 4-byte stores wrote every sector in two halves). Every lane of the
-// warp calls it (the trades are warp-wide); only `valid` rows are stored.
-__device__ __forceinline__ void store_row16(const uint32_t (&w)[8], uint16_t* dst, bool valid) {
-  const int t4 = threadIdx.x & 3;
+// The warp's 16 rows of a 64 x 64 product as 16-bit pairs w[hh][j] (rows 16 (w & 3) + lane / 4 +
+// 8 hh, columns 8 j + 2 (lane % 4) and the next), regrouped through the warp's own 2 KB of shared
+// memory (`scratch`: 16 rows of 128 bytes, each 16-byte piece XORed with the row, so that
+// neither side meets a bank conflict) into whole 16-byte pieces: pc[k] is row 4 k + lane / 8 of
+// the warp's rows, columns 8 (lane % 8) .. + 7. Each store of a warp then writes four whole
+// 128-byte rows (in registers the trade took 3 shuffles and about 50 selects per row pair).
+__device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* scratch, uint4 (&pc)[4]) {
+  const int lane = threadIdx.x & 31;
+  const uint32_t base = smem_addr(scratch);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // stmatrix: lanes 8 i .. 8 i + 7 address the rows of matrix i (rows + 8 (i & 1), piece
+  // jb + (i >> 1)), register i holds the lane's pair of matrix i.
+  const int mi = lane >> 3, r = 8 * (mi & 1) + (lane & 7);
 #pragma unroll
-  for (int m = 0; m < 2; ++m) {
-    const uint32_t a[4] = {w[4 * m], w[4 * m + 1], w[4 * m + 2], w[4 * m + 3]};
-    // Lane t4 ^ r receives a[t4 ^ r] and sends back its own word t4: b[r] holds the words
-    // of columns 8 (4 m + t4) + 2 (t4 ^ r).
-    uint32_t b[4];
-    b[0] = pick4(a, t4);
+  for (int jb = 0; jb < 8; jb += 2) {
+    const uint32_t a = base + r * 128 + (((jb + (mi >> 1)) ^ (r & 7)) << 4);
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(w[0][jb]),
+                 "r"(w[1][jb]), "r"(w[0][jb + 1]), "r"(w[1][jb + 1])
+                 : "memory");
+  }
+#else
+  const int g = lane >> 2, t4 = lane & 3;
 #pragma unroll
-    for (int r = 1; r < 4; ++r) b[r] = __shfl_xor_sync(0xffffffffu, pick4(a, t4 ^ r), r);
-    // One 16-byte store (written out: the compiler split the vector type into four).
-    if (valid) {
-      asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(dst + 8 * (4 * m + t4)), "r"(pick4(b, t4)),
-                   "r"(pick4(b, t4 ^ 1)), "r"(pick4(b, t4 ^ 2)), "r"(pick4(b, t4 ^ 3))
+  for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int r = g + 8 * hh;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(base + r * 128 + ((j ^ (r & 7)) << 4) + 4 * t4), "r"(w[hh][j])
                    : "memory");
     }
+  }
+#endif
+  __syncwarp();
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int r = 4 * k + (lane >> 3);
+    asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(pc[k].x), "=r"(pc[k].y), "=r"(pc[k].z), "=r"(pc[k].w)
+                 : "r"(base + r * 128 + (((lane & 7) ^ (r & 7)) << 4))
+                 : "memory");
   }
 }
 
@@ -652,25 +665,32 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
     // P o Q K^T formed in registers as hi + lo A fragments.
     const int t = tid - 128;
-    // The packed output rows row and row + 8 of the previous product, stored once the next
-    // products are issued so that the stores run beside the tensor cores; prow null: nothing to
-    // store (or a row past the chunk's end).
-    uint32_t pend[2][8] = {};
-    uint16_t* prow[2] = {nullptr, nullptr};
+    // The output pieces of the previous product (rows_to_pieces: piece k is row 16 wr + 4 k +
+    // lane / 8 of its chunk), stored once the next products are issued so that the stores run
+    // beside the tensor cores: piece k goes to pbase + 4 k rows when 4 k < prows; pbase null:
+    // nothing to store.
+    uint4 pend[4];
+    uint16_t* pbase = nullptr;
+    int prows = 0;
     const auto flush = [&]() {
+      if (pbase == nullptr) return;
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        if (args.vec_out16) {
-          store_row16(pend[hh], prow[hh], prow[hh] != nullptr);
-        } else if (prow[hh]) {
+      for (int k = 0; k < 4; ++k) {
+        uint16_t* o = pbase + 4 * k * p.o_st;
+        const uint32_t v[4] = {pend[k].x, pend[k].y, pend[k].z, pend[k].w};
+        if (4 * k >= prows) {
+        } else if (args.vec_out16) {
+          asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]),
+                       "r"(v[3])
+                       : "memory");
+        } else {
 #pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            uint16_t* o = prow[hh] + 8 * j + 2 * t4;
+          for (int q = 0; q < 4; ++q) {
             if (args.vec_out) {
-              *reinterpret_cast<uint32_t*>(o) = pend[hh][j];
+              *reinterpret_cast<uint32_t*>(o + 2 * q) = v[q];
             } else {
-              o[0] = static_cast<uint16_t>(pend[hh][j] & 0xffffu);
-              o[1] = static_cast<uint16_t>(pend[hh][j] >> 16);
+              o[2 * q] = static_cast<uint16_t>(v[q] & 0xffffu);
+              o[2 * q + 1] = static_cast<uint16_t>(v[q] >> 16);
             }
           }
         }
@@ -732,10 +752,6 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
         wg_complete();
         wg_done(ao);
-        // With the delta rule U comes from buffer bsel: the last head's products were this
-        // warpgroup's last reads of the stage (K, Q; G is in registers), and releasing it
-        // now lets the loads run ahead while the outputs lag the chain.
-        if (DELTA && jq + 1 == qpk) mbar_arrive(empty + s);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -746,14 +762,24 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
         p_times_u<BF16>(ao, ph, pl, Ucur, DELTA ? kBuf : kStaged);
         wg_issue_done();
         wg_done(ao);
-        uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, jq) * p.dv + vcol;
+        uint32_t ow[2][8];
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
-          const int r = row + 8 * hh;
 #pragma unroll
-          for (int j = 0; j < 8; ++j) pend[hh][j] = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
-          prow[hh] = r < n ? obase + (t0 + r) * p.o_st : nullptr;
+          for (int j = 0; j < 8; ++j) ow[hh][j] = pack2<BF16>(p.scale * ao[j][2 * hh], p.scale * ao[j][2 * hh + 1]);
         }
+        // The outputs pass through the first 64 columns of this head's Q tile (the warp's 16
+        // rows): every warp's products are complete once all four reach the barrier.
+        bar_sync(kBarOut, 128);
+        rows_to_pieces(ow, Qs + 16 * wr * 64, pend);
+        // With the delta rule U comes from buffer bsel: the last head's outputs were this
+        // warpgroup's last use of the stage (K, Q; G is in registers), and releasing it now
+        // lets the loads run ahead while the outputs lag the chain.
+        if (DELTA && jq + 1 == qpk) mbar_arrive(empty + s);
+        const int r0 = 16 * wr + (lane >> 3);
+        pbase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, jq) * p.dv + vcol +
+                (t0 + r0) * p.o_st + 8 * (lane & 7);
+        prows = n - r0;
       }
       // Every read of buffer bsel (and without the delta rule, of the stage's V) is complete.
       mbar_arrive(ofree + bsel);
