@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "cuda/cuda_common.cuh"
 
@@ -56,6 +57,14 @@ __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
   }
 }
 
+// Programmatic dependent launch (kernels launched with launch_overlapped): grid_wait() blocks
+// until the grids this one depends on have completed and their memory is visible (at once when
+// there are none), so no global memory may be touched before it; grid_release() lets the next
+// such kernel on the stream start its CTAs while this one still runs (they wait in their
+// grid_wait()).
+__device__ __forceinline__ void grid_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void grid_release() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+
 // L2 policy for data read once: evict it first, which leaves L2 to the lines being written.
 __device__ __forceinline__ uint64_t evict_first() {
   uint64_t pol;
@@ -90,4 +99,24 @@ __device__ __forceinline__ void store_wait() {
 #endif
 
 }  // namespace bulk
+
+// Launches kernel<<<grid, block, 0, s>>>(args...) allowed to overlap the tail of the previous
+// kernel on the stream (programmatic stream serialization; in a captured graph, a programmatic
+// edge): its CTAs may become resident before that kernel ends. The kernel must call
+// bulk::grid_wait() before its first global memory access.
+template <class... Params, class... Args>
+cudaError_t launch_overlapped(void (*kernel)(Params...), unsigned grid, unsigned block, cudaStream_t s,
+                              Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(block);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = s;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
 }  // namespace linattn::detail::cuda

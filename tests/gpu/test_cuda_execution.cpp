@@ -290,6 +290,54 @@ TEST(CudaExecution, ConvInPlaceState) {
       }
 }
 
+// Three conv updates in a row on one state in place (bf16, the bulk-copy kernel, which is
+// launched to overlap the previous kernel's tail): on a stream and captured into a graph (the
+// calls joined by programmatic edges), each call must see the state the one before it wrote.
+// Compared with the oracle run three times on the host.
+TEST(CudaExecution, ChainedConvUpdatesOnStreamAndInGraph) {
+  LINATTN_SKIP_WITHOUT_GPU();
+  for (bool graph : {false, true}) {
+    CausalConvCase cc;
+    cc.B = 5;
+    cc.C = 2072;  // three channel tiles, the last partial
+    cc.L = 1;
+    cc.K = 4;
+    cc.act_dtype = LINATTN_BFLOAT16;
+    cc.state_dtype = LINATTN_BFLOAT16;
+    cc.seed = graph ? 612 : 611;
+    const CausalConvInputs cin = make_inputs(cc);
+    CausalConvOutputs cout = make_outputs(cc, cc.act_dtype, cc.state_dtype, false);
+    GraphStream g;
+    ASSERT_TRUE(g.ok());
+    ConvDeviceCall call(cc, cin, cout);
+    call.args.present_state = call.args.past_state;
+    const auto three = [&] {
+      Status st;
+      for (int j = 0; j < 3 && st.ok(); ++j) st = causal_conv(g.ctx(), call.args);
+      return st;
+    };
+    LINATTN_CUDA_OK(cudaMemset(call.out_dev, 0xff, cout.output.storage_bytes()));
+    if (graph) {
+      ASSERT_TRUE(g.capture(three));
+      ASSERT_TRUE(g.replay());
+    } else {
+      ASSERT_TRUE(three().ok()) << linattn_last_error();
+    }
+    call.pl.synchronize();
+    call.pl.download(call.out_dev, cout.output);
+    HostTensor state_back = cin.past_state;
+    call.pl.download(call.past_dev, state_back);
+    CausalConvInputs step = cin;
+    CausalConvOutputs ref;
+    for (int j = 0; j < 3; ++j) {
+      ASSERT_TRUE(run_oracle(cc, step, &ref).ok());
+      step.past_state = ref.present_state.converted(cc.state_dtype, false);
+    }
+    EXPECT_TRUE(passed(compare(cc.name() + (graph ? "_graph" : "_stream") + "_three_updates", cout.output,
+                               state_back, ref.output, ref.present_state, default_tolerance(cc))));
+  }
+}
+
 // B = 2048 with a state batch stride of 2^20 + 1024 elements: state offsets pass 2^31 elements,
 // so any 32-bit index arithmetic lands on the wrong sequence. Only the used rows are copied.
 TEST(CudaExecution, LargeBatchNeedsSixtyFourBitOffsets) {
