@@ -67,10 +67,10 @@ constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: confl
 
 struct KernelArgs {
   LinearAttentionParams p;
-  bool vec_in;   // q, k, v rows are 16-byte aligned: 16-byte loads
+  bool vec_in;     // q, k, v rows are 16-byte aligned: 16-byte loads
   bool vec_out;    // output rows are 4-byte aligned: paired stores
   bool vec_out16;  // output rows are 16-byte aligned: 16-byte stores
-  bool split;    // hi + lo state operands
+  bool split;      // hi + lo state operands
   int64_t c0;    // first chunk of this window
   int64_t nc;    // chunks in this window
   bool first;    // the window starts at the sequence start: the state comes from past

@@ -150,7 +150,9 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
           const uint32_t hi = pack2<true>(a0, a1);
           *reinterpret_cast<uint32_t*>(Ah + r * kLd + s) = hi;
           *reinterpret_cast<uint32_t*>(Al + r * kLd + s) = pack2_lo<true>(a0, a1, hi);
-          if ((r >> 4) == (s >> 4)) *reinterpret_cast<float2*>(Ad + (r >> 4) * 256 + (r & 15) * 16 + (s & 15)) = make_float2(a0, a1);
+          if ((r >> 4) == (s >> 4)) {
+            *reinterpret_cast<float2*>(Ad + (r >> 4) * 256 + (r & 15) * 16 + (s & 15)) = make_float2(a0, a1);
+          }
         }
       }
     }

@@ -212,7 +212,7 @@ __device__ __forceinline__ void build_p(float (&qk)[8][4], const float2 (&gcol)[
 // neither side meets a bank conflict) into whole 16-byte pieces: pc[k] is row 4 k + lane / 8 of
 // the warp's rows, columns 8 (lane % 8) .. + 7. Each store of a warp then writes four whole
 // 128-byte rows (in registers the trade took 3 shuffles and about 50 selects per row pair).
-__device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* scratch, uint4 (&pc)[4]) {
+__device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* scratch, uint32_t (&pc)[4][4]) {
   const int lane = threadIdx.x & 31;
   const uint32_t base = smem_addr(scratch);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -243,7 +243,7 @@ __device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* 
   for (int k = 0; k < 4; ++k) {
     const int r = 4 * k + (lane >> 3);
     asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(pc[k].x), "=r"(pc[k].y), "=r"(pc[k].z), "=r"(pc[k].w)
+                 : "=r"(pc[k][0]), "=r"(pc[k][1]), "=r"(pc[k][2]), "=r"(pc[k][3])
                  : "r"(base + r * 128 + (((lane & 7) ^ (r & 7)) << 4))
                  : "memory");
   }
@@ -669,17 +669,17 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     // lane / 8 of its chunk), stored once the next products are issued so that the stores run
     // beside the tensor cores: piece k goes to pbase + 4 k rows when 4 k < prows; pbase null:
     // nothing to store.
-    uint4 pend[4];
+    uint32_t pend[4][4];
     uint16_t* pbase = nullptr;
     int prows = 0;
     const auto flush = [&]() {
       if (pbase == nullptr) return;
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
+        if (4 * k >= prows) continue;
         uint16_t* o = pbase + 4 * k * p.o_st;
-        const uint32_t v[4] = {pend[k].x, pend[k].y, pend[k].z, pend[k].w};
-        if (4 * k >= prows) {
-        } else if (args.vec_out16) {
+        const uint32_t(&v)[4] = pend[k];
+        if (args.vec_out16) {
           asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]),
                        "r"(v[3])
                        : "memory");
