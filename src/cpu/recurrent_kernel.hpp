@@ -17,8 +17,16 @@
 //   o   = scale S_t^T q = S~^T (scale L_t o q)
 // When some L_t falls below kFoldBelow the state is folded back (S~ <- diag(L_t) S~, L_t <- 1)
 // before the token, so k / L_t never overflows; the present state is diag(L_T) S~.
-// Per token and block that is one read sweep (r) and one read-write sweep (update + readout):
-// 2 loads, 1 store and 3 FMAs per state vector.
+// Two tokens share one sweep. The reads of token t + 1 from the state before token t,
+//   r1~ = S~^T kr_{t+1},   y1~ = S~^T qt_{t+1},
+// are corrected for token t's update by two scalars of the inputs alone:
+//   r_{t+1} = r1~ + (kt_t . kr_{t+1}) u_t,   y_{t+1} = y1~ + (kt_t . qt_{t+1}) u_t,
+// so one sweep applies both updates (S~ += kt_t u_t^T + kt_{t+1} u_{t+1}^T) and reads the next
+// two tokens from the updated rows: per state vector and two tokens 1 load, 1 store and 6 FMAs.
+// The state's store is what bounds a one-token sweep (1 store per 3 FMAs; about 1.5 cycles per
+// 256-bit store on the Zen 3 this was measured on, docs/PERFORMANCE.md); a pair halves it. A
+// step is one token when the next token starts with a fold, is past the chunk, or the kv head
+// has several query heads.
 #pragma once
 
 #include <algorithm>
@@ -37,10 +45,10 @@ template <class V>
 struct RecurrentKernel {
   using R = typename V::R;
   static constexpr int W = V::W;
-  static constexpr int NB = 4 * W;  // state columns per block
+  static constexpr int NB = 4 * W;  // state columns per block (4 vectors per row)
 
   struct Scratch {
-    std::vector<float> S, kr, kt, qt, kq, fold, beta, v, o, lam, inv, e, row;
+    std::vector<float> S, kr, kt, qt, kq, kk, kqn, g, fold, beta, v, o, lam, inv, e, row;
     std::vector<unsigned char> fold_at;
   };
 
@@ -48,77 +56,85 @@ struct RecurrentKernel {
     if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   }
 
-  // Per token and block the kernel needs, from the state before the token's update (S~_old,
-  // after any fold): r = S~_old^T kr (delta rules) and y_g = S~_old^T qt_g. Then
-  //   u = beta (v - r) or v,   o_g = S~_new^T qt_g = y_g + (kt . qt_g) u = y_g + scale (k . q_g) u,
-  // and the update S~ += kt u^T. The update of token t and the reads of token t+1 share one
-  // sweep over the block (load, FMA, store, 2 FMAs per vector), so the state is swept once per
-  // token and every accumulator chain advances once per row.
+  static float hsum(R x) {
+    alignas(64) float f[W];
+    V::store(f, x);
+    float s = 0.f;
+    for (int i = 0; i < W; ++i) s += f[i];
+    return s;
+  }
 
-  // Reads only: acc_r = S~^T kr (if DELTA), acc_y = S~^T qt.
-  template <bool DELTA>
-  static void sweep_read(const float* __restrict S, int dk, const float* __restrict kr,
-                         const float* __restrict qt, R* acc_r, R* acc_y) {
-    R r0[4], r1[4], y0[4], y1[4];
-    for (int c = 0; c < 4; ++c) r0[c] = r1[c] = y0[c] = y1[c] = V::zero();
+  static float dot(const float* __restrict a, const float* __restrict b, int n) {
+    R s0 = V::zero(), s1 = V::zero();
     int i = 0;
-    for (; i + 1 < dk; i += 2) {
-      const float* __restrict Si = S + static_cast<int64_t>(i) * NB;
-      const R q0 = V::set1(qt[i]), q1 = V::set1(qt[i + 1]);
-      const R k0 = V::set1(DELTA ? kr[i] : 0.f), k1 = V::set1(DELTA ? kr[i + 1] : 0.f);
+    for (; i + 2 * W <= n; i += 2 * W) {
+      s0 = V::fma(V::load(a + i), V::load(b + i), s0);
+      s1 = V::fma(V::load(a + i + W), V::load(b + i + W), s1);
+    }
+    for (; i + W <= n; i += W) s0 = V::fma(V::load(a + i), V::load(b + i), s0);
+    float s = hsum(V::add(s0, s1));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+  }
+
+  // Reads of up to two tokens from one state, per column vector of the block.
+  struct Reads {
+    R r[2][4], y[2][4];
+  };
+
+  // One sweep over a block: NU (0-2) rank-one updates S~ += kt_j u_j^T, then NR (0-2) tokens'
+  // reads on the updated rows (y_j = S~^T qt_j, and r_j = S~^T kr_j with the delta rules). Each
+  // row's vectors are loaded and stored once. A pass covers NV of the 4 vectors of every row,
+  // so that the live vectors (NU u's and NR or 2 NR accumulators per column vector) fit the
+  // register file.
+  template <bool DELTA, int NU, int NR>
+  [[gnu::noinline]] static void sweep(float* __restrict S, int dk, const float* const* kt, const R (*u)[4],
+                    const float* const* kr, const float* const* qt, Reads* rd) {
+    constexpr int per_vector = NU + (DELTA ? 2 : 1) * NR;
+    constexpr int budget = V::kRegisters - 4;  // room for the row's value and the broadcasts
+    constexpr int NV = per_vector * 4 <= budget ? 4 : per_vector * 2 <= budget ? 2 : 1;
+    for (int c0 = 0; c0 < 4; c0 += NV) {
+      R uu[NU > 0 ? NU : 1][NV], y[NR > 0 ? NR : 1][NV], r[NR > 0 ? NR : 1][NV];
+      for (int c = 0; c < NV; ++c) {
+        for (int j = 0; j < NU; ++j) uu[j][c] = u[j][c0 + c];
+        for (int j = 0; j < NR; ++j) y[j][c] = r[j][c] = V::zero();
+      }
+      for (int i = 0; i < dk; ++i) {
+        float* __restrict Si = S + static_cast<int64_t>(i) * NB + c0 * W;
+        R kb[NU > 0 ? NU : 1], qb[NR > 0 ? NR : 1], rb[NR > 0 ? NR : 1];
+        for (int j = 0; j < NU; ++j) kb[j] = V::set1(kt[j][i]);
+        for (int j = 0; j < NR; ++j) {
+          qb[j] = V::set1(qt[j][i]);
+          if (DELTA) rb[j] = V::set1(kr[j][i]);
+        }
 #pragma GCC unroll 4
-      for (int c = 0; c < 4; ++c) {
-        const R a = V::load(Si + c * W), b = V::load(Si + NB + c * W);
-        y0[c] = V::fma(q0, a, y0[c]);
-        y1[c] = V::fma(q1, b, y1[c]);
-        if (DELTA) {
-          r0[c] = V::fma(k0, a, r0[c]);
-          r1[c] = V::fma(k1, b, r1[c]);
+        for (int c = 0; c < NV; ++c) {
+          R s = V::load(Si + c * W);
+          if constexpr (NU > 0) {
+            for (int j = 0; j < NU; ++j) s = V::fma(kb[j], uu[j][c], s);
+            V::store(Si + c * W, s);
+          }
+          for (int j = 0; j < NR; ++j) {
+            y[j][c] = V::fma(qb[j], s, y[j][c]);
+            if (DELTA) r[j][c] = V::fma(rb[j], s, r[j][c]);
+          }
         }
       }
-    }
-    if (i < dk) {
-      const float* __restrict Si = S + static_cast<int64_t>(i) * NB;
-      const R q0 = V::set1(qt[i]), k0 = V::set1(DELTA ? kr[i] : 0.f);
-      for (int c = 0; c < 4; ++c) {
-        const R a = V::load(Si + c * W);
-        y0[c] = V::fma(q0, a, y0[c]);
-        if (DELTA) r0[c] = V::fma(k0, a, r0[c]);
-      }
-    }
-    for (int c = 0; c < 4; ++c) {
-      acc_y[c] = V::add(y0[c], y1[c]);
-      if (DELTA) acc_r[c] = V::add(r0[c], r1[c]);
+      for (int j = 0; j < NR; ++j)
+        for (int c = 0; c < NV; ++c) {
+          rd->y[j][c0 + c] = y[j][c];
+          if (DELTA) rd->r[j][c0 + c] = r[j][c];
+        }
     }
   }
 
-  // S~ += kt u^T, then the reads of the next token on the updated rows (when READ).
-  template <bool DELTA, bool READ>
-  static void sweep_update(float* __restrict S, int dk, const float* __restrict kt, const R* u,
-                           const float* __restrict kr, const float* __restrict qt, R* acc_r,
-                           R* acc_y) {
-    R r[4], y[4];
-    for (int c = 0; c < 4; ++c) r[c] = y[c] = V::zero();
-    for (int i = 0; i < dk; ++i) {
-      float* __restrict Si = S + static_cast<int64_t>(i) * NB;
-      const R kb = V::set1(kt[i]);
-      const R qb = V::set1(READ ? qt[i] : 0.f);
-      const R rb = V::set1(READ && DELTA ? kr[i] : 0.f);
-#pragma GCC unroll 4
-      for (int c = 0; c < 4; ++c) {
-        const R s = V::fma(kb, u[c], V::load(Si + c * W));
-        V::store(Si + c * W, s);
-        if (READ) {
-          y[c] = V::fma(qb, s, y[c]);
-          if (DELTA) r[c] = V::fma(rb, s, r[c]);
-        }
-      }
-    }
-    if (READ)
-      for (int c = 0; c < 4; ++c) {
-        acc_y[c] = y[c];
-        if (DELTA) acc_r[c] = r[c];
-      }
+  // y = S~^T qt without an update: the heads beyond a kv head's first query head, which read
+  // S~ before the token's update.
+  static void read_y(float* S, int dk, const float* qt, R* y) {
+    Reads rd;
+    const float* q[1] = {qt};
+    sweep<false, 0, 1>(S, dk, nullptr, nullptr, nullptr, q, &rd);
+    for (int c = 0; c < 4; ++c) y[c] = rd.y[0][c];
   }
 
   static void fold_rows(float* __restrict S, int dk, const float* __restrict f) {
@@ -129,63 +145,112 @@ struct RecurrentKernel {
     }
   }
 
-  // Per-token inputs of a chunk, prepared once per item (see run_item).
+  // Per-token inputs of a chunk, prepared once per item (see run_item). kk[t] = kt_t . kr_{t+1}
+  // and kqn[t] = kt_t . qt_{t+1} (first query head) correct token t + 1's reads in a pair.
   struct Chunk {
     int n, dk, G;
-    const float *kr, *kt, *qt, *kq, *fold, *beta, *v;
+    const float *kr, *kt, *qt, *kq, *kk, *kqn, *fold, *beta, *v;
     const unsigned char* fold_at;
     int64_t v_st;  // floats between tokens in v (and in o per query head)
     float* o;      // o[(t * G + g) * v_st + column]
   };
 
+  // Whether the step at token t covers tokens t and t + 1 (see the top of this file).
+  static bool pairs(const Chunk& ch, int t) {
+    return ch.G == 1 && t + 1 < ch.n && !ch.fold_at[t + 1];
+  }
+
+  // NU updates with tokens t (and t + 1), then the reads of nr tokens from tn.
+  template <bool DELTA, int NU>
+  static void update_and_read(float* S, const Chunk& ch, int t, const R (*u)[4], int tn, int nr,
+                              Reads* rd) {
+    const int64_t dk = ch.dk, G = ch.G;
+    const float *kt[2] = {}, *kr[2] = {}, *qt[2] = {};
+    for (int j = 0; j < NU; ++j) kt[j] = ch.kt + (t + j) * dk;
+    for (int j = 0; j < nr; ++j) {
+      kr[j] = ch.kr + (tn + j) * dk;
+      qt[j] = ch.qt + (tn + j) * G * dk;
+    }
+    if (nr == 2) sweep<DELTA, NU, 2>(S, ch.dk, kt, u, kr, qt, rd);
+    else if (nr == 1) sweep<DELTA, NU, 1>(S, ch.dk, kt, u, kr, qt, rd);
+    else sweep<DELTA, NU, 0>(S, ch.dk, kt, u, kr, qt, rd);
+  }
+
+  // The reads that start the step at token t (at the chunk's start and after a fold).
+  template <bool DELTA>
+  static void read_step(float* S, const Chunk& ch, int t, Reads* rd) {
+    update_and_read<DELTA, 0>(S, ch, t, nullptr, t, pairs(ch, t) ? 2 : 1, rd);
+  }
+
+  // u = beta (v - r) (delta rules) or v, for token t.
+  template <bool DELTA>
+  static void make_u(const Chunk& ch, int t, const R* r, int64_t col, R* u) {
+    const float* v = ch.v + t * ch.v_st + col;
+    if (DELTA) {
+      const R b = V::set1(ch.beta[t]);
+      for (int c = 0; c < 4; ++c) u[c] = V::mul(b, V::sub(V::load(v + c * W), r[c]));
+    } else {
+      for (int c = 0; c < 4; ++c) u[c] = V::load(v + c * W);
+    }
+  }
+
+  // o = y + kq u for token t, query head g.
+  static void store_o(const Chunk& ch, int t, int g, int64_t col, const R* y, float kq,
+                      const R* u) {
+    float* o = ch.o + (static_cast<int64_t>(t) * ch.G + g) * ch.v_st + col;
+    const R k = V::set1(kq);
+    for (int c = 0; c < 4; ++c) V::store(o + c * W, V::fma(k, u[c], y[c]));
+  }
+
   // All tokens of a chunk on one block (columns [col, col + NB) of v and o).
   template <bool DELTA>
   static void run_block(float* __restrict S, const Chunk& ch, int64_t col) {
     const int dk = ch.dk, G = ch.G;
-    auto kr = [&](int t) { return ch.kr + static_cast<int64_t>(t) * dk; };
-    auto kt = [&](int t) { return ch.kt + static_cast<int64_t>(t) * dk; };
-    auto qt = [&](int t, int g) { return ch.qt + (static_cast<int64_t>(t) * G + g) * dk; };
-    R r[4], y[4], u[4];
+    Reads rd;
+    R u[2][4];
     if (ch.fold_at[0]) fold_rows(S, dk, ch.fold);
-    sweep_read<DELTA>(S, dk, kr(0), qt(0, 0), r, y);
-    for (int t = 0; t < ch.n; ++t) {
-      const float* v = ch.v + t * ch.v_st + col;
-      if (DELTA) {
-        const R b = V::set1(ch.beta[t]);
-        for (int c = 0; c < 4; ++c) u[c] = V::mul(b, V::sub(V::load(v + c * W), r[c]));
-      } else {
-        for (int c = 0; c < 4; ++c) u[c] = V::load(v + c * W);
-      }
+    read_step<DELTA>(S, ch, 0, &rd);
+    for (int t = 0; t < ch.n;) {
+      const int nu = pairs(ch, t) ? 2 : 1;
+      make_u<DELTA>(ch, t, rd.r[0], col, u[0]);
       // o_g = y_g + scale (k . q_g) u; heads beyond the first read S~_old in their own sweep.
       for (int g = 0; g < G; ++g) {
         R yg[4];
         if (g == 0) {
-          for (int c = 0; c < 4; ++c) yg[c] = y[c];
+          for (int c = 0; c < 4; ++c) yg[c] = rd.y[0][c];
         } else {
-          sweep_read<false>(S, dk, nullptr, qt(t, g), nullptr, yg);
+          read_y(S, dk, ch.qt + (static_cast<int64_t>(t) * G + g) * dk, yg);
         }
-        const R kq = V::set1(ch.kq[t * G + g]);
-        float* o = ch.o + (static_cast<int64_t>(t) * G + g) * ch.v_st + col;
-        for (int c = 0; c < 4; ++c) V::store(o + c * W, V::fma(kq, u[c], yg[c]));
+        store_o(ch, t, g, col, yg, ch.kq[t * G + g], u[0]);
       }
-      const int tn = t + 1;
-      if (tn < ch.n && !ch.fold_at[tn]) {
-        sweep_update<DELTA, true>(S, dk, kt(t), u, kr(tn), qt(tn, 0), r, y);
-      } else {
-        sweep_update<DELTA, false>(S, dk, kt(t), u, nullptr, nullptr, nullptr, nullptr);
-        if (tn < ch.n) {
-          fold_rows(S, dk, ch.fold + static_cast<int64_t>(tn) * dk);
-          sweep_read<DELTA>(S, dk, kr(tn), qt(tn, 0), r, y);
+      if (nu == 2) {  // token t + 1, its reads corrected for token t's update
+        const R a = V::set1(ch.kk[t]), b = V::set1(ch.kqn[t]);
+        R r1[4], y1[4];
+        for (int c = 0; c < 4; ++c) {
+          r1[c] = V::fma(a, u[0][c], rd.r[1][c]);
+          y1[c] = V::fma(b, u[0][c], rd.y[1][c]);
         }
+        make_u<DELTA>(ch, t + 1, r1, col, u[1]);
+        store_o(ch, t + 1, 0, col, y1, ch.kq[t + 1], u[1]);
       }
+      const int tn = t + nu;
+      const bool fold = tn < ch.n && ch.fold_at[tn];
+      const int nr = tn < ch.n && !fold ? (pairs(ch, tn) ? 2 : 1) : 0;
+      if (nu == 2) update_and_read<DELTA, 2>(S, ch, t, u, tn, nr, &rd);
+      else update_and_read<DELTA, 1>(S, ch, t, u, tn, nr, &rd);
+      if (fold) {
+        fold_rows(S, dk, ch.fold + static_cast<int64_t>(tn) * dk);
+        read_step<DELTA>(S, ch, tn, &rd);
+      }
+      t = tn;
     }
   }
 
   static void prefetch_span(const void* base, int64_t off, int64_t n, linattn_dtype t) {
     const int64_t es = t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
     const char* a = static_cast<const char*>(base) + off * es;
-    for (int64_t x = 0; x < n * es; x += 64) __builtin_prefetch(a + x);
-    __builtin_prefetch(a + n * es - 1);
+    for (int64_t x = 0; x < n * es; x += 64) __builtin_prefetch(a + x, 0, 1);
+    __builtin_prefetch(a + n * es - 1, 0, 1);
   }
 
   static void prefetch_chunk(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
@@ -228,6 +293,9 @@ struct RecurrentKernel {
     grow(sc.kt, Tc * dk);
     grow(sc.qt, static_cast<int64_t>(Tc) * G * dk);
     grow(sc.kq, Tc * G);
+    grow(sc.kk, Tc);
+    grow(sc.kqn, Tc);
+    grow(sc.g, Tc);
     grow(sc.fold, Tc * dk);
     grow(sc.beta, Tc);
     grow(sc.v, Tc * gw);
@@ -260,21 +328,33 @@ struct RecurrentKernel {
 
     for (int64_t t0 = 0; t0 < p.T; t0 += Tc) {
       const int n = static_cast<int>(std::min<int64_t>(Tc, p.T - t0));
-      // The next chunk's rows are strided slices of (B, T, H*D) tensors, read from memory
-      // once: prefetch them now so they arrive while this chunk computes.
-      prefetch_chunk(p, b, h, c0, ncols, t0 + Tc, std::min<int64_t>(p.T, t0 + 2 * Tc));
       // Token inputs as float, decay folded into k and q (see the top of this file). Per-head
       // decay keeps one running product (lam[0]); per-key-dim decay one per row.
       const bool per_row = gated && p.decay_per_key_dim;
+      // First the chunk's rows, copied back to back so that their cache misses overlap (with
+      // the arithmetic of each token between one token's rows and the next, they did not).
       for (int t = 0; t < n; ++t) {
         const int64_t tt = t0 + t;
+        V::load_row(p.k, b * p.k_sb + tt * p.k_st + static_cast<int64_t>(hk) * dk, dk, at,
+                    sc.kt.data() + static_cast<int64_t>(t) * dk);
+        for (int g = 0; g < G; ++g)
+          V::load_row(p.q, b * p.q_sb + tt * p.q_st + static_cast<int64_t>(p.query_head(h, g)) * dk,
+                      dk, at, sc.qt.data() + (static_cast<int64_t>(t) * G + g) * dk);
+        float* vt = sc.v.data() + t * gw;
+        V::load_row(p.v, b * p.v_sb + tt * p.v_st + static_cast<int64_t>(h) * dv + c0, ncols, at, vt);
+        for (int64_t j = ncols; j < gw; ++j) vt[j] = 0.f;
+        if (delta)
+          sc.beta[t] = load1(p.beta, b * p.beta_sb + tt * p.beta_st + (p.beta_shared ? 0 : h), at);
+        if (gated && !per_row) sc.g[t] = load1(p.decay, b * p.g_sb + tt * p.g_st + h, at);
+      }
+      for (int t = 0; t < n; ++t) {
         sc.fold_at[t] = 0;
         float ls = 1.f, is = 1.f;  // per-head: L_t and 1 / L_t
         if (gated) {
-          const int64_t g_off = b * p.g_sb + tt * p.g_st;
           bool fold = false;
           if (per_row) {
-            V::load_row(p.decay, g_off + static_cast<int64_t>(h) * dk, dk, at, e);
+            V::load_row(p.decay, b * p.g_sb + (t0 + t) * p.g_st + static_cast<int64_t>(h) * dk,
+                        dk, at, e);
             int i = 0;
             for (; i + W <= dk; i += W) V::store(e + i, V::exp(V::load(e + i)));
             for (; i < dk; ++i) e[i] = std::exp(e[i]);
@@ -283,7 +363,7 @@ struct RecurrentKernel {
               fold |= lam[j] < kFoldBelow;
             }
           } else {
-            lam[0] *= std::exp(load1(p.decay, g_off + h, at));
+            lam[0] *= std::exp(sc.g[t]);
             fold = !(lam[0] >= kFoldBelow);
           }
           if (fold) {
@@ -302,28 +382,11 @@ struct RecurrentKernel {
             is = 1.f / ls;
           }
         }
-        float* __restrict k = row;
-        V::load_row(p.k, b * p.k_sb + tt * p.k_st + static_cast<int64_t>(hk) * dk, dk, at, k);
-        float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;
+        float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;  // k until scaled
         float* __restrict kr = sc.kr.data() + static_cast<int64_t>(t) * dk;
-        if (per_row) {
-          for (int j = 0; j < dk; ++j) {
-            kt[j] = k[j] * inv[j];
-            kr[j] = k[j] * lam[j];
-          }
-        } else {
-          for (int j = 0; j < dk; ++j) {
-            kt[j] = k[j] * is;
-            kr[j] = k[j] * ls;
-          }
-        }
         for (int g = 0; g < G; ++g) {
           float* __restrict q = sc.qt.data() + (static_cast<int64_t>(t) * G + g) * dk;
-          V::load_row(p.q, b * p.q_sb + tt * p.q_st + static_cast<int64_t>(p.query_head(h, g)) * dk,
-                      dk, at, q);
-          float kq = 0.f;
-          for (int j = 0; j < dk; ++j) kq += k[j] * q[j];
-          sc.kq[t * G + g] = kq * p.scale;
+          sc.kq[t * G + g] = dot(kt, q, dk) * p.scale;
           if (per_row) {
             for (int j = 0; j < dk; ++j) q[j] *= lam[j] * p.scale;
           } else {
@@ -331,17 +394,33 @@ struct RecurrentKernel {
             for (int j = 0; j < dk; ++j) q[j] *= f;
           }
         }
-        if (delta)
-          sc.beta[t] = load1(p.beta, b * p.beta_sb + tt * p.beta_st + (p.beta_shared ? 0 : h), at);
-        float* vt = sc.v.data() + t * gw;
-        V::load_row(p.v, b * p.v_sb + tt * p.v_st + static_cast<int64_t>(h) * dv + c0, ncols, at, vt);
-        for (int64_t j = ncols; j < gw; ++j) vt[j] = 0.f;
+        if (per_row) {
+          for (int j = 0; j < dk; ++j) {
+            kr[j] = kt[j] * lam[j];
+            kt[j] *= inv[j];
+          }
+        } else {
+          for (int j = 0; j < dk; ++j) {
+            kr[j] = kt[j] * ls;
+            kt[j] *= is;
+          }
+        }
+        if (t > 0) {  // the pair scalars of token t - 1 (unused when token t folds)
+          const float* kp = kt - dk;
+          sc.kk[t - 1] = dot(kp, kr, dk);
+          sc.kqn[t - 1] = dot(kp, sc.qt.data() + static_cast<int64_t>(t) * G * dk, dk);
+        }
       }
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
-      const Chunk ch{n, dk, G, sc.kr.data(), sc.kt.data(), sc.qt.data(), sc.kq.data(),
-                     sc.fold.data(), sc.beta.data(), sc.v.data(), sc.fold_at.data(), gw,
-                     sc.o.data()};
+      const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
+                     sc.qt.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
+                     sc.beta.data(), sc.v.data(), sc.fold_at.data(), gw, sc.o.data()};
       for (int blk = 0; blk < nblk; ++blk) {
+        // The next chunk's rows are strided slices of (B, T, H*D) tensors, read from memory
+        // once: they are prefetched while the last block runs (issued a whole chunk ahead,
+        // rows a power of two apart evicted each other from L2 before use).
+        if (blk == nblk - 1 && t0 + Tc < p.T)
+          prefetch_chunk(p, b, h, c0, ncols, t0 + Tc, std::min<int64_t>(p.T, t0 + 2 * Tc));
         float* Sb = S + static_cast<int64_t>(blk) * dk * NB;
         if (delta) run_block<true>(Sb, ch, static_cast<int64_t>(blk) * NB);
         else run_block<false>(Sb, ch, static_cast<int64_t>(blk) * NB);

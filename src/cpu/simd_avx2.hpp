@@ -16,6 +16,7 @@ struct VecAvx2 {
   using R = __m256;
   static constexpr int W = 8;
   static constexpr const char* kName = "avx2";
+  static constexpr int kRegisters = 16;  // vector registers the kernels may plan for
 
   static R load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }

@@ -15,6 +15,7 @@ struct VecAvx512 {
   using R = __m512;
   static constexpr int W = 16;
   static constexpr const char* kName = "avx512";
+  static constexpr int kRegisters = 32;  // vector registers the kernels may plan for
 
   static R load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }

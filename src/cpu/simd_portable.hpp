@@ -15,6 +15,7 @@ struct VecPortable {
   typedef float R __attribute__((vector_size(16)));
   static constexpr int W = 4;
   static constexpr const char* kName = "portable";
+  static constexpr int kRegisters = 16;  // vector registers the kernels may plan for
 
   static R load(const float* p) { R v; std::memcpy(&v, p, sizeof v); return v; }
   static void store(float* p, R v) { std::memcpy(p, &v, sizeof v); }

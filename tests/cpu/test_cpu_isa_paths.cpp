@@ -110,6 +110,34 @@ CaseReport run_strong_decay(const LinearAttentionCase& c, double strength, Conte
                  default_tolerance(c));
 }
 
+// Decay that folds at chosen tokens: g = -25 (exp(g) < 2^-30) at tokens 3 mod 5 and 0 mod 7,
+// -0.01 elsewhere, so folds fall on both members of a token pair, next to each other (27, 28),
+// at a chunk's first token (0) and around the chunk boundary (63, 64).
+CaseReport run_chosen_folds(const LinearAttentionCase& c, Context& ctx) {
+  LinearAttentionInputs in = make_inputs(c);
+  const int64_t per_token = c.decay == DecayKind::kPerKeyDim ? int64_t{c.Hkv} * c.dk : c.Hkv;
+  in.decay.set_values([&](int64_t i) {
+    const int64_t t = (i / per_token) % c.T;
+    return t % 5 == 3 || t % 7 == 0 ? -25.0 : -0.01;
+  });
+  CaseReport r;
+  r.name = c.name();
+  LinearAttentionOutputs ref;
+  Status s = run_oracle(c, in, &ref);
+  if (!s.ok()) {
+    r.error = "oracle: " + s.to_string();
+    return r;
+  }
+  LinearAttentionOutputs out = make_outputs(c, c.act_dtype, c.state_dtype, c.strided);
+  s = run_on(ctx, make_args(c, in, out), in, out, nullptr);
+  if (!s.ok()) {
+    r.error = s.to_string();
+    return r;
+  }
+  return compare(c.name(), out.output, out.present_state, ref.output, ref.present_state,
+                 default_tolerance(c));
+}
+
 class IsaPaths : public ::testing::TestWithParam<Isa> {};
 
 TEST_P(IsaPaths, LinearAttentionMatchesOracle) {
@@ -138,6 +166,32 @@ TEST_P(IsaPaths, StrongDecayFoldsMatchOracle) {
         EXPECT_TRUE(passed(run_strong_decay(c, strength, cpu_context(2))))
             << decay_kind_name(d) << " strength " << strength;
       }
+}
+
+// The recurrent kernel steps two tokens per state sweep except before a fold, past a chunk's
+// end and with several query heads per kv head: every such boundary, odd lengths and both
+// head mappings (one query head per kv head pairs tokens, two do not).
+TEST_P(IsaPaths, FoldsBetweenTokenPairsMatchOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  for (DecayKind d : {DecayKind::kPerHead, DecayKind::kPerKeyDim})
+    for (linattn_update_rule r : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA})
+      for (int32_t hq : {1, 4})
+        for (int64_t T : {149, 130}) {
+          LinearAttentionCase c;
+          c.rule = r;
+          c.decay = d;
+          c.beta = r == LINATTN_RULE_GATED_DELTA ? BetaKind::kPerHead : BetaKind::kNone;
+          c.Hq = hq;
+          c.Hk = 1;
+          c.Hkv = 2;
+          c.dk = 40;
+          c.dv = 48;
+          c.T = T;
+          c.seed = 950 + static_cast<uint64_t>(T + hq);
+          EXPECT_TRUE(passed(run_chosen_folds(c, cpu_context(2))))
+              << decay_kind_name(d) << " Hq " << hq << " T " << T;
+        }
 }
 
 TEST_P(IsaPaths, CausalConvMatchesOracle) {
