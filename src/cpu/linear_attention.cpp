@@ -1,14 +1,14 @@
 // CPU LinearAttention entry point: the chunked (WY) kernel (chunked_kernel.hpp) or the fused
 // recurrent kernel (recurrent_kernel.hpp), by rule, length and head size. Measured on a 2-core
-// Zen 3 with AVX2 (docs/PERFORMANCE.md, CPU section, 2026-11-22), 16/32 heads, 2 threads:
-// - rules without delta (linear, gated): the chunked kernel is 1.25-1.4x faster at d = 128 and
-//   T >= 128 (the recurrence there is bound by one state load or store per FMA; the chunked
-//   form is three state-sized GEMMs per chunk plus small intra-chunk products);
-// - delta rules: both within noise of each other at d = 128, T = 1K-8K (the chunked form adds
-//   T = (I + A)^-1, W = T diag(b L) K and W S0 on top of the same 3 d^2 state work per token),
-//   so the recurrent kernel stays;
-// - heads below 64 wide: the intra-chunk work (about C d per token, C = 48) is no longer small
-//   next to the state work (3 d^2), so the recurrent kernel stays;
+// Zen 3 with AVX2 (docs/PERFORMANCE.md, CPU section, 2026-11-23), 2 threads, both paths pinned
+// and alternated:
+// - since the recurrent kernel steps two tokens per state sweep, it is the faster one for every
+//   rule at head sizes up to 128: linear and gated 1.10-1.20x at d = 128 (T = 256-4096, 8 and 32
+//   heads) and 1.17-1.23x at d = 64; the delta rules 1.4x (the chunked form adds T = (I + A)^-1,
+//   W = T diag(b L) K and W S0 on top of the same 3 d^2 state work per token);
+// - d = 256, rules without delta, T = 2048: the chunked kernel is 1.02-1.06x faster (its
+//   intra-chunk work, about C d per token, is small next to the state work, 3 d^2), so it is
+//   chosen there from T >= 128;
 // - per-key-dim decay: recurrent only (no overflow-safe chunked form here);
 // - decode and short prompts (T < 128): recurrent.
 // LINATTN_CPU_PREFILL=recurrent|chunked (chunked_prefill.hpp) overrides the choice.
@@ -31,7 +31,7 @@ namespace linattn::detail::cpu {
 namespace {
 
 constexpr int64_t kChunkedMinTokens = 128;
-constexpr int32_t kChunkedMinHeadDim = 64;
+constexpr int32_t kChunkedMinHeadDim = 256;
 
 bool use_chunked(const LinearAttentionParams& p) {
   if (!chunked_supports(p)) return false;

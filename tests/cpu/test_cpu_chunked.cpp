@@ -224,16 +224,17 @@ TEST(CpuChunked, EveryInstructionSet) {
   }
 }
 
-// The automatic choice (chunked for long prompts of the rules without delta, recurrent
-// otherwise) on both sides of its thresholds.
+// The automatic choice (chunked for long prompts of the rules without delta at head size
+// 256, recurrent otherwise) on both sides of its thresholds.
 TEST(CpuChunked, AutomaticChoiceMatchesOracle) {
   Pinned pin(PrefillPath::kAuto);
   uint64_t seed = 800;
   for (linattn_update_rule rule : kRules)
-    for (int64_t T : {127, 200}) {
-      LinearAttentionCase c = make_case(rule, 1, 1, 2, 64, 64, T, seed++);
-      EXPECT_TRUE(passed(run(c, {})));
-    }
+    for (int32_t d : {128, 256})
+      for (int64_t T : {127, 200}) {
+        LinearAttentionCase c = make_case(rule, 1, 1, 2, d, d, T, seed++);
+        EXPECT_TRUE(passed(run(c, {}))) << d << " " << T;
+      }
 }
 
 // Per-key-dim decay is not chunked: the pinned chunked path falls back to the recurrent kernel.
