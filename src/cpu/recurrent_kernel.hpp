@@ -40,6 +40,7 @@ namespace linattn::detail::cpu {
 
 constexpr int kRecurrentTokenChunk = 64;  // tokens prepared at once (k, q, v rows as float)
 constexpr float kFoldBelow = 0x1p-30f;    // fold the decay into the state below this
+constexpr int kAheadTokens = 4;           // next-chunk rows prefetched ahead of their gather
 
 template <class V>
 struct RecurrentKernel {
@@ -47,9 +48,16 @@ struct RecurrentKernel {
   static constexpr int W = V::W;
   static constexpr int NB = 4 * W;  // state columns per block (4 vectors per row)
 
+  // A chunk's input rows as float: k, q (G heads per token), v (zero padded to whole blocks),
+  // beta and per-head decay.
+  struct Rows {
+    std::vector<float> k, q, v, beta, g;
+  };
+
   struct Scratch {
-    std::vector<float> S, kr, kt, qt, kq, kk, kqn, g, fold, beta, v, o, lam, inv, e, row;
+    std::vector<float> S, kr, kt, kq, kk, kqn, fold, o, lam, inv, e, row;
     std::vector<unsigned char> fold_at;
+    Rows in[2];  // this chunk's rows and the next one's, gathered while this one runs
   };
 
   static void grow(std::vector<float>& b, int64_t n) {
@@ -203,8 +211,9 @@ struct RecurrentKernel {
   }
 
   // All tokens of a chunk on one block (columns [col, col + NB) of v and o).
-  template <bool DELTA>
-  static void run_block(float* __restrict S, const Chunk& ch, int64_t col) {
+  // hook(t) runs after each step, t the tokens done (see run_item: the next chunk's rows).
+  template <bool DELTA, class Hook>
+  static void run_block(float* __restrict S, const Chunk& ch, int64_t col, Hook&& hook) {
     const int dk = ch.dk, G = ch.G;
     Reads rd;
     R u[2][4];
@@ -242,6 +251,7 @@ struct RecurrentKernel {
         fold_rows(S, dk, ch.fold + static_cast<int64_t>(tn) * dk);
         read_step<DELTA>(S, ch, tn, &rd);
       }
+      hook(tn);
       t = tn;
     }
   }
@@ -271,6 +281,28 @@ struct RecurrentKernel {
     }
   }
 
+  // Tokens [from, to) of the chunk that starts at t0 into r (grown by run_item).
+  static void gather(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
+                     int32_t ncols, int64_t gw, int64_t t0, int from, int to, Rows& r) {
+    const linattn_dtype at = p.act_dtype;
+    const int dk = p.dk, G = p.q_per_kv();
+    const int64_t hk = p.key_head(h);
+    const bool per_head_decay = p.gated && !p.decay_per_key_dim;
+    for (int t = from; t < to; ++t) {
+      const int64_t tt = t0 + t;
+      V::load_row(p.k, b * p.k_sb + tt * p.k_st + hk * dk, dk, at, r.k.data() + int64_t{t} * dk);
+      for (int g = 0; g < G; ++g)
+        V::load_row(p.q, b * p.q_sb + tt * p.q_st + static_cast<int64_t>(p.query_head(h, g)) * dk,
+                    dk, at, r.q.data() + (int64_t{t} * G + g) * dk);
+      float* vt = r.v.data() + t * gw;
+      V::load_row(p.v, b * p.v_sb + tt * p.v_st + static_cast<int64_t>(h) * p.dv + c0, ncols, at, vt);
+      for (int64_t j = ncols; j < gw; ++j) vt[j] = 0.f;
+      if (p.delta)
+        r.beta[t] = load1(p.beta, b * p.beta_sb + tt * p.beta_st + (p.beta_shared ? 0 : h), at);
+      if (per_head_decay) r.g[t] = load1(p.decay, b * p.g_sb + tt * p.g_st + h, at);
+    }
+  }
+
   static float load1(const void* base, int64_t off, linattn_dtype t) {
     float x = 0.f;
     V::load_row(base, off, 1, t, &x);
@@ -285,21 +317,23 @@ struct RecurrentKernel {
     const int64_t gw = static_cast<int64_t>(nblk) * NB;  // padded columns of the item
     const int Tc = kRecurrentTokenChunk;
     const linattn_dtype at = p.act_dtype;
-    const int32_t hk = p.key_head(h);
     const bool delta = p.delta, gated = p.gated;
 
     grow(sc.S, nblk * static_cast<int64_t>(dk) * NB);
     grow(sc.kr, Tc * dk);
     grow(sc.kt, Tc * dk);
-    grow(sc.qt, static_cast<int64_t>(Tc) * G * dk);
     grow(sc.kq, Tc * G);
     grow(sc.kk, Tc);
     grow(sc.kqn, Tc);
-    grow(sc.g, Tc);
     grow(sc.fold, Tc * dk);
-    grow(sc.beta, Tc);
-    grow(sc.v, Tc * gw);
     grow(sc.o, Tc * G * gw);
+    for (Rows& r : sc.in) {
+      grow(r.k, Tc * dk);
+      grow(r.q, static_cast<int64_t>(Tc) * G * dk);
+      grow(r.v, Tc * gw);
+      grow(r.beta, Tc);
+      grow(r.g, Tc);
+    }
     grow(sc.lam, dk);
     grow(sc.inv, dk);
     grow(sc.e, dk);
@@ -334,27 +368,19 @@ struct RecurrentKernel {
     }
     for (int i = 0; i < dk; ++i) lam[i] = 1.f;
 
+    // A chunk's rows are gathered while the previous chunk's last block runs, a share after
+    // each of its steps with the next share prefetched (the rows of (B, T, H*D) tensors sit
+    // a power of two apart: fetched a whole chunk ahead they evicted each other from L2, and
+    // gathered at the chunk's start their misses stalled it).
+    int cur = 0;
+    bool gathered = false;
     for (int64_t t0 = 0; t0 < p.T; t0 += Tc) {
       const int n = static_cast<int>(std::min<int64_t>(Tc, p.T - t0));
+      Rows& in = sc.in[cur];
+      if (!gathered) gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
       // Token inputs as float, decay folded into k and q (see the top of this file). Per-head
       // decay keeps one running product (lam[0]); per-key-dim decay one per row.
       const bool per_row = gated && p.decay_per_key_dim;
-      // First the chunk's rows, copied back to back so that their cache misses overlap (with
-      // the arithmetic of each token between one token's rows and the next, they did not).
-      for (int t = 0; t < n; ++t) {
-        const int64_t tt = t0 + t;
-        V::load_row(p.k, b * p.k_sb + tt * p.k_st + static_cast<int64_t>(hk) * dk, dk, at,
-                    sc.kt.data() + static_cast<int64_t>(t) * dk);
-        for (int g = 0; g < G; ++g)
-          V::load_row(p.q, b * p.q_sb + tt * p.q_st + static_cast<int64_t>(p.query_head(h, g)) * dk,
-                      dk, at, sc.qt.data() + (static_cast<int64_t>(t) * G + g) * dk);
-        float* vt = sc.v.data() + t * gw;
-        V::load_row(p.v, b * p.v_sb + tt * p.v_st + static_cast<int64_t>(h) * dv + c0, ncols, at, vt);
-        for (int64_t j = ncols; j < gw; ++j) vt[j] = 0.f;
-        if (delta)
-          sc.beta[t] = load1(p.beta, b * p.beta_sb + tt * p.beta_st + (p.beta_shared ? 0 : h), at);
-        if (gated && !per_row) sc.g[t] = load1(p.decay, b * p.g_sb + tt * p.g_st + h, at);
-      }
       for (int t = 0; t < n; ++t) {
         sc.fold_at[t] = 0;
         float ls = 1.f, is = 1.f;  // per-head: L_t and 1 / L_t
@@ -371,7 +397,7 @@ struct RecurrentKernel {
               fold |= lam[j] < kFoldBelow;
             }
           } else {
-            lam[0] *= std::exp(sc.g[t]);
+            lam[0] *= std::exp(in.g[t]);
             fold = !(lam[0] >= kFoldBelow);
           }
           if (fold) {
@@ -390,11 +416,12 @@ struct RecurrentKernel {
             is = 1.f / ls;
           }
         }
-        float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;  // k until scaled
+        const float* __restrict k = in.k.data() + static_cast<int64_t>(t) * dk;
+        float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;
         float* __restrict kr = sc.kr.data() + static_cast<int64_t>(t) * dk;
         for (int g = 0; g < G; ++g) {
-          float* __restrict q = sc.qt.data() + (static_cast<int64_t>(t) * G + g) * dk;
-          sc.kq[t * G + g] = dot(kt, q, dk) * p.scale;
+          float* __restrict q = in.q.data() + (static_cast<int64_t>(t) * G + g) * dk;
+          sc.kq[t * G + g] = dot(k, q, dk) * p.scale;
           if (per_row) {
             for (int j = 0; j < dk; ++j) q[j] *= lam[j] * p.scale;
           } else {
@@ -404,35 +431,54 @@ struct RecurrentKernel {
         }
         if (per_row) {
           for (int j = 0; j < dk; ++j) {
-            kr[j] = kt[j] * lam[j];
-            kt[j] *= inv[j];
+            kr[j] = k[j] * lam[j];
+            kt[j] = k[j] * inv[j];
           }
         } else {
           for (int j = 0; j < dk; ++j) {
-            kr[j] = kt[j] * ls;
-            kt[j] *= is;
+            kr[j] = k[j] * ls;
+            kt[j] = k[j] * is;
           }
         }
         if (t > 0) {  // the pair scalars of token t - 1 (unused when token t folds)
           const float* kp = kt - dk;
           sc.kk[t - 1] = dot(kp, kr, dk);
-          sc.kqn[t - 1] = dot(kp, sc.qt.data() + static_cast<int64_t>(t) * G * dk, dk);
+          sc.kqn[t - 1] = dot(kp, in.q.data() + static_cast<int64_t>(t) * G * dk, dk);
         }
       }
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
       const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
-                     sc.qt.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
-                     sc.beta.data(), sc.v.data(), sc.fold_at.data(), gw, sc.o.data()};
+                     in.q.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
+                     in.beta.data(), in.v.data(), sc.fold_at.data(), gw, sc.o.data()};
+      // The next chunk's rows: after step t of the last block (t of n tokens done), its first
+      // t * nn / n tokens are gathered and the following kAheadTokens prefetched.
+      const int64_t t1 = t0 + Tc;
+      const int nn = t1 < p.T ? static_cast<int>(std::min<int64_t>(Tc, p.T - t1)) : 0;
+      Rows& next = sc.in[cur ^ 1];
+      int done = 0;
+      auto gather_next = [&](int t) {
+        const int want = static_cast<int>((int64_t{t} * nn + n - 1) / n);
+        if (want <= done) return;
+        gather(p, b, h, c0, ncols, gw, t1, done, want, next);
+        done = want;
+        prefetch_chunk(p, b, h, c0, ncols, t1 + done, t1 + std::min(nn, done + kAheadTokens));
+      };
+      auto none = [](int) {};
       for (int blk = 0; blk < nblk; ++blk) {
-        // The next chunk's rows are strided slices of (B, T, H*D) tensors, read from memory
-        // once: they are prefetched while the last block runs (issued a whole chunk ahead,
-        // rows a power of two apart evicted each other from L2 before use).
-        if (blk == nblk - 1 && t0 + Tc < p.T)
-          prefetch_chunk(p, b, h, c0, ncols, t0 + Tc, std::min<int64_t>(p.T, t0 + 2 * Tc));
         float* Sb = S + static_cast<int64_t>(blk) * dk * NB;
-        if (delta) run_block<true>(Sb, ch, static_cast<int64_t>(blk) * NB);
-        else run_block<false>(Sb, ch, static_cast<int64_t>(blk) * NB);
+        const int64_t col = static_cast<int64_t>(blk) * NB;
+        if (blk == nblk - 1 && nn > 0) {
+          prefetch_chunk(p, b, h, c0, ncols, t1, t1 + std::min(nn, kAheadTokens));
+          if (delta) run_block<true>(Sb, ch, col, gather_next);
+          else run_block<false>(Sb, ch, col, gather_next);
+        } else {
+          if (delta) run_block<true>(Sb, ch, col, none);
+          else run_block<false>(Sb, ch, col, none);
+        }
       }
+      if (nn > 0) gather(p, b, h, c0, ncols, gw, t1, done, nn, next);
+      gathered = nn > 0;
+      cur ^= 1;
       for (int t = 0; t < n; ++t)
         for (int g = 0; g < G; ++g)
           V::store_row(p.out,
