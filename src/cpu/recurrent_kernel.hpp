@@ -16,17 +16,8 @@
 //   S~ <- S~ + (k / L_t) u^T                                  (S_t = diag(L_t) S~_t)
 //   o   = scale S_t^T q = S~^T (scale L_t o q)
 // When some L_t falls below kFoldBelow the state is folded back (S~ <- diag(L_t) S~, L_t <- 1)
-// before the token, so k / L_t never overflows; the present state is diag(L_T) S~.
-// Two tokens share one sweep. The reads of token t + 1 from the state before token t,
-//   r1~ = S~^T kr_{t+1},   y1~ = S~^T qt_{t+1},
-// are corrected for token t's update by two scalars of the inputs alone:
-//   r_{t+1} = r1~ + (kt_t . kr_{t+1}) u_t,   y_{t+1} = y1~ + (kt_t . qt_{t+1}) u_t,
-// so one sweep applies both updates (S~ += kt_t u_t^T + kt_{t+1} u_{t+1}^T) and reads the next
-// two tokens from the updated rows: per state vector and two tokens 1 load, 1 store and 6 FMAs.
-// The state's store is what bounds a one-token sweep (1 store per 3 FMAs; about 1.5 cycles per
-// 256-bit store on the Zen 3 this was measured on, docs/PERFORMANCE.md); a pair halves it. A
-// step is one token when the next token starts with a fold, is past the chunk, or the kv head
-// has several query heads.
+// before the token, so k / L_t never overflows; the present state is diag(L_T) S~. The state
+// sweeps, two tokens at a time, are in recurrent_sweep.hpp.
 #pragma once
 
 #include <algorithm>
@@ -35,6 +26,7 @@
 #include <vector>
 
 #include "core/params.hpp"
+#include "cpu/recurrent_sweep.hpp"
 
 namespace linattn::detail::cpu {
 
@@ -44,9 +36,11 @@ constexpr int kAheadTokens = 4;           // next-chunk rows prefetched ahead of
 
 template <class V>
 struct RecurrentKernel {
+  using Sw = RecurrentSweeps<V>;
   using R = typename V::R;
+  using Chunk = typename Sw::Chunk;
   static constexpr int W = V::W;
-  static constexpr int NB = 4 * W;  // state columns per block (4 vectors per row)
+  static constexpr int NB = Sw::NB;  // state columns per block (4 vectors per row)
 
   // A chunk's input rows as float: k, q (G heads per token), v (zero padded to whole blocks),
   // beta and per-head decay.
@@ -64,197 +58,6 @@ struct RecurrentKernel {
     if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   }
 
-  static float hsum(R x) {
-    alignas(64) float f[W];
-    V::store(f, x);
-    float s = 0.f;
-    for (int i = 0; i < W; ++i) s += f[i];
-    return s;
-  }
-
-  static float dot(const float* __restrict a, const float* __restrict b, int n) {
-    R s0 = V::zero(), s1 = V::zero();
-    int i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-      s0 = V::fma(V::load(a + i), V::load(b + i), s0);
-      s1 = V::fma(V::load(a + i + W), V::load(b + i + W), s1);
-    }
-    for (; i + W <= n; i += W) s0 = V::fma(V::load(a + i), V::load(b + i), s0);
-    float s = hsum(V::add(s0, s1));
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-  }
-
-  // Reads of up to two tokens from one state, per column vector of the block.
-  struct Reads {
-    R r[2][4], y[2][4];
-  };
-
-  // One sweep over a block: NU (0-2) rank-one updates S~ += kt_j u_j^T, then NR (0-2) tokens'
-  // reads on the updated rows (y_j = S~^T qt_j, and r_j = S~^T kr_j with the delta rules). Each
-  // row's vectors are loaded and stored once. A pass covers NV of the 4 vectors of every row,
-  // so that the live vectors (NU u's and NR or 2 NR accumulators per column vector) fit the
-  // register file.
-  template <bool DELTA, int NU, int NR>
-  [[gnu::noinline]] static void sweep(float* __restrict S, int dk, const float* const* kt, const R (*u)[4],
-                    const float* const* kr, const float* const* qt, Reads* rd) {
-    constexpr int per_vector = NU + (DELTA ? 2 : 1) * NR;
-    constexpr int budget = V::kRegisters - 4;  // room for the row's value and the broadcasts
-    constexpr int NV = per_vector * 4 <= budget ? 4 : per_vector * 2 <= budget ? 2 : 1;
-    for (int c0 = 0; c0 < 4; c0 += NV) {
-      R uu[NU > 0 ? NU : 1][NV], y[NR > 0 ? NR : 1][NV], r[NR > 0 ? NR : 1][NV];
-      for (int c = 0; c < NV; ++c) {
-        for (int j = 0; j < NU; ++j) uu[j][c] = u[j][c0 + c];
-        for (int j = 0; j < NR; ++j) y[j][c] = r[j][c] = V::zero();
-      }
-      for (int i = 0; i < dk; ++i) {
-        float* __restrict Si = S + static_cast<int64_t>(i) * NB + c0 * W;
-        R kb[NU > 0 ? NU : 1], qb[NR > 0 ? NR : 1], rb[NR > 0 ? NR : 1];
-        for (int j = 0; j < NU; ++j) kb[j] = V::set1(kt[j][i]);
-        for (int j = 0; j < NR; ++j) {
-          qb[j] = V::set1(qt[j][i]);
-          if (DELTA) rb[j] = V::set1(kr[j][i]);
-        }
-#pragma GCC unroll 4
-        for (int c = 0; c < NV; ++c) {
-          R s = V::load(Si + c * W);
-          if constexpr (NU > 0) {
-            for (int j = 0; j < NU; ++j) s = V::fma(kb[j], uu[j][c], s);
-            V::store(Si + c * W, s);
-          }
-          for (int j = 0; j < NR; ++j) {
-            y[j][c] = V::fma(qb[j], s, y[j][c]);
-            if (DELTA) r[j][c] = V::fma(rb[j], s, r[j][c]);
-          }
-        }
-      }
-      for (int j = 0; j < NR; ++j)
-        for (int c = 0; c < NV; ++c) {
-          rd->y[j][c0 + c] = y[j][c];
-          if (DELTA) rd->r[j][c0 + c] = r[j][c];
-        }
-    }
-  }
-
-  // y = S~^T qt without an update: the heads beyond a kv head's first query head, which read
-  // S~ before the token's update.
-  static void read_y(float* S, int dk, const float* qt, R* y) {
-    Reads rd;
-    const float* q[1] = {qt};
-    sweep<false, 0, 1>(S, dk, nullptr, nullptr, nullptr, q, &rd);
-    for (int c = 0; c < 4; ++c) y[c] = rd.y[0][c];
-  }
-
-  static void fold_rows(float* __restrict S, int dk, const float* __restrict f) {
-    for (int i = 0; i < dk; ++i) {
-      const R fi = V::set1(f[i]);
-      float* Si = S + static_cast<int64_t>(i) * NB;
-      for (int c = 0; c < 4; ++c) V::store(Si + c * W, V::mul(fi, V::load(Si + c * W)));
-    }
-  }
-
-  // Per-token inputs of a chunk, prepared once per item (see run_item). kk[t] = kt_t . kr_{t+1}
-  // and kqn[t] = kt_t . qt_{t+1} (first query head) correct token t + 1's reads in a pair.
-  struct Chunk {
-    int n, dk, G;
-    const float *kr, *kt, *qt, *kq, *kk, *kqn, *fold, *beta, *v;
-    const unsigned char* fold_at;
-    int64_t v_st;  // floats between tokens in v (and in o per query head)
-    float* o;      // o[(t * G + g) * v_st + column]
-  };
-
-  // Whether the step at token t covers tokens t and t + 1 (see the top of this file).
-  static bool pairs(const Chunk& ch, int t) {
-    return ch.G == 1 && t + 1 < ch.n && !ch.fold_at[t + 1];
-  }
-
-  // NU updates with tokens t (and t + 1), then the reads of nr tokens from tn.
-  template <bool DELTA, int NU>
-  static void update_and_read(float* S, const Chunk& ch, int t, const R (*u)[4], int tn, int nr,
-                              Reads* rd) {
-    const int64_t dk = ch.dk, G = ch.G;
-    const float *kt[2] = {}, *kr[2] = {}, *qt[2] = {};
-    for (int j = 0; j < NU; ++j) kt[j] = ch.kt + (t + j) * dk;
-    for (int j = 0; j < nr; ++j) {
-      kr[j] = ch.kr + (tn + j) * dk;
-      qt[j] = ch.qt + (tn + j) * G * dk;
-    }
-    if (nr == 2) sweep<DELTA, NU, 2>(S, ch.dk, kt, u, kr, qt, rd);
-    else if (nr == 1) sweep<DELTA, NU, 1>(S, ch.dk, kt, u, kr, qt, rd);
-    else sweep<DELTA, NU, 0>(S, ch.dk, kt, u, kr, qt, rd);
-  }
-
-  // The reads that start the step at token t (at the chunk's start and after a fold).
-  template <bool DELTA>
-  static void read_step(float* S, const Chunk& ch, int t, Reads* rd) {
-    update_and_read<DELTA, 0>(S, ch, t, nullptr, t, pairs(ch, t) ? 2 : 1, rd);
-  }
-
-  // u = beta (v - r) (delta rules) or v, for token t.
-  template <bool DELTA>
-  static void make_u(const Chunk& ch, int t, const R* r, int64_t col, R* u) {
-    const float* v = ch.v + t * ch.v_st + col;
-    if (DELTA) {
-      const R b = V::set1(ch.beta[t]);
-      for (int c = 0; c < 4; ++c) u[c] = V::mul(b, V::sub(V::load(v + c * W), r[c]));
-    } else {
-      for (int c = 0; c < 4; ++c) u[c] = V::load(v + c * W);
-    }
-  }
-
-  // o = y + kq u for token t, query head g.
-  static void store_o(const Chunk& ch, int t, int g, int64_t col, const R* y, float kq,
-                      const R* u) {
-    float* o = ch.o + (static_cast<int64_t>(t) * ch.G + g) * ch.v_st + col;
-    const R k = V::set1(kq);
-    for (int c = 0; c < 4; ++c) V::store(o + c * W, V::fma(k, u[c], y[c]));
-  }
-
-  // All tokens of a chunk on one block (columns [col, col + NB) of v and o).
-  // hook(t) runs after each step, t the tokens done (see run_item: the next chunk's rows).
-  template <bool DELTA, class Hook>
-  static void run_block(float* __restrict S, const Chunk& ch, int64_t col, Hook&& hook) {
-    const int dk = ch.dk, G = ch.G;
-    Reads rd;
-    R u[2][4];
-    if (ch.fold_at[0]) fold_rows(S, dk, ch.fold);
-    read_step<DELTA>(S, ch, 0, &rd);
-    for (int t = 0; t < ch.n;) {
-      const int nu = pairs(ch, t) ? 2 : 1;
-      make_u<DELTA>(ch, t, rd.r[0], col, u[0]);
-      // o_g = y_g + scale (k . q_g) u; heads beyond the first read S~_old in their own sweep.
-      for (int g = 0; g < G; ++g) {
-        R yg[4];
-        if (g == 0) {
-          for (int c = 0; c < 4; ++c) yg[c] = rd.y[0][c];
-        } else {
-          read_y(S, dk, ch.qt + (static_cast<int64_t>(t) * G + g) * dk, yg);
-        }
-        store_o(ch, t, g, col, yg, ch.kq[t * G + g], u[0]);
-      }
-      if (nu == 2) {  // token t + 1, its reads corrected for token t's update
-        const R a = V::set1(ch.kk[t]), b = V::set1(ch.kqn[t]);
-        R r1[4], y1[4];
-        for (int c = 0; c < 4; ++c) {
-          r1[c] = V::fma(a, u[0][c], rd.r[1][c]);
-          y1[c] = V::fma(b, u[0][c], rd.y[1][c]);
-        }
-        make_u<DELTA>(ch, t + 1, r1, col, u[1]);
-        store_o(ch, t + 1, 0, col, y1, ch.kq[t + 1], u[1]);
-      }
-      const int tn = t + nu;
-      const bool fold = tn < ch.n && ch.fold_at[tn];
-      const int nr = tn < ch.n && !fold ? (pairs(ch, tn) ? 2 : 1) : 0;
-      if (nu == 2) update_and_read<DELTA, 2>(S, ch, t, u, tn, nr, &rd);
-      else update_and_read<DELTA, 1>(S, ch, t, u, tn, nr, &rd);
-      if (fold) {
-        fold_rows(S, dk, ch.fold + static_cast<int64_t>(tn) * dk);
-        read_step<DELTA>(S, ch, tn, &rd);
-      }
-      hook(tn);
-      t = tn;
-    }
-  }
 
   static void prefetch_span(const void* base, int64_t off, int64_t n, linattn_dtype t) {
     const int64_t es = t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
@@ -309,6 +112,83 @@ struct RecurrentKernel {
     return x;
   }
 
+  // The per-token inputs of tokens [t0, t0 + n) from their rows: decay folded into k and q
+  // (see the top of this file; per-head decay keeps one running product, lam[0], per-key-dim
+  // decay one per row), folds, scale (k . q) and the pair scalars.
+  static void prepare(const LinearAttentionParams& p, int64_t b, int32_t h, int64_t t0, int n,
+                      Rows& in, Scratch& sc) {
+    const int dk = p.dk, G = p.q_per_kv();
+    const bool gated = p.gated, per_row = gated && p.decay_per_key_dim;
+    float* __restrict lam = sc.lam.data();
+    float* __restrict inv = sc.inv.data();
+    float* __restrict e = sc.e.data();
+    for (int t = 0; t < n; ++t) {
+      sc.fold_at[t] = 0;
+      float ls = 1.f, is = 1.f;  // per-head: L_t and 1 / L_t
+      if (gated) {
+        bool fold = false;
+        if (per_row) {
+          V::load_row(p.decay, b * p.g_sb + (t0 + t) * p.g_st + static_cast<int64_t>(h) * dk,
+                      dk, p.act_dtype, e);
+          int i = 0;
+          for (; i + W <= dk; i += W) V::store(e + i, V::exp(V::load(e + i)));
+          for (; i < dk; ++i) e[i] = std::exp(e[i]);
+          for (int j = 0; j < dk; ++j) {
+            lam[j] *= e[j];
+            fold |= lam[j] < kFoldBelow;
+          }
+        } else {
+          lam[0] *= std::exp(in.g[t]);
+          fold = !(lam[0] >= kFoldBelow);
+        }
+        if (fold) {
+          sc.fold_at[t] = 1;
+          float* f = sc.fold.data() + static_cast<int64_t>(t) * dk;
+          const float l0 = lam[0];
+          for (int j = 0; j < dk; ++j) {
+            f[j] = per_row ? lam[j] : l0;
+            lam[j] = 1.f;
+          }
+        }
+        if (per_row) {
+          for (int j = 0; j < dk; ++j) inv[j] = 1.f / lam[j];
+        } else {
+          ls = lam[0];
+          is = 1.f / ls;
+        }
+      }
+      const float* __restrict k = in.k.data() + static_cast<int64_t>(t) * dk;
+      float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;
+      float* __restrict kr = sc.kr.data() + static_cast<int64_t>(t) * dk;
+      for (int g = 0; g < G; ++g) {
+        float* __restrict q = in.q.data() + (static_cast<int64_t>(t) * G + g) * dk;
+        sc.kq[t * G + g] = Sw::dot(k, q, dk) * p.scale;
+        if (per_row) {
+          for (int j = 0; j < dk; ++j) q[j] *= lam[j] * p.scale;
+        } else {
+          const float f = ls * p.scale;
+          for (int j = 0; j < dk; ++j) q[j] *= f;
+        }
+      }
+      if (per_row) {
+        for (int j = 0; j < dk; ++j) {
+          kr[j] = k[j] * lam[j];
+          kt[j] = k[j] * inv[j];
+        }
+      } else {
+        for (int j = 0; j < dk; ++j) {
+          kr[j] = k[j] * ls;
+          kt[j] = k[j] * is;
+        }
+      }
+      if (t > 0) {  // the pair scalars of token t - 1 (unused when token t folds)
+        const float* kp = kt - dk;
+        sc.kk[t - 1] = Sw::dot(kp, kr, dk);
+        sc.kqn[t - 1] = Sw::dot(kp, in.q.data() + static_cast<int64_t>(t) * G * dk, dk);
+      }
+    }
+  }
+
   // Runs sequence b, kv head h, value columns [c0, c0 + ncols) over all T tokens.
   static void run_item(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
                        int32_t ncols, Scratch& sc) {
@@ -341,8 +221,6 @@ struct RecurrentKernel {
     if (static_cast<int>(sc.fold_at.size()) < Tc) sc.fold_at.resize(Tc);
     float* __restrict S = sc.S.data();
     float* __restrict lam = sc.lam.data();
-    float* __restrict inv = sc.inv.data();
-    float* __restrict e = sc.e.data();
     float* __restrict row = sc.row.data();
 
     // State columns of this item into blocks (rows of NB floats, zero padded), read row by row
@@ -378,74 +256,7 @@ struct RecurrentKernel {
       const int n = static_cast<int>(std::min<int64_t>(Tc, p.T - t0));
       Rows& in = sc.in[cur];
       if (!gathered) gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
-      // Token inputs as float, decay folded into k and q (see the top of this file). Per-head
-      // decay keeps one running product (lam[0]); per-key-dim decay one per row.
-      const bool per_row = gated && p.decay_per_key_dim;
-      for (int t = 0; t < n; ++t) {
-        sc.fold_at[t] = 0;
-        float ls = 1.f, is = 1.f;  // per-head: L_t and 1 / L_t
-        if (gated) {
-          bool fold = false;
-          if (per_row) {
-            V::load_row(p.decay, b * p.g_sb + (t0 + t) * p.g_st + static_cast<int64_t>(h) * dk,
-                        dk, at, e);
-            int i = 0;
-            for (; i + W <= dk; i += W) V::store(e + i, V::exp(V::load(e + i)));
-            for (; i < dk; ++i) e[i] = std::exp(e[i]);
-            for (int j = 0; j < dk; ++j) {
-              lam[j] *= e[j];
-              fold |= lam[j] < kFoldBelow;
-            }
-          } else {
-            lam[0] *= std::exp(in.g[t]);
-            fold = !(lam[0] >= kFoldBelow);
-          }
-          if (fold) {
-            sc.fold_at[t] = 1;
-            float* f = sc.fold.data() + static_cast<int64_t>(t) * dk;
-            const float l0 = lam[0];
-            for (int j = 0; j < dk; ++j) {
-              f[j] = per_row ? lam[j] : l0;
-              lam[j] = 1.f;
-            }
-          }
-          if (per_row) {
-            for (int j = 0; j < dk; ++j) inv[j] = 1.f / lam[j];
-          } else {
-            ls = lam[0];
-            is = 1.f / ls;
-          }
-        }
-        const float* __restrict k = in.k.data() + static_cast<int64_t>(t) * dk;
-        float* __restrict kt = sc.kt.data() + static_cast<int64_t>(t) * dk;
-        float* __restrict kr = sc.kr.data() + static_cast<int64_t>(t) * dk;
-        for (int g = 0; g < G; ++g) {
-          float* __restrict q = in.q.data() + (static_cast<int64_t>(t) * G + g) * dk;
-          sc.kq[t * G + g] = dot(k, q, dk) * p.scale;
-          if (per_row) {
-            for (int j = 0; j < dk; ++j) q[j] *= lam[j] * p.scale;
-          } else {
-            const float f = ls * p.scale;
-            for (int j = 0; j < dk; ++j) q[j] *= f;
-          }
-        }
-        if (per_row) {
-          for (int j = 0; j < dk; ++j) {
-            kr[j] = k[j] * lam[j];
-            kt[j] = k[j] * inv[j];
-          }
-        } else {
-          for (int j = 0; j < dk; ++j) {
-            kr[j] = k[j] * ls;
-            kt[j] = k[j] * is;
-          }
-        }
-        if (t > 0) {  // the pair scalars of token t - 1 (unused when token t folds)
-          const float* kp = kt - dk;
-          sc.kk[t - 1] = dot(kp, kr, dk);
-          sc.kqn[t - 1] = dot(kp, in.q.data() + static_cast<int64_t>(t) * G * dk, dk);
-        }
-      }
+      prepare(p, b, h, t0, n, in, sc);
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
       const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
                      in.q.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
@@ -469,11 +280,11 @@ struct RecurrentKernel {
         const int64_t col = static_cast<int64_t>(blk) * NB;
         if (blk == nblk - 1 && nn > 0) {
           prefetch_chunk(p, b, h, c0, ncols, t1, t1 + std::min(nn, kAheadTokens));
-          if (delta) run_block<true>(Sb, ch, col, gather_next);
-          else run_block<false>(Sb, ch, col, gather_next);
+          if (delta) Sw::template run_block<true>(Sb, ch, col, gather_next);
+          else Sw::template run_block<false>(Sb, ch, col, gather_next);
         } else {
-          if (delta) run_block<true>(Sb, ch, col, none);
-          else run_block<false>(Sb, ch, col, none);
+          if (delta) Sw::template run_block<true>(Sb, ch, col, none);
+          else Sw::template run_block<false>(Sb, ch, col, none);
         }
       }
       if (nn > 0) gather(p, b, h, c0, ncols, gw, t1, done, nn, next);
