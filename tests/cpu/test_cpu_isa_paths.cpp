@@ -5,6 +5,7 @@
 // so strong that exp underflows to 0), head dimension 128 (several state blocks, a head split
 // into column ranges across threads), and the dispatcher's own choice.
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -85,13 +86,12 @@ std::vector<CausalConvCase> conv_cases() {
   return v;
 }
 
-// A case with decay g = -s * u, u uniform in (0, 1] per element: strong forgetting forces the
-// kernel to fold the decay into the state many times; s = 300 makes exp(g) underflow to 0.
-CaseReport run_strong_decay(const LinearAttentionCase& c, double strength, Context& ctx) {
+// A case run with its decay values replaced by decay(i) (logical row-major index), against the
+// oracle on the same values.
+CaseReport run_with_decay(const LinearAttentionCase& c, const std::function<double(int64_t)>& decay,
+                          Context& ctx) {
   LinearAttentionInputs in = make_inputs(c);
-  in.decay.set_values([&](int64_t i) {
-    return -strength * (0.05 + 0.95 * std::fmod(0.6180339887 * (i + 1), 1.0));
-  });
+  in.decay.set_values(decay);
   CaseReport r;
   r.name = c.name();
   LinearAttentionOutputs ref;
@@ -110,32 +110,26 @@ CaseReport run_strong_decay(const LinearAttentionCase& c, double strength, Conte
                  default_tolerance(c));
 }
 
+// Decay g = -s * u, u uniform in (0, 1] per element: strong forgetting forces the kernel to
+// fold the decay into the state many times; s = 300 makes exp(g) underflow to 0.
+CaseReport run_strong_decay(const LinearAttentionCase& c, double strength, Context& ctx) {
+  return run_with_decay(
+      c, [&](int64_t i) { return -strength * (0.05 + 0.95 * std::fmod(0.6180339887 * (i + 1), 1.0)); },
+      ctx);
+}
+
 // Decay that folds at chosen tokens: g = -25 (exp(g) < 2^-30) at tokens 3 mod 5 and 0 mod 7,
 // -0.01 elsewhere, so folds fall on both members of a token pair, next to each other (27, 28),
 // at a chunk's first token (0) and around the chunk boundary (63, 64).
 CaseReport run_chosen_folds(const LinearAttentionCase& c, Context& ctx) {
-  LinearAttentionInputs in = make_inputs(c);
   const int64_t per_token = c.decay == DecayKind::kPerKeyDim ? int64_t{c.Hkv} * c.dk : c.Hkv;
-  in.decay.set_values([&](int64_t i) {
-    const int64_t t = (i / per_token) % c.T;
-    return t % 5 == 3 || t % 7 == 0 ? -25.0 : -0.01;
-  });
-  CaseReport r;
-  r.name = c.name();
-  LinearAttentionOutputs ref;
-  Status s = run_oracle(c, in, &ref);
-  if (!s.ok()) {
-    r.error = "oracle: " + s.to_string();
-    return r;
-  }
-  LinearAttentionOutputs out = make_outputs(c, c.act_dtype, c.state_dtype, c.strided);
-  s = run_on(ctx, make_args(c, in, out), in, out, nullptr);
-  if (!s.ok()) {
-    r.error = s.to_string();
-    return r;
-  }
-  return compare(c.name(), out.output, out.present_state, ref.output, ref.present_state,
-                 default_tolerance(c));
+  return run_with_decay(
+      c,
+      [&](int64_t i) {
+        const int64_t t = (i / per_token) % c.T;
+        return t % 5 == 3 || t % 7 == 0 ? -25.0 : -0.01;
+      },
+      ctx);
 }
 
 class IsaPaths : public ::testing::TestWithParam<Isa> {};
