@@ -32,7 +32,6 @@ namespace linattn::detail::cpu {
 
 constexpr int kRecurrentTokenChunk = 64;  // tokens prepared at once (k, q, v rows as float)
 constexpr float kFoldBelow = 0x1p-30f;    // fold the decay into the state below this
-constexpr int kAheadTokens = 4;           // next-chunk rows prefetched ahead of their gather
 
 template <class V>
 struct RecurrentKernel {
@@ -51,7 +50,7 @@ struct RecurrentKernel {
   struct Scratch {
     std::vector<float> S, kr, kt, kq, kk, kqn, fold, o, lam, inv, e, row;
     std::vector<unsigned char> fold_at;
-    Rows in[2];  // this chunk's rows and the next one's, gathered while this one runs
+    Rows in;  // the chunk's input rows
   };
 
   static void grow(std::vector<float>& b, int64_t n) {
@@ -207,13 +206,11 @@ struct RecurrentKernel {
     grow(sc.kqn, Tc);
     grow(sc.fold, Tc * dk);
     grow(sc.o, Tc * G * gw);
-    for (Rows& r : sc.in) {
-      grow(r.k, Tc * dk);
-      grow(r.q, static_cast<int64_t>(Tc) * G * dk);
-      grow(r.v, Tc * gw);
-      grow(r.beta, Tc);
-      grow(r.g, Tc);
-    }
+    grow(sc.in.k, Tc * dk);
+    grow(sc.in.q, static_cast<int64_t>(Tc) * G * dk);
+    grow(sc.in.v, Tc * gw);
+    grow(sc.in.beta, Tc);
+    grow(sc.in.g, Tc);
     grow(sc.lam, dk);
     grow(sc.inv, dk);
     grow(sc.e, dk);
@@ -246,50 +243,27 @@ struct RecurrentKernel {
     }
     for (int i = 0; i < dk; ++i) lam[i] = 1.f;
 
-    // A chunk's rows are gathered while the previous chunk's last block runs, a share after
-    // each of its steps with the next share prefetched (the rows of (B, T, H*D) tensors sit
-    // a power of two apart: fetched a whole chunk ahead they evicted each other from L2, and
-    // gathered at the chunk's start their misses stalled it).
-    int cur = 0;
-    bool gathered = false;
     for (int64_t t0 = 0; t0 < p.T; t0 += Tc) {
       const int n = static_cast<int>(std::min<int64_t>(Tc, p.T - t0));
-      Rows& in = sc.in[cur];
-      if (!gathered) gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
+      Rows& in = sc.in;
+      // The chunk's rows, copied back to back so that their cache misses overlap (with the
+      // arithmetic of each token between one token's rows and the next, they did not).
+      gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
       prepare(p, b, h, t0, n, in, sc);
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
       const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
                      in.q.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
                      in.beta.data(), in.v.data(), sc.fold_at.data(), gw, sc.o.data()};
-      // The next chunk's rows: after step t of the last block (t of n tokens done), its first
-      // t * nn / n tokens are gathered and the following kAheadTokens prefetched.
-      const int64_t t1 = t0 + Tc;
-      const int nn = t1 < p.T ? static_cast<int>(std::min<int64_t>(Tc, p.T - t1)) : 0;
-      Rows& next = sc.in[cur ^ 1];
-      int done = 0;
-      auto gather_next = [&](int t) {
-        const int want = static_cast<int>((int64_t{t} * nn + n - 1) / n);
-        if (want <= done) return;
-        gather(p, b, h, c0, ncols, gw, t1, done, want, next);
-        done = want;
-        prefetch_chunk(p, b, h, c0, ncols, t1 + done, t1 + std::min(nn, done + kAheadTokens));
-      };
-      auto none = [](int) {};
       for (int blk = 0; blk < nblk; ++blk) {
+        // The next chunk's rows are strided slices of (B, T, H*D) tensors, read from memory
+        // once: they are prefetched while the last block runs (issued a whole chunk ahead,
+        // rows a power of two apart evicted each other from L2 before use).
+        if (blk == nblk - 1 && t0 + Tc < p.T)
+          prefetch_chunk(p, b, h, c0, ncols, t0 + Tc, std::min<int64_t>(p.T, t0 + 2 * Tc));
         float* Sb = S + static_cast<int64_t>(blk) * dk * NB;
-        const int64_t col = static_cast<int64_t>(blk) * NB;
-        if (blk == nblk - 1 && nn > 0) {
-          prefetch_chunk(p, b, h, c0, ncols, t1, t1 + std::min(nn, kAheadTokens));
-          if (delta) Sw::template run_block<true>(Sb, ch, col, gather_next);
-          else Sw::template run_block<false>(Sb, ch, col, gather_next);
-        } else {
-          if (delta) Sw::template run_block<true>(Sb, ch, col, none);
-          else Sw::template run_block<false>(Sb, ch, col, none);
-        }
+        if (delta) Sw::template run_block<true>(Sb, ch, static_cast<int64_t>(blk) * NB);
+        else Sw::template run_block<false>(Sb, ch, static_cast<int64_t>(blk) * NB);
       }
-      if (nn > 0) gather(p, b, h, c0, ncols, gw, t1, done, nn, next);
-      gathered = nn > 0;
-      cur ^= 1;
       for (int t = 0; t < n; ++t)
         for (int g = 0; g < G; ++g)
           V::store_row(p.out,

@@ -171,9 +171,8 @@ struct RecurrentSweeps {
   }
 
   // All tokens of a chunk on one block (columns [col, col + NB) of v and o).
-  // hook(t) runs after each step, t the tokens done (see run_item: the next chunk's rows).
-  template <bool DELTA, class Hook>
-  static void run_block(float* __restrict S, const Chunk& ch, int64_t col, Hook&& hook) {
+  template <bool DELTA>
+  static void run_block(float* __restrict S, const Chunk& ch, int64_t col) {
     const int dk = ch.dk, G = ch.G;
     Reads rd;
     R u[2][4];
@@ -211,7 +210,6 @@ struct RecurrentSweeps {
         fold_rows(S, dk, ch.fold + static_cast<int64_t>(tn) * dk);
         read_step<DELTA>(S, ch, tn, &rd);
       }
-      hook(tn);
       t = tn;
     }
   }
