@@ -30,9 +30,6 @@ constexpr size_t prep_smem_bytes() {
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
 // (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
 // bfloat16 whatever the activation type, because bfloat16 keeps the float32 range.
-__device__ __forceinline__ float split_value(const uint16_t* hi, const uint16_t* lo, int i) {
-  return from_bits<true>(hi[i]) + from_bits<true>(lo[i]);
-}
 
 // acc (16 x 16, two n tiles) += A B with A = ah + al and B = b (ldmatrix .trans fragments of
 // a [k][n] tile, hi and lo).
@@ -135,6 +132,9 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     // A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts, and its four
     // diagonal 16 x 16 blocks in float32 (Ad, in the K tile's space: K is read only here).
     float* Ad = reinterpret_cast<float*>(Ks);  // [4][16][16]
+    // The solve reads A's blocks below the diagonal and the diagonal blocks only: the 8-column
+    // groups of a warp tile wholly above them (warps 4 and 5, and the right half of warps 0
+    // and 6) are not written.
     {
       float acc[4][4];
       zero_acc(acc);
@@ -142,6 +142,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       __syncthreads();  // every warp is done reading K
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
+        if (col0 + 8 * j > row0 + 15) continue;  // warp-uniform
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int r = row0 + g + 8 * hh, s = col0 + 8 * j + 2 * t4;
@@ -224,13 +225,31 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       }
     }
     __syncthreads();
-    // T diag(b) as 16-bit operands (zero above the diagonal) to the record.
+    // T diag(b) as 16-bit operands (zero above the diagonal) to the record: eight elements
+    // per thread and step, read as 16-byte pieces of T's hi and lo parts (bfloat16 pairs in
+    // 32-bit words) and stored as one 16-byte piece.
     uint16_t* tout = args.t + rec * kC * kC;
-    for (int e = tid; e < kC * kC / 2; e += kThreads) {
-      const int r = e >> 5, s = 2 * (e & 31);
-      const float t0v = s <= r ? split_value(Th, Tl, r * kLd + s) : 0.f;
-      const float t1v = s + 1 <= r ? split_value(Th, Tl, r * kLd + s + 1) : 0.f;
-      *reinterpret_cast<uint32_t*>(tout + r * kC + s) = pack2<BF16>(t0v * Bs[s], t1v * Bs[s + 1]);
+    for (int e = tid; e < kC * kC / 8; e += kThreads) {
+      const int r = e >> 3, s0 = 8 * (e & 7);
+      uint4 piece = make_uint4(0u, 0u, 0u, 0u);
+      if (s0 <= r) {
+        const uint4 hv = *reinterpret_cast<const uint4*>(Th + r * kLd + s0);
+        const uint4 lv = *reinterpret_cast<const uint4*>(Tl + r * kLd + s0);
+        const float4 b0 = *reinterpret_cast<const float4*>(Bs + s0);
+        const float4 b1 = *reinterpret_cast<const float4*>(Bs + s0 + 4);
+        const uint32_t hw[4] = {hv.x, hv.y, hv.z, hv.w}, lw[4] = {lv.x, lv.y, lv.z, lv.w};
+        const float bb[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        uint32_t out[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int s = s0 + 2 * q;
+          const float t0v = __uint_as_float(hw[q] << 16) + __uint_as_float(lw[q] << 16);
+          const float t1v = __uint_as_float(hw[q] & 0xffff0000u) + __uint_as_float(lw[q] & 0xffff0000u);
+          out[q] = pack2<BF16>(s <= r ? t0v * bb[2 * q] : 0.f, s + 1 <= r ? t1v * bb[2 * q + 1] : 0.f);
+        }
+        piece = make_uint4(out[0], out[1], out[2], out[3]);
+      }
+      *reinterpret_cast<uint4*>(tout + r * kC + s0) = piece;
     }
   }
 }
