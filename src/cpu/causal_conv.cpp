@@ -204,7 +204,7 @@ inline void conv_item(const CausalConvParams& p, const ConvSplit& sp, const Conv
     }
     case ConvPath::kChannelsFirst: {
       if (sp.rows) {
-        for (int64_t c = c0; c < c0 + n; ++c) impl.row(p, b, c);
+        for (int64_t c = c0; c < c0 + n; ++c) impl.row(p, b, c, c + 1 < c0 + n);
         return;
       }
       thread_local ChannelsFirstScratch sc;

@@ -10,8 +10,9 @@
 namespace linattn::detail::cpu {
 
 struct ConvImpl {
-  // Channels first with time stride 1 (x_sl = y_sl = 1): channel c of batch b.
-  void (*row)(const CausalConvParams& p, int64_t b, int64_t c) = nullptr;
+  // Channels first with time stride 1 (x_sl = y_sl = 1): channel c of batch b; `next`: the
+  // calling thread runs channel c + 1 of batch b next.
+  void (*row)(const CausalConvParams& p, int64_t b, int64_t c, bool next) = nullptr;
   // Channel stride 1: channels [c0, c0 + n) of batch b.
   void (*block)(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) = nullptr;
 };

@@ -12,9 +12,9 @@ namespace {
 
 using K = ConvKernel<VecAvx512>;
 
-void row_avx512(const CausalConvParams& p, int64_t b, int64_t c) {
+void row_avx512(const CausalConvParams& p, int64_t b, int64_t c, bool next) {
   thread_local K::Scratch scratch;
-  K::channel_row(p, b, c, scratch);
+  K::channel_row(p, b, c, next, scratch);
 }
 
 void block_avx512(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) {
