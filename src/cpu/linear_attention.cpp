@@ -125,9 +125,32 @@ Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* 
   const auto longer = [](const RowItem& a, const RowItem& b) { return a.cost > b.cost; };
   if (!std::is_sorted(items.begin(), items.end(), longer))
     std::stable_sort(items.begin(), items.end(), longer);
-  e.pool->parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
-    const RowItem& it = items[i];
-    (it.chunked ? chk.run : rec.run)(rp[it.row], 0, it.h, it.c0, it.ncols);
+  // Tasks of one item, except runs of up to kDecodeRun one-token recurrent items (decode rows,
+  // last in the order), which run back to back so each can prefetch the next one's state.
+  const auto decode = [&](size_t k) { return !items[k].chunked && rows[items[k].row].len == 1; };
+  std::vector<int64_t> starts;
+  starts.reserve(items.size() + 1);
+  for (size_t i = 0; i < items.size();) {
+    starts.push_back(static_cast<int64_t>(i));
+    size_t j = i + 1;
+    if (decode(i))
+      while (j < items.size() && j - i < static_cast<size_t>(kDecodeRun) && decode(j)) ++j;
+    i = j;
+  }
+  starts.push_back(static_cast<int64_t>(items.size()));
+  e.pool->parallel_for(static_cast<int64_t>(starts.size()) - 1, [&](int64_t task, int) {
+    const int64_t first = starts[task], n = starts[task + 1] - first;
+    if (items[first].chunked) {
+      const RowItem& it = items[first];
+      chk.run(rp[it.row], 0, it.h, it.c0, it.ncols);
+      return;
+    }
+    RecurrentItem its[kDecodeRun];
+    for (int64_t i = 0; i < n; ++i) {
+      const RowItem& it = items[first + i];
+      its[i] = RecurrentItem{&rp[it.row], 0, it.h, it.c0, it.ncols};
+    }
+    run_items(rec, its, n);
   });
   return Status();
 }

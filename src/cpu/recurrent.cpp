@@ -29,10 +29,18 @@ Status linear_attention_recurrent(const LinearAttentionParams& p, const Exec& e)
   const int per_group = (nblocks + groups - 1) / groups;  // blocks per item
   groups = (nblocks + per_group - 1) / per_group;
   const int32_t cols = per_group * impl.block_cols;
-  e.pool->parallel_for(pairs * groups, [&](int64_t item, int) {
-    const int64_t pair = item / groups;
-    const int32_t c0 = static_cast<int32_t>(item % groups) * cols;
-    impl.run(p, pair / p.Hkv, static_cast<int32_t>(pair % p.Hkv), c0, std::min(cols, p.dv - c0));
+  const int64_t items = pairs * groups;
+  const int64_t run = p.T == 1 ? kDecodeRun : 1;
+  e.pool->parallel_for((items + run - 1) / run, [&](int64_t task, int) {
+    RecurrentItem its[kDecodeRun];
+    const int64_t first = task * run, n = std::min(run, items - first);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t pair = (first + i) / groups;
+      const int32_t c0 = static_cast<int32_t>((first + i) % groups) * cols;
+      its[i] = RecurrentItem{&p, pair / p.Hkv, static_cast<int32_t>(pair % p.Hkv), c0,
+                             std::min(cols, p.dv - c0)};
+    }
+    run_items(impl, its, n);
   });
   return Status();
 }

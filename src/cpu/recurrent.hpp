@@ -10,12 +10,30 @@
 
 namespace linattn::detail::cpu {
 
+// A work item: sequence b, kv head h, value columns [c0, c0 + ncols) of the call p.
+struct RecurrentItem {
+  const LinearAttentionParams* p = nullptr;
+  int64_t b = 0;
+  int32_t h = 0, c0 = 0, ncols = 0;
+};
+
 struct RecurrentImpl {
   int block_cols = 0;  // value columns per state block (4 vectors)
-  // Sequence b, kv head h, value columns [c0, c0 + ncols), all tokens. Thread-safe.
-  void (*run)(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
-              int32_t ncols) = nullptr;
+  // Runs item `it` over all its tokens. `next`, when given, is the item the calling thread
+  // runs next: a one-token item prefetches its past state in step with its own sweeps.
+  // Thread-safe.
+  void (*run)(const RecurrentItem& it, const RecurrentItem* next) = nullptr;
 };
+
+// One-token items (decode) run in runs of up to this many per task, each prefetching the next
+// one's state while it computes: a decode step is a stream of states with arithmetic between
+// reading and writing each, and one thread's state reads otherwise stop while it computes.
+constexpr int64_t kDecodeRun = 8;
+
+// Runs items[0 .. n) on the calling thread, each told the next one.
+inline void run_items(const RecurrentImpl& impl, const RecurrentItem* items, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) impl.run(items[i], i + 1 < n ? &items[i + 1] : nullptr);
+}
 
 RecurrentImpl recurrent_portable();
 #if defined(LINATTN_X86)

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/params.hpp"
+#include "cpu/recurrent.hpp"
 #include "cpu/recurrent_sweep.hpp"
 
 namespace linattn::detail::cpu {
@@ -188,9 +189,12 @@ struct RecurrentKernel {
     }
   }
 
-  // Runs sequence b, kv head h, value columns [c0, c0 + ncols) over all T tokens.
-  static void run_item(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
-                       int32_t ncols, Scratch& sc) {
+  // Runs item it over all its tokens; a one-token item prefetches next's past state in step
+  // with its sweeps.
+  static void run_item(const RecurrentItem& it, const RecurrentItem* next, Scratch& sc) {
+    const LinearAttentionParams& p = *it.p;
+    const int64_t b = it.b;
+    const int32_t h = it.h, c0 = it.c0, ncols = it.ncols;
     const int dk = p.dk, dv = p.dv, G = p.q_per_kv();
     const int nblk = (ncols + NB - 1) / NB;
     const int64_t gw = static_cast<int64_t>(nblk) * NB;  // padded columns of the item
@@ -251,9 +255,24 @@ struct RecurrentKernel {
       gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
       prepare(p, b, h, t0, n, in, sc);
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
+      typename Sw::Ahead ahead;
+      const bool fetch_next = p.T == 1 && next != nullptr && next->p->past != nullptr;
+      if (fetch_next) {
+        const LinearAttentionParams& q = *next->p;
+        const int64_t es = q.past_dtype == LINATTN_FLOAT32 ? 4 : q.past_dtype == LINATTN_FLOAT64 ? 8 : 2;
+        ahead.row = static_cast<const char*>(q.past) +
+                    (next->b * q.past_sb + next->h * q.past_sh + next->c0) * es;
+        ahead.row_bytes = q.past_sk * es;
+        ahead.len = next->ncols * es;
+        ahead.rows_left = q.dk - 1;
+        // The sweeps of a one-token step: two per block (reads, then update), dk rows each.
+        const int64_t lines = q.dk * ((ahead.len + 63) / 64), steps = int64_t{2} * nblk * dk;
+        ahead.per_step = static_cast<int>(std::max<int64_t>(1, (lines + steps - 1) / steps));
+      }
       const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
                      in.q.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
-                     in.beta.data(), in.v.data(), sc.fold_at.data(), gw, sc.o.data()};
+                     in.beta.data(), in.v.data(), sc.fold_at.data(), gw, sc.o.data(),
+                     fetch_next ? &ahead : nullptr};
       for (int blk = 0; blk < nblk; ++blk) {
         // The next chunk's rows are strided slices of (B, T, H*D) tensors, read from memory
         // once: they are prefetched while the last block runs (issued a whole chunk ahead,

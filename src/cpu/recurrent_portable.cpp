@@ -6,10 +6,10 @@
 namespace linattn::detail::cpu {
 namespace {
 
-void run_portable(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0, int32_t ncols) {
+void run_portable(const RecurrentItem& it, const RecurrentItem* next) {
   using K = RecurrentKernel<VecPortable>;
   thread_local K::Scratch scratch;  // grown on demand, reused so decode steps allocate nothing
-  K::run_item(p, b, h, c0, ncols, scratch);
+  K::run_item(it, next, scratch);
 }
 
 }  // namespace

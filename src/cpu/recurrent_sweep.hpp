@@ -45,6 +45,27 @@ struct RecurrentSweeps {
     return s;
   }
 
+  // Another item's state, prefetched a few lines per row of each sweep (see run_item: the
+  // next decode item's state, fetched in step with this one's arithmetic).
+  struct Ahead {
+    const char* row = nullptr;  // the state row being fetched; nullptr when done
+    int64_t row_bytes = 0;      // bytes between state rows
+    int64_t len = 0;            // bytes of each row to fetch
+    int64_t off = 0;            // next offset within the row
+    int rows_left = 0;          // rows after the current one
+    int per_step = 1;           // lines per sweep row
+    void step() {
+      for (int j = 0; j < per_step && row != nullptr; ++j) {
+        __builtin_prefetch(row + off, 0, 1);
+        off += 64;
+        if (off >= len) {
+          off = 0;
+          row = rows_left-- > 0 ? row + row_bytes : nullptr;
+        }
+      }
+    }
+  };
+
   // Reads of up to two tokens from one state, per column vector of the block.
   struct Reads {
     R r[2][4], y[2][4];
@@ -57,7 +78,7 @@ struct RecurrentSweeps {
   // register file.
   template <bool DELTA, int NU, int NR>
   [[gnu::noinline]] static void sweep(float* __restrict S, int dk, const float* const* kt, const R (*u)[4],
-                    const float* const* kr, const float* const* qt, Reads* rd) {
+                    const float* const* kr, const float* const* qt, Reads* rd, Ahead* ah) {
     constexpr int per_vector = NU + (DELTA ? 2 : 1) * NR;
     constexpr int budget = V::kRegisters - 4;  // room for the row's value and the broadcasts
     constexpr int NV = per_vector * 4 <= budget ? 4 : per_vector * 2 <= budget ? 2 : 1;
@@ -68,6 +89,7 @@ struct RecurrentSweeps {
         for (int j = 0; j < NR; ++j) y[j][c] = r[j][c] = V::zero();
       }
       for (int i = 0; i < dk; ++i) {
+        if (ah != nullptr && c0 == 0) ah->step();
         float* __restrict Si = S + static_cast<int64_t>(i) * NB + c0 * W;
         R kb[NU > 0 ? NU : 1], qb[NR > 0 ? NR : 1], rb[NR > 0 ? NR : 1];
         for (int j = 0; j < NU; ++j) kb[j] = V::set1(kt[j][i]);
@@ -101,7 +123,7 @@ struct RecurrentSweeps {
   static void read_y(float* S, int dk, const float* qt, R* y) {
     Reads rd;
     const float* q[1] = {qt};
-    sweep<false, 0, 1>(S, dk, nullptr, nullptr, nullptr, q, &rd);
+    sweep<false, 0, 1>(S, dk, nullptr, nullptr, nullptr, q, &rd, nullptr);
     for (int c = 0; c < 4; ++c) y[c] = rd.y[0][c];
   }
 
@@ -121,6 +143,7 @@ struct RecurrentSweeps {
     const unsigned char* fold_at;
     int64_t v_st;  // floats between tokens in v (and in o per query head)
     float* o;      // o[(t * G + g) * v_st + column]
+    Ahead* ahead;  // prefetched during the sweeps, or nullptr
   };
 
   // Whether the step at token t covers tokens t and t + 1 (see the top of this file).
@@ -139,9 +162,9 @@ struct RecurrentSweeps {
       kr[j] = ch.kr + (tn + j) * dk;
       qt[j] = ch.qt + (tn + j) * G * dk;
     }
-    if (nr == 2) sweep<DELTA, NU, 2>(S, ch.dk, kt, u, kr, qt, rd);
-    else if (nr == 1) sweep<DELTA, NU, 1>(S, ch.dk, kt, u, kr, qt, rd);
-    else sweep<DELTA, NU, 0>(S, ch.dk, kt, u, kr, qt, rd);
+    if (nr == 2) sweep<DELTA, NU, 2>(S, ch.dk, kt, u, kr, qt, rd, ch.ahead);
+    else if (nr == 1) sweep<DELTA, NU, 1>(S, ch.dk, kt, u, kr, qt, rd, ch.ahead);
+    else sweep<DELTA, NU, 0>(S, ch.dk, kt, u, kr, qt, rd, ch.ahead);
   }
 
   // The reads that start the step at token t (at the chunk's start and after a fold).
