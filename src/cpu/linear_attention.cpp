@@ -128,13 +128,16 @@ Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* 
   // Tasks of one item, except runs of up to kDecodeRun one-token recurrent items (decode rows,
   // last in the order), which run back to back so each can prefetch the next one's state.
   const auto decode = [&](size_t k) { return !items[k].chunked && rows[items[k].row].len == 1; };
+  int64_t decode_items = 0;
+  for (size_t k = 0; k < items.size(); ++k) decode_items += decode(k) ? 1 : 0;
+  const size_t run = static_cast<size_t>(decode_run(decode_items, e.pool->num_threads()));
   std::vector<int64_t> starts;
   starts.reserve(items.size() + 1);
   for (size_t i = 0; i < items.size();) {
     starts.push_back(static_cast<int64_t>(i));
     size_t j = i + 1;
     if (decode(i))
-      while (j < items.size() && j - i < static_cast<size_t>(kDecodeRun) && decode(j)) ++j;
+      while (j < items.size() && j - i < run && decode(j)) ++j;
     i = j;
   }
   starts.push_back(static_cast<int64_t>(items.size()));

@@ -30,7 +30,7 @@ Status linear_attention_recurrent(const LinearAttentionParams& p, const Exec& e)
   groups = (nblocks + per_group - 1) / per_group;
   const int32_t cols = per_group * impl.block_cols;
   const int64_t items = pairs * groups;
-  const int64_t run = p.T == 1 ? kDecodeRun : 1;
+  const int64_t run = p.T == 1 ? decode_run(items, e.pool->num_threads()) : 1;
   e.pool->parallel_for((items + run - 1) / run, [&](int64_t task, int) {
     RecurrentItem its[kDecodeRun];
     const int64_t first = task * run, n = std::min(run, items - first);

@@ -3,6 +3,7 @@
 // (isa.hpp) and spreads (sequence, kv head, value-column range) items over the threads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/backend.hpp"
@@ -29,6 +30,11 @@ struct RecurrentImpl {
 // one's state while it computes: a decode step is a stream of states with arithmetic between
 // reading and writing each, and one thread's state reads otherwise stop while it computes.
 constexpr int64_t kDecodeRun = 8;
+
+// Items per run: kDecodeRun, but few enough that every thread still gets about two runs.
+inline int64_t decode_run(int64_t items, int threads) {
+  return std::max<int64_t>(1, std::min<int64_t>(kDecodeRun, items / (2 * int64_t{threads})));
+}
 
 // Runs items[0 .. n) on the calling thread, each told the next one.
 inline void run_items(const RecurrentImpl& impl, const RecurrentItem* items, int64_t n) {
