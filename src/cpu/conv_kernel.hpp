@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/params.hpp"
+#include "core/view_check.hpp"
 
 namespace linattn::detail::cpu {
 
@@ -87,7 +88,7 @@ struct ConvKernel {
     for (int j = 0; j < kv; ++j) wv[j] = V::set1(sc.w[j]);
     const R bv = V::set1(bias);
     const int64_t yoff = b * p.y_sb + c * p.y_sc;
-    const int64_t es = at == LINATTN_FLOAT32 ? 4 : at == LINATTN_FLOAT64 ? 8 : 2;
+    const int64_t es = static_cast<int64_t>(dtype_bytes(at));
     const char* xn =
         next ? static_cast<const char*>(p.x) + (b * p.x_sb + (c + 1) * p.x_sc) * es : nullptr;
     auto out = [&](int64_t l) {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/params.hpp"
+#include "core/view_check.hpp"
 #include "cpu/recurrent.hpp"
 #include "cpu/recurrent_sweep.hpp"
 
@@ -58,9 +59,8 @@ struct RecurrentKernel {
     if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   }
 
-
   static void prefetch_span(const void* base, int64_t off, int64_t n, linattn_dtype t) {
-    const int64_t es = t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
+    const int64_t es = static_cast<int64_t>(dtype_bytes(t));
     const char* a = static_cast<const char*>(base) + off * es;
     for (int64_t x = 0; x < n * es; x += 64) __builtin_prefetch(a + x, 0, 1);
     __builtin_prefetch(a + n * es - 1, 0, 1);
@@ -84,14 +84,16 @@ struct RecurrentKernel {
     }
   }
 
-  // Tokens [from, to) of the chunk that starts at t0 into r (grown by run_item).
+  // The rows of the n tokens from t0 into r (grown by run_item), copied back to back so that
+  // their cache misses overlap (with the arithmetic of each token between one token's rows and
+  // the next, they did not).
   static void gather(const LinearAttentionParams& p, int64_t b, int32_t h, int32_t c0,
-                     int32_t ncols, int64_t gw, int64_t t0, int from, int to, Rows& r) {
+                     int32_t ncols, int64_t gw, int64_t t0, int n, Rows& r) {
     const linattn_dtype at = p.act_dtype;
     const int dk = p.dk, G = p.q_per_kv();
     const int64_t hk = p.key_head(h);
     const bool per_head_decay = p.gated && !p.decay_per_key_dim;
-    for (int t = from; t < to; ++t) {
+    for (int t = 0; t < n; ++t) {
       const int64_t tt = t0 + t;
       V::load_row(p.k, b * p.k_sb + tt * p.k_st + hk * dk, dk, at, r.k.data() + int64_t{t} * dk);
       for (int g = 0; g < G; ++g)
@@ -189,6 +191,20 @@ struct RecurrentKernel {
     }
   }
 
+  // A cursor over item it's past state (it.p->past set), a share of it per step of `steps`.
+  static typename Sw::Ahead ahead_of(const RecurrentItem& it, int64_t steps) {
+    const LinearAttentionParams& q = *it.p;
+    const int64_t es = static_cast<int64_t>(dtype_bytes(q.past_dtype));
+    typename Sw::Ahead a;
+    a.row = static_cast<const char*>(q.past) + (it.b * q.past_sb + it.h * q.past_sh + it.c0) * es;
+    a.row_bytes = q.past_sk * es;
+    a.len = it.ncols * es;
+    a.rows_left = q.dk - 1;
+    const int64_t lines = q.dk * ((a.len + 63) / 64);
+    a.per_step = static_cast<int>(std::max<int64_t>(1, (lines + steps - 1) / steps));
+    return a;
+  }
+
   // Runs item it over all its tokens; a one-token item prefetches next's past state in step
   // with its sweeps.
   static void run_item(const RecurrentItem& it, const RecurrentItem* next, Scratch& sc) {
@@ -250,25 +266,13 @@ struct RecurrentKernel {
     for (int64_t t0 = 0; t0 < p.T; t0 += Tc) {
       const int n = static_cast<int>(std::min<int64_t>(Tc, p.T - t0));
       Rows& in = sc.in;
-      // The chunk's rows, copied back to back so that their cache misses overlap (with the
-      // arithmetic of each token between one token's rows and the next, they did not).
-      gather(p, b, h, c0, ncols, gw, t0, 0, n, in);
+      gather(p, b, h, c0, ncols, gw, t0, n, in);
       prepare(p, b, h, t0, n, in, sc);
       // The chunk's tokens, block by block: each block stays in L1 for the whole chunk.
-      typename Sw::Ahead ahead;
       const bool fetch_next = p.T == 1 && next != nullptr && next->p->past != nullptr;
-      if (fetch_next) {
-        const LinearAttentionParams& q = *next->p;
-        const int64_t es = q.past_dtype == LINATTN_FLOAT32 ? 4 : q.past_dtype == LINATTN_FLOAT64 ? 8 : 2;
-        ahead.row = static_cast<const char*>(q.past) +
-                    (next->b * q.past_sb + next->h * q.past_sh + next->c0) * es;
-        ahead.row_bytes = q.past_sk * es;
-        ahead.len = next->ncols * es;
-        ahead.rows_left = q.dk - 1;
-        // The sweeps of a one-token step: two per block (reads, then update), dk rows each.
-        const int64_t lines = q.dk * ((ahead.len + 63) / 64), steps = int64_t{2} * nblk * dk;
-        ahead.per_step = static_cast<int>(std::max<int64_t>(1, (lines + steps - 1) / steps));
-      }
+      // The sweeps of a one-token step: two per block (reads, then update), dk rows each.
+      typename Sw::Ahead ahead;
+      if (fetch_next) ahead = ahead_of(*next, int64_t{2} * nblk * dk);
       const Chunk ch{n,           dk,          G,           sc.kr.data(),   sc.kt.data(),
                      in.q.data(), sc.kq.data(), sc.kk.data(), sc.kqn.data(), sc.fold.data(),
                      in.beta.data(), in.v.data(), sc.fold_at.data(), gw, sc.o.data(),

@@ -88,8 +88,9 @@ struct RecurrentSweeps {
         for (int j = 0; j < NU; ++j) uu[j][c] = u[j][c0 + c];
         for (int j = 0; j < NR; ++j) y[j][c] = r[j][c] = V::zero();
       }
+      Ahead* const a = c0 == 0 ? ah : nullptr;  // the first pass carries the prefetches
       for (int i = 0; i < dk; ++i) {
-        if (ah != nullptr && c0 == 0) ah->step();
+        if (a != nullptr) a->step();
         float* __restrict Si = S + static_cast<int64_t>(i) * NB + c0 * W;
         R kb[NU > 0 ? NU : 1], qb[NR > 0 ? NR : 1], rb[NR > 0 ? NR : 1];
         for (int j = 0; j < NU; ++j) kb[j] = V::set1(kt[j][i]);

@@ -30,7 +30,6 @@ constexpr size_t prep_smem_bytes() {
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
 // (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
 // bfloat16 whatever the activation type, because bfloat16 keeps the float32 range.
-
 // acc (16 x 16, two n tiles) += A B with A = ah + al and B = b (ldmatrix .trans fragments of
 // a [k][n] tile, hi and lo).
 __device__ __forceinline__ void mma_split(float (&acc)[2][4], const uint32_t (&ah)[4],
@@ -243,8 +242,10 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           const int s = s0 + 2 * q;
-          const float t0v = __uint_as_float(hw[q] << 16) + __uint_as_float(lw[q] << 16);
-          const float t1v = __uint_as_float(hw[q] & 0xffff0000u) + __uint_as_float(lw[q] & 0xffff0000u);
+          const float t0v = bf16_bits_to_float(static_cast<uint16_t>(hw[q])) +
+                            bf16_bits_to_float(static_cast<uint16_t>(lw[q]));
+          const float t1v = bf16_bits_to_float(static_cast<uint16_t>(hw[q] >> 16)) +
+                            bf16_bits_to_float(static_cast<uint16_t>(lw[q] >> 16));
           out[q] = pack2<BF16>(s <= r ? t0v * bb[2 * q] : 0.f, s + 1 <= r ? t1v * bb[2 * q + 1] : 0.f);
         }
         piece = make_uint4(out[0], out[1], out[2], out[3]);
