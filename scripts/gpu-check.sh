@@ -7,8 +7,11 @@
 # (gpu_prefill.svg) and an archive of all logs are copied there.
 #   BUILD_DIR (default build-gpu), JOBS (default 16), LINATTN_CONFORMANCE_DIR (ONNX node cases;
 #   default: the CMake default, or .conformance/onnx in the checkout when present),
-#   PARTS (all (default) | tests | bench: the build, then only the tests and sanitizers, or only
-#   the serving simulation and the benchmarks, for machines with a per-command time limit).
+#   PARTS (all (default) | tests | bench | sm80: the build, then only the tests and sanitizers,
+#   or only the serving simulation and the benchmarks, for machines with a per-command time
+#   limit; sm80 builds for sm_80 alone in <build dir>-sm80 and runs the GPU suite there, which on
+#   a Hopper GPU exercises the code other architectures run: mma.sync and ldmatrix instead of
+#   wgmma, plain loads instead of bulk copies).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build-gpu}
@@ -45,6 +48,18 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 san_filter='CudaConvPaths/*:Cuda/CudaOracleMatrix.*_T2_*:Cuda/CudaOracleMatrix.*_T65_*dk5dv7*:Cuda/CudaConvMatrix.*L33*:Cuda/CudaConvMatrix.*L1_*:CudaWideSlab/*:CudaExecution.InPlace*:CudaExecution.ConvInPlace*:CudaExecution.Graph*:CudaExecution.Chained*'
 
 step device nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+if [ "$PARTS" = sm80 ]; then
+  step configure_sm80 cmake -S . -B "$BUILD-sm80" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINATTN_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=80 -DLINATTN_BUILD_BENCH=OFF "${conf[@]}" &&
+    step build_sm80 cmake --build "$BUILD-sm80" -j "$JOBS" &&
+    step gpu_tests_sm80 ctest --test-dir "$BUILD-sm80" -L gpu -j 4 --output-on-failure
+  echo
+  echo "gpu-check summary, sm_80 build (logs in $LOG)"
+  for i in "${!names[@]}"; do printf '%-14s %6s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"; done
+  [ -n "${OUT:-}" ] && tar -czf "$OUT/gpu-check-sm80-logs.tar.gz" -C "$LOG" .
+  for r in "${results[@]}"; do [ "$r" = PASS ] || exit 1; done
+  exit 0
+fi
 step configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINATTN_CUDA=ON "${conf[@]}"
 if step build cmake --build "$BUILD" -j "$JOBS" && [ "$PARTS" != bench ]; then
   step gpu_tests ctest --test-dir "$BUILD" -L gpu -j 4 --output-on-failure

@@ -15,10 +15,10 @@ Status not_built() {
 bool available() { return false; }
 Status linear_attention(const LinearAttentionParams&, const Exec&) { return not_built(); }
 Status causal_conv(const CausalConvParams&, const Exec&) { return not_built(); }
-size_t linear_attention_workspace_bytes(const LinearAttentionParams&) { return 0; }
+size_t linear_attention_workspace_bytes(const LinearAttentionParams&, int) { return 0; }
 Status linear_attention_serving(const LinearAttentionServing&, const Exec&) { return not_built(); }
 Status causal_conv_serving(const CausalConvServing&, const Exec&) { return not_built(); }
-size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing&) { return 0; }
+size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing&, int) { return 0; }
 Status device_alloc(int, size_t, void** out) {
   *out = nullptr;
   return not_built();

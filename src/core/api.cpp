@@ -67,7 +67,7 @@ Status run_linear_attention(linattn_context* ctx, const LinearAttentionParams& p
     case LINATTN_BACKEND_REFERENCE: return reference::linear_attention(p, ctx->exec());
     case LINATTN_BACKEND_CPU: return cpu::linear_attention(p, ctx->exec());
     case LINATTN_BACKEND_CUDA: {
-      LINATTN_RETURN_IF_ERROR(ctx->ensure_workspace(cuda::linear_attention_workspace_bytes(p)));
+      LINATTN_RETURN_IF_ERROR(ctx->ensure_workspace(cuda::linear_attention_workspace_bytes(p, ctx->device_id)));
       return cuda::linear_attention(p, ctx->exec());
     }
   }
@@ -90,7 +90,7 @@ Status serve_linear_attention(linattn_context* ctx, const linattn_linear_attenti
   ServingLinearAttention s;
   LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(a, ctx->backend, &s));
   if (ctx->backend == LINATTN_BACKEND_CUDA) {
-    LINATTN_RETURN_IF_ERROR(ctx->ensure_workspace(cuda::linear_attention_serving_workspace_bytes(s)));
+    LINATTN_RETURN_IF_ERROR(ctx->ensure_workspace(cuda::linear_attention_serving_workspace_bytes(s, ctx->device_id)));
     return cuda::linear_attention_serving(s, ctx->exec());
   }
   if (ctx->backend == LINATTN_BACKEND_REFERENCE) {
@@ -298,13 +298,13 @@ linattn_status linattn_linear_attention_workspace_size(const linattn_context* ct
       ServingLinearAttention s;
       LINATTN_RETURN_IF_ERROR(check_linear_attention_serving(*args, ctx->backend, &s));
       *bytes = ctx->backend == LINATTN_BACKEND_CUDA
-                   ? cuda::linear_attention_serving_workspace_bytes(s)
+                   ? cuda::linear_attention_serving_workspace_bytes(s, ctx->device_id)
                    : 0;
       return Status::ok_status();
     }
     LinearAttentionParams p;
     LINATTN_RETURN_IF_ERROR(check_linear_attention(*args, ctx->backend, &p));
-    *bytes = ctx->backend == LINATTN_BACKEND_CUDA ? cuda::linear_attention_workspace_bytes(p) : 0;
+    *bytes = ctx->backend == LINATTN_BACKEND_CUDA ? cuda::linear_attention_workspace_bytes(p, ctx->device_id) : 0;
     return Status::ok_status();
   });
 }

@@ -39,12 +39,13 @@ namespace cuda {
 bool available();
 Status linear_attention(const LinearAttentionParams& p, const Exec& e);
 Status causal_conv(const CausalConvParams& p, const Exec& e);
-size_t linear_attention_workspace_bytes(const LinearAttentionParams& p);
+// Workspace a call needs on device_id (the path taken depends on what the device grants).
+size_t linear_attention_workspace_bytes(const LinearAttentionParams& p, int device_id);
 // Serving calls (docs/SERVING.md): index contents are resolved in the kernels; the error flag,
 // when given, is cleared on the stream first and raised by a kernel that skips a sequence.
 Status linear_attention_serving(const LinearAttentionServing& s, const Exec& e);
 Status causal_conv_serving(const CausalConvServing& s, const Exec& e);
-size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing& s);
+size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing& s, int device_id);
 // Device memory management for the context's workspace.
 Status device_alloc(int device_id, size_t bytes, void** out);
 void device_free(int device_id, void* ptr);

@@ -29,7 +29,6 @@ namespace {
 
 constexpr int kTileCh = 1024;  // channels per tile: 2 KB of input and 2 KB x (k-1) of state
 constexpr int kBulkThreads = 64;
-constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
 
 // Element e of a run of 16-bit values held two per word.
 template <int N>
@@ -38,6 +37,8 @@ __device__ __forceinline__ uint32_t half_at(const uint32_t (&a)[N], int e) {
 }
 
 #if defined(LINATTN_BULK_COPY)
+constexpr int kGroups = kTileCh / 8 / kBulkThreads;  // 8-channel groups per thread
+
 // The weights of this thread's groups (8 channels: 8k contiguous values, k 16-byte vectors) and
 // bias, loaded while the tile is in flight.
 template <int KT>

@@ -247,5 +247,7 @@ inline void set_vector_access(KernelArgs& a) {
 Status launch_prep(const KernelArgs& a, cudaStream_t stream);
 Status launch_scan(const KernelArgs& a, cudaStream_t stream);
 Status launch_combine(const KernelArgs& a, cudaStream_t stream);
+// Dynamic shared memory of the scan kernel at key head dim dk (64 or 128).
+size_t scan_smem(int dk);
 
 }  // namespace linattn::detail::cuda::chunked

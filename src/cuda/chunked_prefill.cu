@@ -10,6 +10,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -80,8 +82,41 @@ bool state_dtype_ok(linattn_dtype t) {
   return t == LINATTN_FLOAT32 || t == LINATTN_FLOAT16 || t == LINATTN_BFLOAT16;
 }
 
+// The most dynamic shared memory a block of device_id may opt into (0 when the device cannot
+// be asked), asked once per device: the dispatch runs on every call.
+int optin_smem(int device_id) {
+  constexpr int kCached = 64;
+  static std::array<std::atomic<int>, kCached> cache{};  // 0: not asked yet
+  const bool cached = device_id >= 0 && device_id < kCached;
+  if (cached) {
+    const int v = cache[device_id].load(std::memory_order_relaxed);
+    if (v > 0) return v;
+  }
+  int v = 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_id) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
+    return 0;
+  }
+  if (cached) cache[device_id].store(v, std::memory_order_relaxed);
+  return v;
+}
+
 }  // namespace
 }  // namespace chunked
+
+size_t chunked_prefill_smem_bytes(int dk) { return chunked::scan_smem(dk); }
+
+bool chunked_prefill_fits_device(int dk, int device_id) {
+  return chunked_prefill_smem_bytes(dk) <= static_cast<size_t>(chunked::optin_smem(device_id));
+}
+
+Status chunked_prefill_check_device(int dk, int device_id) {
+  if (chunked_prefill_fits_device(dk, device_id)) return Status::ok_status();
+  return unsupported("chunked prefill: the scan at d_k = " + std::to_string(dk) + " needs " +
+                     std::to_string(chunked_prefill_smem_bytes(dk)) +
+                     " bytes of shared memory per block, device " + std::to_string(device_id) +
+                     " grants " + std::to_string(chunked::optin_smem(device_id)));
+}
 
 bool chunked_prefill_supports(const LinearAttentionParams& p) {
   // float32 activations stay on the exact recurrent kernel; per-key-dim decay would need
@@ -104,6 +139,7 @@ size_t chunked_prefill_workspace_bytes(const LinearAttentionParams& p) {
 Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const ChunkedOptions& o) {
   if (!chunked_prefill_supports(p)) return unsupported("chunked prefill: unsupported configuration");
   if (p.B == 0) return Status::ok_status();
+  LINATTN_RETURN_IF_ERROR(chunked_prefill_check_device(p.dk, e.device_id));
   chunked::KernelArgs a;
   a.p = p;
   a.split = o.split_state;

@@ -11,6 +11,15 @@ namespace linattn::detail::cuda {
 
 // True when the chunked path implements this call (dtypes, head dims, rule, decay kind).
 bool chunked_prefill_supports(const LinearAttentionParams& p);
+// Shared memory per block the chunked scan takes at key head dim dk (its prefetch stages and
+// hand-over buffers; the prep takes less).
+size_t chunked_prefill_smem_bytes(int dk);
+// True when device_id grants a block chunked_prefill_smem_bytes(dk) (the opt-in limit, asked
+// once per device): sm_90 parts (227 KB) do at both head dims, sm_80 (163 KB) at dk = 64 only,
+// sm_86 / sm_89 (99 KB) at neither. Calls a device cannot host take the recurrent kernel.
+bool chunked_prefill_fits_device(int dk, int device_id);
+// OK when it fits; otherwise LINATTN_ERROR_UNSUPPORTED naming both sizes and the device.
+Status chunked_prefill_check_device(int dk, int device_id);
 // Device workspace the chunked path needs for p (0 when unsupported).
 size_t chunked_prefill_workspace_bytes(const LinearAttentionParams& p);
 // Runs the chunked path asynchronously on e.stream; e.workspace has the bytes asked for.

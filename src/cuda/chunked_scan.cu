@@ -826,6 +826,8 @@ Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
+size_t scan_smem(int dk) { return dk == 128 ? scan_smem_bytes<128>() : scan_smem_bytes<64>(); }
+
 Status launch_scan(const KernelArgs& a, cudaStream_t stream) {
   if (a.p.B == 0) return Status::ok_status();
   const bool bf16 = a.p.act_dtype == LINATTN_BFLOAT16;

@@ -393,6 +393,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   if (!chunked_prefill_serving_supports(s)) {
     return unsupported("chunked serving prefill: unsupported configuration");
   }
+  LINATTN_RETURN_IF_ERROR(chunked_prefill_check_device(s.p.dk, e.device_id));
   const ServingPlan w = serving_plan(s, o);
   if (e.workspace_bytes < w.total || (w.total > 0 && e.workspace == nullptr)) {
     return Status(LINATTN_ERROR_INTERNAL, "chunked serving prefill: workspace of " +

@@ -4,6 +4,7 @@
 // pools, short or mixed batches) takes the token-recurrent serving kernel.
 #include <cuda_runtime.h>
 
+#include "cuda/chunked_prefill.hpp"
 #include "cuda/cuda_common.cuh"
 #include "cuda/serving.hpp"
 
@@ -16,15 +17,22 @@ Status clear_flag(int32_t* flag, cudaStream_t s) {
 }
 }  // namespace
 
+namespace {
+bool use_chunked(const LinearAttentionServing& s, int device_id) {
+  return chunked_prefill_serving_supports(s) && chunked_prefill_fits_device(s.p.dk, device_id);
+}
+}  // namespace
+
 Status linear_attention_serving(const LinearAttentionServing& s, const Exec& e) {
   DeviceGuard guard(e.device_id);
   LINATTN_RETURN_IF_ERROR(clear_flag(s.ix.error_flag, static_cast<cudaStream_t>(e.stream)));
-  if (chunked_prefill_serving_supports(s)) return chunked_prefill_serving(s, e);
+  if (use_chunked(s, e.device_id)) return chunked_prefill_serving(s, e);
   return linear_attention_recurrent_serving(s, e);
 }
 
-size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing& s) {
-  return chunked_prefill_serving_supports(s) ? chunked_prefill_serving_workspace_bytes(s) : 0;
+size_t linear_attention_serving_workspace_bytes(const LinearAttentionServing& s, int device_id) {
+  DeviceGuard guard(device_id);
+  return use_chunked(s, device_id) ? chunked_prefill_serving_workspace_bytes(s) : 0;
 }
 
 Status causal_conv_serving(const CausalConvServing& s, const Exec& e) {
