@@ -332,18 +332,27 @@ TEST(ChunkedPrefill, Rules) {
 }
 
 TEST(ChunkedPrefill, HeadMappings) {
-  Cfg c;
-  c.T = 300;
-  c.B = 2;
-  c.Hq = 4; c.Hk = 2; c.Hkv = 2;  // GQA
-  check(c);
-  c.Hq = 2; c.Hk = 2; c.Hkv = 4;  // inverse GQA
-  check(c);
-  c.Hq = 4; c.Hk = 1; c.Hkv = 4;  // key sharing
-  check(c);
-  c.Hq = 1; c.Hk = 1; c.Hkv = 4;  // both, shared beta
-  c.beta_shared = true;
-  check(c);
+  // The prep takes two value heads per CTA where they share a key head (an even number per key
+  // head) and one otherwise: both kinds, the rules with the solve and one without (G only).
+  for (auto rule : {LINATTN_RULE_GATED_DELTA, LINATTN_RULE_DELTA, LINATTN_RULE_GATED}) {
+    Cfg c;
+    c.rule = rule;
+    c.T = 300;
+    c.B = 2;
+    c.Hq = 4; c.Hk = 2; c.Hkv = 2;  // GQA
+    check(c);
+    c.Hq = 2; c.Hk = 2; c.Hkv = 4;  // inverse GQA
+    check(c);
+    c.Hq = 4; c.Hk = 1; c.Hkv = 4;  // key sharing
+    check(c);
+    c.Hq = 3; c.Hk = 1; c.Hkv = 3;  // key sharing by an odd group
+    check(c);
+    c.Hq = 2; c.Hk = 2; c.Hkv = 6;  // inverse GQA by an odd group
+    check(c);
+    c.Hq = 1; c.Hk = 1; c.Hkv = 4;  // both, shared beta
+    c.beta_shared = true;
+    check(c);
+  }
 }
 
 TEST(ChunkedPrefill, HeadSizes) {
