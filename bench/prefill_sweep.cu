@@ -42,7 +42,7 @@ int bench_prefill_sweep(int argc, char** argv) {
   std::vector<SweepRow> rows;
   // Short lengths at three batch sizes: where chunked starts to win.
   for (int64_t B : {1, 8, 32})
-    for (int64_t T : {16, 32, 48, 64, 96, 128, 256, 512}) rows.push_back({B, T, -1, -1});
+    for (int64_t T : {2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512}) rows.push_back({B, T, -1, -1});
   // Long lengths at B = 1: the scaling.
   for (int64_t T = 1024; T <= 65536; T *= 2) rows.push_back({1, T, -1, -1});
   std::printf("prefill sweep: heads 16/32, d=128, gated_delta, bf16 q/k/v, f32 state; "

@@ -17,6 +17,7 @@
 #include "core/dtype.hpp"
 #include "cuda/chunked_options.cuh"
 #include "cuda/chunked_prefill.hpp"
+#include "cuda/linear_attention.hpp"
 
 namespace linattn::detail {
 namespace {
@@ -253,6 +254,20 @@ TEST(ChunkedPrefill, Lengths) {
     Cfg c;
     c.T = T;
     check(c);
+  }
+}
+
+TEST(ChunkedPrefill, ShortCalls) {
+  // The dispatch sends calls from kChunkedPrefillMinTokens tokens on to the chunked path: one
+  // partial chunk, at the threshold and just under a chunk, with and without decay.
+  for (auto rule : {LINATTN_RULE_GATED_DELTA, LINATTN_RULE_DELTA}) {
+    for (int64_t T : {cuda::kChunkedPrefillMinTokens, int64_t{13}, int64_t{63}}) {
+      Cfg c;
+      c.rule = rule;
+      c.T = T;
+      c.B = 3;
+      check(c);
+    }
   }
 }
 
