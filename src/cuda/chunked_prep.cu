@@ -37,13 +37,23 @@ __device__ __forceinline__ int tri(int r, int c) {
   return (bi * (bi + 1) / 2 + (c >> 4)) * 256 + (r & 15) * 16 + ((((c >> 3) ^ (r >> 2)) & 1) << 3) + (c & 7);
 }
 
-// K; per value head A hi, A lo, T hi, T lo; G and beta per value head. A's diagonal blocks in
-// float32 ([nh][4][16][16]) take K's space once K K^T is done.
+// A's diagonal blocks in float32 for the forward substitution, transposed (a column of a block
+// is a row here, read four values at a time), rows of kAdLd floats: 16-byte aligned, and the
+// accumulator stores of the mask phase (8 rows x 4 column pairs) fall on distinct banks.
+constexpr int kAdLd = 20;
+constexpr int kAdHead = 4 * 16 * kAdLd;  // floats per head
+
+// K, whose space A's diagonal blocks take once K K^T is done; per value head A hi, A lo, T hi,
+// T lo; G and beta per value head.
+template <int DK>
+constexpr size_t prep_k_bytes(int nh) {
+  const size_t k = static_cast<size_t>(kC) * (DK + 8) * 2, ad = static_cast<size_t>(nh) * kAdHead * 4;
+  return k > ad ? k : ad;
+}
 template <int DK>
 constexpr size_t prep_smem_bytes(int nh) {
-  return (static_cast<size_t>(kC) * (DK + 8) + static_cast<size_t>(nh) * 4 * kTri) * 2 + static_cast<size_t>(nh) * 2 * kC * 4;
+  return prep_k_bytes<DK>(nh) + static_cast<size_t>(nh) * 4 * kTri * 2 + static_cast<size_t>(nh) * 2 * kC * 4;
 }
-static_assert(2 * 4 * 256 * 4 <= kC * (64 + 8) * 2, "two heads' float32 diagonal blocks fit in K's space");
 
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
 // (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
@@ -80,7 +90,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
 
   extern __shared__ __align__(16) unsigned char smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);          // [kC][LDK]
-  uint16_t* tiles = Ks + kC * LDK;                            // [nh][A hi, A lo, T hi, T lo][kTri]
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + prep_k_bytes<DK>(nh));  // [nh][A hi, A lo, T hi, T lo][kTri]
   float* Gs = reinterpret_cast<float*>(tiles + nh * 4 * kTri);  // [nh][kC]
   float* Bs = Gs + nh * kC;                                   // [nh][kC]
 
@@ -162,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     // four diagonal 16 x 16 blocks in float32 (Ad, in the K tile's space: K is read only here).
     // K K^T is shared by the heads. The 8-column groups of a warp tile wholly above the diagonal
     // (warps 4 and 5, and the right half of warps 0 and 6) are neither computed nor stored.
-    float* Ad = reinterpret_cast<float*>(Ks);  // [nh][4][16][16]
+    float* Ad = reinterpret_cast<float*>(Ks);  // [nh][4][16 columns][kAdLd]
     {
       float acc[4][4];
       zero_acc(acc);
@@ -173,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
         const float* Bv = Bs + j * kC;
         uint16_t* Ah = tiles + j * 4 * kTri;
         uint16_t* Al = Ah + kTri;
-        float* Adj = Ad + j * 1024;
+        float* Adj = Ad + j * kAdHead;
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           if (col0 + 8 * q > row0 + 15) continue;  // warp-uniform
@@ -186,7 +196,9 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
             *reinterpret_cast<uint32_t*>(Ah + tri(r, s)) = hi;
             *reinterpret_cast<uint32_t*>(Al + tri(r, s)) = pack2_lo<true>(a0, a1, hi);
             if ((r >> 4) == (s >> 4)) {
-              *reinterpret_cast<float2*>(Adj + (r >> 4) * 256 + (r & 15) * 16 + (s & 15)) = make_float2(a0, a1);
+              float* d = Adj + (r >> 4) * (16 * kAdLd) + (s & 15) * kAdLd + (r & 15);
+              d[0] = a0;
+              d[kAdLd] = a1;
             }
           }
         }
@@ -194,32 +206,35 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     }
     __syncthreads();
     // T = (I + A)^-1. Diagonal 16x16 blocks, head w / 2 on warp w < 2 nh: lane c of a half-warp
-    // solves column c in float32, reading each row of the block four values at a time (the
-    // half-warp's loads coincide).
+    // solves column c in float32 by forward substitution, right-looking: once t_s is known it
+    // goes into the sums of every later row (independent multiply-adds, A's column s read four
+    // values at a time, the half-warp's loads coinciding), so the dependent chain is one
+    // multiply-add per row instead of one per term (the same terms in the same order per row).
     if (w < 2 * nh) {
       const int j = w >> 1, blk = 2 * (w & 1) + (lane >> 4), base = 16 * blk, c = lane & 15;
       uint16_t* Th = tiles + j * 4 * kTri + 2 * kTri;
       uint16_t* Tl = Th + kTri;
-      const float4* ad = reinterpret_cast<const float4*>(Ad + j * 1024 + blk * 256);
+      const float* ad = Ad + j * kAdHead + blk * (16 * kAdLd);
       const float bc = Bs[j * kC + base + c];
       uint16_t* tout = args.t + (rec0 + j * args.nc) * kC * kC + base * kC + base + c;
-      float tc[16];
+      float acc[16];
 #pragma unroll
-      for (int r = 0; r < 16; ++r) {
-        float acc = 0.f;
+      for (int r = 0; r < 16; ++r) acc[r] = 0.f;
 #pragma unroll
-        for (int s4 = 0; s4 < (r + 3) / 4; ++s4) {
-          const float4 a = ad[r * 4 + s4];  // A[r][4 s4 ..], zero from column r on
-          acc += a.x * tc[4 * s4];
-          if (4 * s4 + 1 < r) acc += a.y * tc[4 * s4 + 1];
-          if (4 * s4 + 2 < r) acc += a.z * tc[4 * s4 + 2];
-          if (4 * s4 + 3 < r) acc += a.w * tc[4 * s4 + 3];
+      for (int s = 0; s < 16; ++s) {
+        const float t = s < c ? 0.f : (s == c ? 1.f : -acc[s]);
+#pragma unroll
+        for (int r4 = (s + 1) / 4; r4 < 4; ++r4) {
+          const float4 a = *reinterpret_cast<const float4*>(ad + s * kAdLd + 4 * r4);  // A[4 r4 ..][s]
+          if (4 * r4 > s) acc[4 * r4] += a.x * t;
+          if (4 * r4 + 1 > s) acc[4 * r4 + 1] += a.y * t;
+          if (4 * r4 + 2 > s) acc[4 * r4 + 2] += a.z * t;
+          if (4 * r4 + 3 > s) acc[4 * r4 + 3] += a.w * t;
         }
-        tc[r] = r < c ? 0.f : (r == c ? 1.f : -acc);
-        const uint16_t hi = to_bits<true>(tc[r]);
-        Th[tri(base + r, base + c)] = hi;
-        Tl[tri(base + r, base + c)] = to_bits<true>(tc[r] - from_bits<true>(hi));
-        tout[r * kC] = to_bits<BF16>(tc[r] * bc);  // zero above the diagonal
+        const uint16_t hi = to_bits<true>(t);
+        Th[tri(base + s, base + c)] = hi;
+        Tl[tri(base + s, base + c)] = to_bits<true>(t - from_bits<true>(hi));
+        tout[s * kC] = to_bits<BF16>(t * bc);  // zero above the diagonal
       }
     }
     __syncthreads();
