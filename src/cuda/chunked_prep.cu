@@ -82,6 +82,68 @@ __device__ __forceinline__ void block_b(uint32_t (&b)[4], const uint16_t* t, int
   ldsm_x4_t(b, t + tri(r0 + (mi & 1) * 8 + r8, c0 + (mi >> 1) * 8));
 }
 
+// Block row I of T = (I + A)^-1 below the diagonal, from T (I + A) = I:
+//   T_Ij = -(T_II A_Ij + sum_{m=j+1}^{I-1} T_Im A_mj) T_jj,  j = I - 1 .. 0,
+// on one warp, stored as T diag(b) to the record (tout). The T_II A_Ij terms need only the
+// diagonal block and go first for every j (independent products); each T_Im then enters the
+// remaining sums from registers (its accumulators are the A operand's layout), so the dependent
+// chain is two hi + lo products per block (it was one per term: nine for I = 3) and the blocks
+// below the diagonal never pass through shared memory. Ah: A hi (A lo follows), Th: T hi (T lo
+// follows; only its diagonal blocks are read); bv: beta of the chunk's rows.
+template <bool BF16, int I>
+__device__ __forceinline__ void off_diagonal_row(const uint16_t* Ah, const uint16_t* Th, const float* bv,
+                                                 uint16_t* tout) {
+  const uint16_t* Al = Ah + kTri;
+  const uint16_t* Tl = Th + kTri;
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  float x[I][2][4] = {};
+  {
+    uint32_t th[4], tl[4];
+    block_a(th, Th, 16 * I, 16 * I);
+    block_a(tl, Tl, 16 * I, 16 * I);
+#pragma unroll
+    for (int j = 0; j < I; ++j) {
+      uint32_t bh[4], bl[4];
+      block_b(bh, Ah, 16 * I, 16 * j);
+      block_b(bl, Al, 16 * I, 16 * j);
+      mma_split(x[j], th, tl, bh, bl);
+    }
+  }
+  uint32_t fh[I][4], fl[I][4];  // T_Im as A operands (hi, lo), m = j + 1 .. I - 1 once found
+#pragma unroll
+  for (int j = I - 1; j >= 0; --j) {
+#pragma unroll
+    for (int m = j + 1; m < I; ++m) {
+      uint32_t bh[4], bl[4];
+      block_b(bh, Ah, 16 * m, 16 * j);
+      block_b(bl, Al, 16 * m, 16 * j);
+      mma_split(x[j], fh[m], fl[m], bh, bl);
+    }
+    // X in accumulator layout is the A operand of X T_jj.
+    uint32_t xh[4], xl[4], bh[4], bl[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float x0 = x[j][q >> 1][2 * (q & 1)], x1 = x[j][q >> 1][2 * (q & 1) + 1];
+      xh[q] = pack2<true>(x0, x1);
+      xl[q] = pack2_lo<true>(x0, x1, xh[q]);
+    }
+    block_b(bh, Th, 16 * j, 16 * j);
+    block_b(bl, Tl, 16 * j, 16 * j);
+    float y[2][4] = {};
+    mma_split(y, xh, xl, bh, bl);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float y0 = -y[q >> 1][2 * (q & 1)], y1 = -y[q >> 1][2 * (q & 1) + 1];
+      if (j > 0) {
+        fh[j][q] = pack2<true>(y0, y1);
+        fl[j][q] = pack2_lo<true>(y0, y1, fh[j][q]);
+      }
+      const int r = 16 * I + g + 8 * (q & 1), c = 16 * j + 8 * (q >> 1) + 2 * t4;
+      *reinterpret_cast<uint32_t*>(tout + r * kC + c) = pack2<BF16>(y0 * bv[c], y1 * bv[c + 1]);
+    }
+  }
+}
+
 template <bool BF16, int DK, bool DELTA>
 __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
@@ -238,54 +300,18 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       }
     }
     __syncthreads();
-    // Off-diagonal blocks from T (I + A) = I: T_ij = -(sum_{m=j+1}^{i} T_im A_mj) T_jj. Warp
-    // 3 h + i - 1 walks block row i of head h from the diagonal out (j = i - 1 .. 0): the T_im
-    // it needs are its own earlier blocks and T_ii, so the rows need no barrier between blocks
-    // (level by level, all warps waited three times for the one on the longest row).
+    // Off-diagonal blocks from T (I + A) = I (off_diagonal_row): warp 3 h + i - 1 finds block
+    // row i of head h. The rows need no barrier between blocks (level by level, all warps waited
+    // three times for the one on the longest row).
     if (w < 3 * nh) {
       const int hd = w >= 3 ? 1 : 0, i = w - 3 * hd + 1;
       const uint16_t* Ah = tiles + hd * 4 * kTri;
-      const uint16_t* Al = Ah + kTri;
-      uint16_t* Th = tiles + hd * 4 * kTri + 2 * kTri;
-      uint16_t* Tl = Th + kTri;
+      const uint16_t* Th = Ah + 2 * kTri;
       const float* bv = Bs + hd * kC;
       uint16_t* tout = args.t + (rec0 + hd * args.nc) * kC * kC;
-      for (int j = i - 1; j >= 0; --j) {
-        float x[2][4] = {};
-        for (int m = j + 1; m <= i; ++m) {
-          uint32_t ah[4], al[4], bh[4], bl[4];
-          block_a(ah, Th, 16 * i, 16 * m);
-          block_a(al, Tl, 16 * i, 16 * m);
-          block_b(bh, Ah, 16 * m, 16 * j);
-          block_b(bl, Al, 16 * m, 16 * j);
-          mma_split(x, ah, al, bh, bl);
-        }
-        // X in accumulator layout is the A operand of X T_jj.
-        uint32_t xh[4], xl[4], bh[4], bl[4];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const float x0 = x[q >> 1][2 * (q & 1)], x1 = x[q >> 1][2 * (q & 1) + 1];
-          xh[q] = pack2<true>(x0, x1);
-          xl[q] = pack2_lo<true>(x0, x1, xh[q]);
-        }
-        block_b(bh, Th, 16 * j, 16 * j);
-        block_b(bl, Tl, 16 * j, 16 * j);
-        float y[2][4] = {};
-        mma_split(y, xh, xl, bh, bl);
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int r = 16 * i + g + 8 * hh, c = 16 * j + 8 * nt + 2 * t4;
-            const float y0 = -y[nt][2 * hh], y1 = -y[nt][2 * hh + 1];
-            const uint32_t hi = pack2<true>(y0, y1);
-            *reinterpret_cast<uint32_t*>(Th + tri(r, c)) = hi;
-            *reinterpret_cast<uint32_t*>(Tl + tri(r, c)) = pack2_lo<true>(y0, y1, hi);
-            *reinterpret_cast<uint32_t*>(tout + r * kC + c) = pack2<BF16>(y0 * bv[c], y1 * bv[c + 1]);
-          }
-        }
-        __syncwarp();  // T_ij for this warp's next blocks
-      }
+      if (i == 1) off_diagonal_row<BF16, 1>(Ah, Th, bv, tout);
+      else if (i == 2) off_diagonal_row<BF16, 2>(Ah, Th, bv, tout);
+      else off_diagonal_row<BF16, 3>(Ah, Th, bv, tout);
     }
   }
 }
