@@ -30,7 +30,9 @@ __host__ __device__ __forceinline__ int prep_heads(const LinearAttentionParams& 
 // A and T are lower triangular and the solve reads nothing above the diagonal: each is kept as
 // its ten 16 x 16 blocks on and below the diagonal, block (i, j) at i (i + 1) / 2 + j, 16 rows of
 // 32 bytes; rows 4-7 and 12-15 of a block hold their two 16-byte halves swapped, so that the
-// eight rows an ldmatrix (or a warp's accumulator store) touches fall on distinct banks.
+// eight rows an ldmatrix (or a warp's accumulator store) touches fall on distinct banks. (Of T
+// only the diagonal blocks are written: the others stay in the registers of the warp that finds
+// them, off_diagonal_row.)
 constexpr int kTri = 10 * 256;
 __device__ __forceinline__ int tri(int r, int c) {
   const int bi = r >> 4;
