@@ -15,9 +15,7 @@ Status clear_flag(int32_t* flag, cudaStream_t s) {
   if (flag == nullptr) return Status::ok_status();
   return cuda_status(cudaMemsetAsync(flag, 0, sizeof(int32_t), s), "serving: clearing error_flag");
 }
-}  // namespace
 
-namespace {
 bool use_chunked(const LinearAttentionServing& s, int device_id) {
   return chunked_prefill_serving_supports(s) && chunked_prefill_fits_device(s.p.dk, device_id);
 }
