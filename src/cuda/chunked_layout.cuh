@@ -249,5 +249,8 @@ Status launch_scan(const KernelArgs& a, cudaStream_t stream);
 Status launch_combine(const KernelArgs& a, cudaStream_t stream);
 // Dynamic shared memory of the scan kernel at key head dim dk (64 or 128).
 size_t scan_smem(int dk);
+// CTAs of the scan's final pass (local = false) or local pass that one SM of the current device
+// holds at once (bf16, delta rule; 0 when the device cannot be asked): on sm_90 one and two.
+int scan_ctas_per_sm(int dk, bool local);
 
 }  // namespace linattn::detail::cuda::chunked

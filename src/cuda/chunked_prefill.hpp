@@ -18,6 +18,9 @@ size_t chunked_prefill_smem_bytes(int dk);
 // once per device): sm_90 parts (227 KB) do at both head dims, sm_80 (163 KB) at dk = 64 only,
 // sm_86 / sm_89 (99 KB) at neither. Calls a device cannot host take the recurrent kernel.
 bool chunked_prefill_fits_device(int dk, int device_id);
+// CTAs of the scan's final pass, or of its local pass (segments), that one SM of the current
+// device holds at once (0 when the device cannot be asked): one and two on sm_90.
+int chunked_prefill_scan_ctas_per_sm(int dk, bool local_pass);
 // OK when it fits; otherwise LINATTN_ERROR_UNSUPPORTED naming both sizes and the device.
 Status chunked_prefill_check_device(int dk, int device_id);
 // Device workspace the chunked path needs for p (0 when unsupported).

@@ -14,8 +14,9 @@
 // hi + lo parts (ChunkedOptions::split_state).
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
-// (LOCAL) skips the outputs and writes the segment's end state; its extra CTAs run the same
-// recurrence on d_k x 64 column blocks of the transition product (start I, V = 0: then
+// (LOCAL: the chain and the loads alone, two CTAs per SM on sm_90a) skips the outputs and
+// writes the segment's end state; its extra CTAs run the same recurrence on d_k x 64 column
+// blocks of the transition product (start I, V = 0: then
 // S <- exp(G_C) S - K^T diag(exp(G_C - G)) T diag(b L) K S = M_c S). The final pass starts
 // segment s > 0 from the state the combine pass left in slot s - 1.
 //
@@ -40,44 +41,52 @@ namespace {
 // cp.async cost 32 shared wavefronts instead of 4 and L2 served every 32-byte sector twice.
 constexpr Tile kStaged = swizzled(kC);
 
-// 16-bit elements of the tiles of one prefetch stage: K, Q ([kC][DK] each), T diag(b) and the
-// slab of V ([kC][kC] each), every tile on a 1024-byte boundary; the stages' G (kC float32
-// each) follow the last stage.
-template <int DK>
-constexpr int stage_elems() {
-  return 2 * kC * DK + 2 * kC * kC;
-}
-// Element offsets of the tiles in a stage.
-template <int DK>
-constexpr int kOffQ = kC * DK;
-template <int DK>
-constexpr int kOffT = 2 * kC * DK;
-template <int DK>
-constexpr int kOffV = kOffT<DK> + kC * kC;
-
 // Stages in flight: the loads run up to kStages - 1 chunks ahead of the outputs.
 constexpr int kStages = 3;
-// The two warpgroups of the chain and the outputs, and the loading warpgroup.
-constexpr int kScanThreads = kThreads + 128;
-// Registers per thread: 168 at launch (three warpgroups, one CTA per SM); the loading
-// warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168), which keeps the
-// loops free of spills (with d_k = 64 too since the outputs went to exp2: at 168 the serving
-// kernel spilled 284 bytes).
-constexpr int kLoadRegs = 120;
-constexpr int kMathRegs = 192;
+// The local pass runs the chain and the loads alone, two CTAs per SM where the registers can be
+// handed over (setmaxnreg, sm_90a); other architectures keep one CTA per SM with the launch's
+// registers for the chain.
+#if defined(LINATTN_WGMMA)
+constexpr int kLocalCtas = 2;
+#else
+constexpr int kLocalCtas = 1;
+#endif
 
-// The stages and their G; two buffers (by chunk parity) of the state as hi and lo tiles
-// [d_k][64] and of U as a tile [kC][64], for the outputs (interleaved); then the mbarriers:
-// the stages' fullA, fullB and empty, and per buffer sfull, ufull and ofree.
-constexpr int kBarriers = 3 * kStages + 3 * 2;
-template <int DK>
-constexpr size_t scan_smem_bytes() {
-  return (kStages * static_cast<size_t>(stage_elems<DK>() + 2 * kC) + 2 * (2 * DK * kSlab + kC * kSlab)) * 2 +
-         kBarriers * sizeof(uint64_t);
-}
-static_assert(scan_smem_bytes<128>() <= 227 * 1024, "one CTA per SM on sm_90");
-static_assert(stage_elems<128>() * 2 % 1024 == 0 && stage_elems<64>() * 2 % 1024 == 0 && kC * 64 * 2 % 1024 == 0,
-              "swizzled tiles on 1024-byte boundaries");
+// The shared memory and threads of a pass. Each prefetch stage holds 16-bit tiles of kC rows,
+// each on a 1024-byte boundary: K, Q ([kC][DK] each; the local pass has no Q), T diag(b) and
+// the slab of V ([kC][kC] each); the stages' G (kC float32 each) follow the last stage. Then
+// the state buffers (tiles [d_k][64]): the final pass has two (by chunk parity) of hi and lo
+// tiles for the outputs, the local pass one lo tile; then the final pass's two U buffers
+// ([kC][64]); then the mbarriers: the stages' fullA, fullB and empty, and per buffer sfull,
+// ufull and ofree.
+template <int DK, bool LOCAL>
+struct ScanPlan {
+  static constexpr int kStage = (LOCAL ? 1 : 2) * kC * DK + 2 * kC * kC;  // elements per stage
+  static constexpr int kOffQ = kC * DK;  // the final pass only
+  static constexpr int kOffT = (LOCAL ? 1 : 2) * kC * DK;
+  static constexpr int kOffV = kOffT + kC * kC;
+  static constexpr int kStateElems = (LOCAL ? 1 : 4) * DK * kSlab;
+  static constexpr int kUElems = LOCAL ? 0 : 2 * kC * kSlab;
+  static constexpr int kBarriers = 3 * kStages + 3 * 2;
+  static constexpr int kComputeWarps = LOCAL ? 4 : kWarps;
+  static constexpr int kThreadsAll = 32 * kComputeWarps + 128;
+  static constexpr int kCtas = LOCAL ? kLocalCtas : 1;
+  // Registers per thread: 168 at launch in the final pass (three warpgroups, one CTA per SM);
+  // the loading warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168),
+  // which keeps the loops free of spills (with d_k = 64 too since the outputs went to exp2: at
+  // 168 the serving kernel spilled 284 bytes). The local pass launches at 128 (two CTAs of two
+  // warpgroups per SM) and hands 64 of the loader's to the chain (64 + 192 = 2 x 128).
+  static constexpr int kLoadRegs = LOCAL ? 64 : 120;
+  static constexpr int kMathRegs = 192;
+  static constexpr size_t bytes() {
+    return (kStages * static_cast<size_t>(kStage + 2 * kC) + kStateElems + kUElems) * 2 +
+           kBarriers * sizeof(uint64_t);
+  }
+  static_assert(kStage * 2 % 1024 == 0 && kC * 64 * 2 % 1024 == 0, "swizzled tiles on 1024-byte boundaries");
+};
+// sm_90: 228 KB of shared memory per SM, 1 KB of it reserved per CTA, at most 227 KB per CTA.
+static_assert(ScanPlan<128, false>::bytes() <= 227 * 1024, "one final-pass CTA per SM on sm_90");
+static_assert(2 * (ScanPlan<128, true>::bytes() + 1024) <= 228 * 1024, "two local-pass CTAs per SM on sm_90");
 
 // Rows [0, n) of a 64 x COLS stage tile (on a 1024-byte boundary) from global memory (row
 // stride `stride` elements), zeros below. Each eight lanes of a warp copy 128 bytes of a row.
@@ -262,9 +271,11 @@ __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph
 }
 
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
-__global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const KernelArgs args) {
+__global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK, LOCAL>::kCtas)
+    chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
-  constexpr int kStage = stage_elems<DK>();
+  using Plan = ScanPlan<DK, LOCAL>;
+  constexpr int kStage = Plan::kStage;
   constexpr Tile kBuf = interleaved(kSlab / 8);  // the state and U buffers
   // The state slice of warpgroup 0 (d_k x 64) as NS products of 64 rows.
   constexpr int NS = DK / 64;
@@ -272,14 +283,15 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   extern __shared__ __align__(1024) unsigned char smem[];
   uint16_t* stages = reinterpret_cast<uint16_t*>(smem);  // [kStages][kStage]
   float* gstage = reinterpret_cast<float*>(stages + kStages * kStage);  // [kStages][kC]
-  uint16_t* Sbuf = reinterpret_cast<uint16_t*>(gstage + kStages * kC);  // [2][hi, lo][d_k][kSlab]
-  uint16_t* Ubuf = Sbuf + 2 * 2 * DK * kSlab;            // [2][kC][kSlab]
+  // Final pass: [2][hi, lo][d_k][kSlab]; local pass: one lo tile [d_k][kSlab].
+  uint16_t* Sbuf = reinterpret_cast<uint16_t*>(gstage + kStages * kC);
+  uint16_t* Ubuf = Sbuf + Plan::kStateElems;  // [2][kC][kSlab] (final pass)
   // fullA[s]: K, T diag(b), V and G of stage s loaded (the loading warpgroup's 128 threads
   // arrive, each once its copies landed), all that warpgroup 0 reads; fullB[s]: Q too, loaded
   // last; empty[s]: stage s read (the threads of the computing warpgroups arrive).
   // sfull[b] / ufull[b]: the state / U of the chunk in buffer b written (warpgroup 0);
   // ofree[b]: that chunk's outputs done with both (warpgroup 1).
-  uint64_t* fullA = reinterpret_cast<uint64_t*>(Ubuf + 2 * kC * kSlab);
+  uint64_t* fullA = reinterpret_cast<uint64_t*>(Ubuf + Plan::kUElems);
   uint64_t* fullB = fullA + kStages;
   uint64_t* empty = fullB + kStages;
   uint64_t* sfull = empty + kStages;
@@ -413,9 +425,9 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   }
   __syncthreads();
 
-  if (w >= kWarps) {
-    reg_dealloc<kLoadRegs>();
-    const int lt = tid - kThreads;
+  if (w >= Plan::kComputeWarps) {
+    reg_dealloc<Plan::kLoadRegs>();
+    const int lt = tid - 32 * Plan::kComputeWarps;
     // The loading warpgroup: chunk cl of the window into stage i % kStages once the other two
     // have released that stage's previous chunk (the transition-product blocks have no values:
     // V = 0).
@@ -427,14 +439,14 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
       uint16_t* st = stages + s * kStage;
       load_tile<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
-      if (DELTA) load_tile<kC, 128, true>(st + kOffT<DK>, args.t + rec * kC * kC, kC, kC, true, lt);
-      if (!is_m) load_tile<kSlab, 128, true>(st + kOffV<DK>, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
+      if (DELTA) load_tile<kC, 128, true>(st + Plan::kOffT, args.t + rec * kC * kC, kC, kC, true, lt);
+      if (!is_m) load_tile<kSlab, 128, true>(st + Plan::kOffV, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
       if (lt < kC / 4) cp_async16(gstage + s * kC + 4 * lt, args.g + rec * kC + 4 * lt, true);
       // Unaligned rows were stored synchronously: the arrival releases them.
       mbar_track_cp_async(fullA + s);
       mbar_arrive(fullA + s);
       if (!LOCAL) {
-        load_tile<DK, 128, true>(st + kOffQ<DK>, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+        load_tile<DK, 128, true>(st + Plan::kOffQ, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
         mbar_track_cp_async(fullB + s);
         mbar_arrive(fullB + s);
       }
@@ -443,8 +455,7 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     cp_async_wait_all();
     return;
   }
-  if (LOCAL && wg == 1) return;  // the local pass has no outputs
-  reg_alloc<kMathRegs>();
+  reg_alloc<Plan::kMathRegs>();
 
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
@@ -494,11 +505,12 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
     for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
-      const uint16_t* Tbs = st + kOffT<DK>;
-      const uint16_t* Vs = st + kOffV<DK>;
+      const uint16_t* Tbs = st + Plan::kOffT;
+      const uint16_t* Vs = st + Plan::kOffV;
       const float* Gs = gstage + s * kC;
       const int bsel = static_cast<int>(i & 1);
-      uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;
+      uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;  // final pass
+      uint16_t* slo = LOCAL ? Sbuf : sb + DK * kSlab;
       mbar_wait(fullA + s, phase);
       proxy_fence();
       float au[8][4];  // (K S)^T
@@ -507,26 +519,28 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
       }
-      // The state at the start of chunk i to buffer i % 2 (the local pass: its lo tile only),
-      // once chunk i - 2's outputs are done with it.
+      // The state at the start of chunk i to buffer i % 2 once chunk i - 2's outputs are done
+      // with it (the local pass: its lo part alone, for the delta rule's K S).
       if (!LOCAL && i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
       if constexpr (!LOCAL) {
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, kBuf));
       }
-      if (ssplit) {
+      if (ssplit && (DELTA || !LOCAL)) {
+        // The local pass has one lo tile: every warp's product of chunk i - 1 has read it.
+        if (LOCAL && i > 0) bar_sync(kBarWg, 128);
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) {
           uint32_t lo[4];
           acc_frag_lo<BF16>(accS[kk >> 2], kk & 3, sh[kk], lo);
-          stsm_x4_t(lo, sb + DK * kSlab + foff + il(16 * kk, 0, kBuf));
+          stsm_x4_t(lo, slo + foff + il(16 * kk, 0, kBuf));
         }
       }
       proxy_fence();
       if (DELTA && ssplit) {
         // (K S_lo)^T with S_lo^T the transpose of the [d_k][64] tile just written.
         bar_sync(kBarWg, 128);
-        wg_gemm<BF16, Operand::kColsK, true>(au, sb + DK * kSlab, kBuf, Ks, kStaged, DK, true);
+        wg_gemm<BF16, Operand::kColsK, true>(au, slo, kBuf, Ks, kStaged, DK, true);
       }
       if constexpr (DELTA) wg_issued();
       if constexpr (!LOCAL) mbar_arrive(sfull + bsel);
@@ -703,8 +717,8 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
       uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
-      uint16_t* Qs = st + kOffQ<DK>;
-      const uint16_t* Vs = st + kOffV<DK>;
+      uint16_t* Qs = st + Plan::kOffQ;
+      const uint16_t* Vs = st + Plan::kOffV;
       const float* Gs = gstage + s * kC;
       const int bsel = static_cast<int>(i & 1);
       const uint32_t bpar = static_cast<uint32_t>((i >> 1) & 1);
@@ -793,12 +807,26 @@ __global__ void __launch_bounds__(kScanThreads, 1) chunked_scan_kernel(const Ker
   }
 }
 
+// The kernel's shared-memory attributes on the current device: its dynamic size, and for two
+// local-pass CTAs per SM the largest carveout (the driver could otherwise pick one that holds a
+// single CTA).
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
+cudaError_t prepare(void (*kernel)(KernelArgs)) {
+  using Plan = ScanPlan<DK, LOCAL>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Plan::bytes()));
+  if (err == cudaSuccess && Plan::kCtas > 1) {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  }
+  return err;
+}
+
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
+  using Plan = ScanPlan<DK, LOCAL>;
   auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING>;
-  constexpr size_t bytes = scan_smem_bytes<DK>();
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  constexpr size_t bytes = Plan::bytes();
+  cudaError_t err = prepare<BF16, DK, DELTA, LOCAL, SERVING>(kernel);
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
@@ -809,7 +837,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   const int64_t blocks = lanes * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
                          (LOCAL ? a.nseg - 1 : a.nseg);
   if (blocks == 0) return Status::ok_status();
-  kernel<<<static_cast<unsigned>(blocks), kScanThreads, bytes, stream>>>(a);
+  kernel<<<static_cast<unsigned>(blocks), Plan::kThreadsAll, bytes, stream>>>(a);
   err = cudaGetLastError();
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
@@ -826,7 +854,28 @@ Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-size_t scan_smem(int dk) { return dk == 128 ? scan_smem_bytes<128>() : scan_smem_bytes<64>(); }
+// The final pass takes the most shared memory.
+size_t scan_smem(int dk) { return dk == 128 ? ScanPlan<128, false>::bytes() : ScanPlan<64, false>::bytes(); }
+
+namespace {
+template <int DK, bool LOCAL>
+int ctas_per_sm() {
+  auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false>;
+  int n = 0;
+  if (prepare<true, DK, true, LOCAL, false>(kernel) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, ScanPlan<DK, LOCAL>::kThreadsAll,
+                                                    ScanPlan<DK, LOCAL>::bytes()) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
+    return 0;
+  }
+  return n;
+}
+}  // namespace
+
+int scan_ctas_per_sm(int dk, bool local) {
+  if (dk == 128) return local ? ctas_per_sm<128, true>() : ctas_per_sm<128, false>();
+  return local ? ctas_per_sm<64, true>() : ctas_per_sm<64, false>();
+}
 
 Status launch_scan(const KernelArgs& a, cudaStream_t stream) {
   if (a.p.B == 0) return Status::ok_status();

@@ -460,6 +460,16 @@ TEST(ChunkedPrefill, FitsDeviceSharedMemory) {
     EXPECT_EQ(cuda::chunked_prefill_fits_device(dk, dev), need <= static_cast<size_t>(optin)) << "d_k " << dk;
     EXPECT_EQ(cuda::chunked_prefill_check_device(dk, dev).ok(), need <= static_cast<size_t>(optin));
   }
+  // On sm_90 the final pass holds an SM alone and the local pass (the chain and the loads, no
+  // outputs) fits twice, so the segments' first launch runs up to two chains per SM.
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, dev), cudaSuccess);
+  if (prop.major == 9) {
+    for (int dk : {64, 128}) {
+      EXPECT_EQ(cuda::chunked_prefill_scan_ctas_per_sm(dk, false), 1) << "d_k " << dk;
+      EXPECT_EQ(cuda::chunked_prefill_scan_ctas_per_sm(dk, true), 2) << "d_k " << dk;
+    }
+  }
 }
 
 }  // namespace
