@@ -27,17 +27,22 @@ __host__ __device__ __forceinline__ int prep_heads(const LinearAttentionParams& 
   return (p.Hkv / p.Hk) % 2 == 0 ? 2 : 1;
 }
 
-// A and T are lower triangular and the solve reads nothing above the diagonal: each is kept as
-// its ten 16 x 16 blocks on and below the diagonal, block (i, j) at i (i + 1) / 2 + j, 16 rows of
-// 32 bytes; rows 4-7 and 12-15 of a block hold their two 16-byte halves swapped, so that the
-// eight rows an ldmatrix (or a warp's accumulator store) touches fall on distinct banks. (Of T
-// only the diagonal blocks are written: the others stay in the registers of the warp that finds
-// them, off_diagonal_row.)
+// A is lower triangular and the solve reads nothing above the diagonal: it is kept as its ten
+// 16 x 16 blocks on and below the diagonal, block (i, j) at i (i + 1) / 2 + j, 16 rows of 32
+// bytes; rows 4-7 and 12-15 of a block hold their two 16-byte halves swapped, so that the eight
+// rows an ldmatrix (or a warp's accumulator store) touches fall on distinct banks. Of T only the
+// four diagonal blocks pass through shared memory (DIAG: block i at i, the same rows): the
+// others stay in the registers of the warp that finds them (off_diagonal_row).
 constexpr int kTri = 10 * 256;
+constexpr int kDiag = 4 * 256;
+template <bool DIAG = false>
 __device__ __forceinline__ int tri(int r, int c) {
   const int bi = r >> 4;
-  return (bi * (bi + 1) / 2 + (c >> 4)) * 256 + (r & 15) * 16 + ((((c >> 3) ^ (r >> 2)) & 1) << 3) + (c & 7);
+  return (DIAG ? bi : bi * (bi + 1) / 2 + (c >> 4)) * 256 + (r & 15) * 16 + ((((c >> 3) ^ (r >> 2)) & 1) << 3) +
+         (c & 7);
 }
+// Per value head: A hi, A lo (kTri each), T hi, T lo (kDiag each).
+constexpr int kHeadTiles = 2 * kTri + 2 * kDiag;
 
 // A's diagonal blocks in float32 for the forward substitution, transposed (a column of a block
 // is a row here, read four values at a time), rows of kAdLd floats: 16-byte aligned, and the
@@ -46,7 +51,7 @@ constexpr int kAdLd = 20;
 constexpr int kAdHead = 4 * 16 * kAdLd;  // floats per head
 
 // K, whose space A's diagonal blocks take once K K^T is done; per value head A hi, A lo, T hi,
-// T lo; G and beta per value head.
+// T lo (kHeadTiles); G and beta per value head.
 template <int DK>
 constexpr size_t prep_k_bytes(int nh) {
   const size_t k = static_cast<size_t>(kC) * (DK + 8) * 2, ad = static_cast<size_t>(nh) * kAdHead * 4;
@@ -54,8 +59,10 @@ constexpr size_t prep_k_bytes(int nh) {
 }
 template <int DK>
 constexpr size_t prep_smem_bytes(int nh) {
-  return prep_k_bytes<DK>(nh) + static_cast<size_t>(nh) * 4 * kTri * 2 + static_cast<size_t>(nh) * 2 * kC * 4;
+  return prep_k_bytes<DK>(nh) + static_cast<size_t>(nh) * kHeadTiles * 2 + static_cast<size_t>(nh) * 2 * kC * 4;
 }
+// Four CTAs per SM (sm_90: 228 KB, 1 KB of it reserved per CTA).
+static_assert(4 * (prep_smem_bytes<128>(2) + 1024) <= 228 * 1024, "four prep CTAs per SM");
 
 // The triangular inverse runs on the tensor cores with every operand as hi + lo bfloat16 parts
 // (three products: hi hi, hi lo, lo hi; about 16 significant bits, float32 accumulation), in
@@ -73,15 +80,17 @@ __device__ __forceinline__ void mma_split(float (&acc)[2][4], const uint32_t (&a
   }
 }
 
-// The fragments of the 16 x 16 block at (r0, c0) (on or below the diagonal) of a triangular
-// tile as the A operand (a) and, for a [k][n] tile, as the B operand (b).
+// The fragments of the 16 x 16 block at (r0, c0) (on or below the diagonal; DIAG: on it, of T)
+// of a triangular tile as the A operand (a) and, for a [k][n] tile, as the B operand (b).
+template <bool DIAG = false>
 __device__ __forceinline__ void block_a(uint32_t (&a)[4], const uint16_t* t, int r0, int c0) {
   const int lane = threadIdx.x & 31;
-  ldsm_x4(a, t + tri(r0 + (lane & 15), c0 + (lane >> 4) * 8));
+  ldsm_x4(a, t + tri<DIAG>(r0 + (lane & 15), c0 + (lane >> 4) * 8));
 }
+template <bool DIAG = false>
 __device__ __forceinline__ void block_b(uint32_t (&b)[4], const uint16_t* t, int r0, int c0) {
   const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
-  ldsm_x4_t(b, t + tri(r0 + (mi & 1) * 8 + r8, c0 + (mi >> 1) * 8));
+  ldsm_x4_t(b, t + tri<DIAG>(r0 + (mi & 1) * 8 + r8, c0 + (mi >> 1) * 8));
 }
 
 // Block row I of T = (I + A)^-1 below the diagonal, from T (I + A) = I:
@@ -96,13 +105,13 @@ template <bool BF16, int I>
 __device__ __forceinline__ void off_diagonal_row(const uint16_t* Ah, const uint16_t* Th, const float* bv,
                                                  uint16_t* tout) {
   const uint16_t* Al = Ah + kTri;
-  const uint16_t* Tl = Th + kTri;
+  const uint16_t* Tl = Th + kDiag;
   const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   float x[I][2][4] = {};
   {
     uint32_t th[4], tl[4];
-    block_a(th, Th, 16 * I, 16 * I);
-    block_a(tl, Tl, 16 * I, 16 * I);
+    block_a<true>(th, Th, 16 * I, 16 * I);
+    block_a<true>(tl, Tl, 16 * I, 16 * I);
 #pragma unroll
     for (int j = 0; j < I; ++j) {
       uint32_t bh[4], bl[4];
@@ -129,8 +138,8 @@ __device__ __forceinline__ void off_diagonal_row(const uint16_t* Ah, const uint1
       xh[q] = pack2<true>(x0, x1);
       xl[q] = pack2_lo<true>(x0, x1, xh[q]);
     }
-    block_b(bh, Th, 16 * j, 16 * j);
-    block_b(bl, Tl, 16 * j, 16 * j);
+    block_b<true>(bh, Th, 16 * j, 16 * j);
+    block_b<true>(bl, Tl, 16 * j, 16 * j);
     float y[2][4] = {};
     mma_split(y, xh, xl, bh, bl);
 #pragma unroll
@@ -146,16 +155,18 @@ __device__ __forceinline__ void off_diagonal_row(const uint16_t* Ah, const uint1
   }
 }
 
+// Four CTAs per SM (64 registers, 47 KB of shared memory at d_k = 128): the phases are
+// latency-bound, and a fourth CTA took the prep 4-15% lower than three.
 template <bool BF16, int DK, bool DELTA>
-__global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelArgs args) {
+__global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int LDK = DK + 8;
   const int nh = prep_heads(p);
 
   extern __shared__ __align__(16) unsigned char smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);          // [kC][LDK]
-  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + prep_k_bytes<DK>(nh));  // [nh][A hi, A lo, T hi, T lo][kTri]
-  float* Gs = reinterpret_cast<float*>(tiles + nh * 4 * kTri);  // [nh][kC]
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + prep_k_bytes<DK>(nh));  // [nh][kHeadTiles]
+  float* Gs = reinterpret_cast<float*>(tiles + nh * kHeadTiles);  // [nh][kC]
   float* Bs = Gs + nh * kC;                                   // [nh][kC]
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
@@ -245,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
       for (int j = 0; j < nh; ++j) {
         const float* G = Gs + j * kC;
         const float* Bv = Bs + j * kC;
-        uint16_t* Ah = tiles + j * 4 * kTri;
+        uint16_t* Ah = tiles + j * kHeadTiles;
         uint16_t* Al = Ah + kTri;
         float* Adj = Ad + j * kAdHead;
 #pragma unroll
@@ -276,8 +287,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     // multiply-add per row instead of one per term (the same terms in the same order per row).
     if (w < 2 * nh) {
       const int j = w >> 1, blk = 2 * (w & 1) + (lane >> 4), base = 16 * blk, c = lane & 15;
-      uint16_t* Th = tiles + j * 4 * kTri + 2 * kTri;
-      uint16_t* Tl = Th + kTri;
+      uint16_t* Th = tiles + j * kHeadTiles + 2 * kTri;
+      uint16_t* Tl = Th + kDiag;
       const float* ad = Ad + j * kAdHead + blk * (16 * kAdLd);
       const float bc = Bs[j * kC + base + c];
       uint16_t* tout = args.t + (rec0 + j * args.nc) * kC * kC + base * kC + base + c;
@@ -296,8 +307,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
           if (4 * r4 + 3 > s) acc[4 * r4 + 3] += a.w * t;
         }
         const uint16_t hi = to_bits<true>(t);
-        Th[tri(base + s, base + c)] = hi;
-        Tl[tri(base + s, base + c)] = to_bits<true>(t - from_bits<true>(hi));
+        Th[tri<true>(base + s, base + c)] = hi;
+        Tl[tri<true>(base + s, base + c)] = to_bits<true>(t - from_bits<true>(hi));
         tout[s * kC] = to_bits<BF16>(t * bc);  // zero above the diagonal
       }
     }
@@ -307,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunked_prep_kernel(const KernelA
     // three times for the one on the longest row).
     if (w < 3 * nh) {
       const int hd = w >= 3 ? 1 : 0, i = w - 3 * hd + 1;
-      const uint16_t* Ah = tiles + hd * 4 * kTri;
+      const uint16_t* Ah = tiles + hd * kHeadTiles;
       const uint16_t* Th = Ah + 2 * kTri;
       const float* bv = Bs + hd * kC;
       uint16_t* tout = args.t + (rec0 + hd * args.nc) * kC * kC;
