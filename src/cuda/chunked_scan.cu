@@ -810,7 +810,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
 // The kernel's shared-memory attributes on the current device: its dynamic size, and for two
 // local-pass CTAs per SM the largest carveout (the driver could otherwise pick one that holds a
 // single CTA).
-template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
+template <int DK, bool LOCAL>
 cudaError_t prepare(void (*kernel)(KernelArgs)) {
   using Plan = ScanPlan<DK, LOCAL>;
   cudaError_t err =
@@ -826,7 +826,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   using Plan = ScanPlan<DK, LOCAL>;
   auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING>;
   constexpr size_t bytes = Plan::bytes();
-  cudaError_t err = prepare<BF16, DK, DELTA, LOCAL, SERVING>(kernel);
+  cudaError_t err = prepare<DK, LOCAL>(kernel);
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
@@ -862,7 +862,7 @@ template <int DK, bool LOCAL>
 int ctas_per_sm() {
   auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false>;
   int n = 0;
-  if (prepare<true, DK, true, LOCAL, false>(kernel) != cudaSuccess ||
+  if (prepare<DK, LOCAL>(kernel) != cudaSuccess ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, ScanPlan<DK, LOCAL>::kThreadsAll,
                                                     ScanPlan<DK, LOCAL>::bytes()) != cudaSuccess) {
     (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
