@@ -87,8 +87,12 @@ TEST_P(Serving, PoolMixedBatchMatchesGatherScatterOracle) {
   for (ReadFrom mode : {ReadFrom::kPresentInPlace, ReadFrom::kAliasedPast,
                         ReadFrom::kReadIndices}) {
     const std::vector<int64_t> lens{3, 1, 1, 70, 0, 1, 1};
+    // No slot written by one sequence is read by another (docs/SERVING.md "Sharing slots": the
+    // result would depend on the order the sequences run in; reading slot 3, which sequence 6
+    // writes, made sequence 5 fail about once in a few runs on two threads). Two sequences
+    // read slot 5, which neither writes.
     const std::vector<int64_t> slot{4, -1, 7, 0, 2, 8, 3};
-    const std::vector<int64_t> rd{5, 0, 6, -1, 2, 3, 1};
+    const std::vector<int64_t> rd{5, 0, 6, -1, 2, 5, 1};
     const std::vector<int64_t> init{1, 1, 1, 0, 1, 1, 1};
     const std::vector<int64_t> cu = cu_from_lengths(lens);
     const int64_t N = lens.size(), T = cu.back(), slots = 9;
