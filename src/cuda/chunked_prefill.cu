@@ -10,8 +10,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -27,26 +25,6 @@ namespace {
 // rule; a forced count only keeps segments non-empty).
 constexpr int kMaxSegments = 16;
 constexpr int64_t kMinSegmentChunks = 8;
-
-// Attribute A of device_id (0 when the device cannot be asked), asked once per device: the
-// dispatch runs on every call.
-template <cudaDeviceAttr A>
-int device_attribute(int device_id) {
-  constexpr int kCached = 64;
-  static std::array<std::atomic<int>, kCached> cache{};  // 0: not asked yet
-  const bool cached = device_id >= 0 && device_id < kCached;
-  if (cached) {
-    const int v = cache[device_id].load(std::memory_order_relaxed);
-    if (v > 0) return v;
-  }
-  int v = 0;
-  if (cudaDeviceGetAttribute(&v, A, device_id) != cudaSuccess) {
-    (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
-    return 0;
-  }
-  if (cached) cache[device_id].store(v, std::memory_order_relaxed);
-  return v;
-}
 
 // SMs of the current device (the entries make the context's device current).
 int sm_count() {

@@ -1,11 +1,14 @@
-// Device-side helpers shared by the CUDA kernels: typed loads and stores in float32, and the
-// launch check that turns a CUDA error into the library's Status.
+// Helpers shared by the CUDA kernels: typed loads and stores in float32, the launch check that
+// turns a CUDA error into the library's Status, and on the host the cached device attributes
+// and the current-device guard.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -164,6 +167,26 @@ namespace linattn::detail::cuda {
 
 // Makes e.device_id current for the scope of a call and restores the caller's device after, so
 // that a launch lands on the device of the context's stream.
+// Attribute A of device_id (0 when the device cannot be asked), asked once per device: the
+// dispatch and launch choices that need it run on every call.
+template <cudaDeviceAttr A>
+int device_attribute(int device_id) {
+  constexpr int kCached = 64;
+  static std::array<std::atomic<int>, kCached> cache{};  // 0: not asked yet
+  const bool cached = device_id >= 0 && device_id < kCached;
+  if (cached) {
+    const int v = cache[device_id].load(std::memory_order_relaxed);
+    if (v > 0) return v;
+  }
+  int v = 0;
+  if (cudaDeviceGetAttribute(&v, A, device_id) != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
+    return 0;
+  }
+  if (cached) cache[device_id].store(v, std::memory_order_relaxed);
+  return v;
+}
+
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {

@@ -15,7 +15,7 @@ bool use_chunked(const LinearAttentionParams& p, int device_id) {
 }  // namespace
 
 Status linear_attention(const LinearAttentionParams& p, const Exec& e) {
-  DeviceGuard guard(e.device_id);  // the chunked kernels launch on the context's device too
+  DeviceGuard guard(e.device_id);  // for both paths: the kernels launch on the context's device
   if (use_chunked(p, e.device_id)) return chunked_prefill(p, e);
   return linear_attention_recurrent(p, e);
 }

@@ -1216,15 +1216,13 @@ Status launch_for_act(const Call& c, int device, cudaStream_t s) {
   const bool fixed_dk = cs.fixed_ok && (p.dk == 128 || p.dk == 64);
   const bool wide = fixed_dk && states_vectorizable(p, 8) && cs.seqs * p.Hkv * (p.dv / 32) >= kWideSlabMinBlocks;
   if (fixed_dk && (wide || states_vectorizable(p, 4))) {
-    int sms = 0;
     // (The decode kernel's grid is the resident block count: it needs the SM count.)
     const bool decode1 = cs.decode_ok && p.T == 1 && p.q_per_kv() == 1;
     const bool decode = decode1 && !wide;
     if (decode1 && wide && p.dv % wide_slab_cols_rt(cs.read_dtype) == 0) {
       if (p.dk == 128) launch_decode_wide_for_state<4, AT>(c, cs, s);
       else launch_decode_wide_for_state<2, AT>(c, cs, s);
-    } else if (decode &&
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) {
+    } else if (const int sms = decode ? device_attribute<cudaDevAttrMultiProcessorCount>(device) : 0; sms > 0) {
       if (p.dk == 128) launch_decode_for_state<4, AT>(c, cs, sms, s);
       else launch_decode_for_state<2, AT>(c, cs, sms, s);
     } else if (p.dk == 128) launch_fixed<4, AT>(c, cs.seqs, wide, s);
@@ -1244,10 +1242,11 @@ Status launch_for_act(const Call& c, int device, cudaStream_t s) {
   return launch_status("linear_attention (cuda): recurrent kernel launch");
 }
 
-// The entry for either kind of call.
+// The entry for either kind of call, on the current device: the backend entries
+// (linear_attention.cu, serving.cu) make the context's device current once for whichever path
+// they take.
 template <class Call>
 Status run(const Call& c, const Exec& e) {
-  DeviceGuard guard(e.device_id);
   const auto s = static_cast<cudaStream_t>(e.stream);
   switch (params_of(c).act_dtype) {
     case LINATTN_FLOAT32: return launch_for_act<LINATTN_FLOAT32>(c, e.device_id, s);
