@@ -103,8 +103,7 @@ double median_event_ms(int reps, const char* what, Call call) {
 
 }  // namespace
 
-double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, int segments,
-                    size_t window_bytes) {
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, const ChunkedKnobs& knobs) {
   const bool prep_only = path == PrefillPath::kChunkedPrepOnly;
   const int d = 128;
   const int64_t BT = s.B * s.T;
@@ -145,8 +144,10 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
   detail::cuda::ChunkedOptions o;
   o.split_state = split;
   o.run_scan = !prep_only;
-  o.segments = segments;
-  o.window_bytes = window_bytes;
+  o.segments = knobs.segments;
+  o.window_bytes = knobs.window_bytes;
+  o.prefix = knobs.prefix;
+  o.prefix_share = knobs.prefix_share;
   detail::Exec e;
   const bool recurrent = path == PrefillPath::kRecurrent;
   e.workspace_bytes = recurrent ? 0 : detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
@@ -247,7 +248,7 @@ double time_varlen_serving(int reps, int64_t window, Layout layout, bool prep_on
 // The serving row beside the dense 8 x 8192 row (library defaults, same run).
 int print_varlen_row(int reps, int64_t window) {
   const PrefillShape dense{16, 32, 8, 8192, 1.0};
-  const double td = time_prefill(dense, false, PrefillPath::kChunked, reps, 0);
+  const double td = time_prefill(dense, false, PrefillPath::kChunked, reps);
   const double tv = time_varlen_serving(reps, window, Layout::kAuto, false);  // the library's
   const double tp = time_varlen_serving(reps, window, Layout::kAuto, true);
   const double tc = time_varlen_serving(reps, window, Layout::kSequenceMajor, false);
@@ -267,7 +268,11 @@ int bench_chunked_prefill(int argc, char** argv) {
   int only = -1;                // --shape N: only the N-th shape of the table (no serving row)
   int window_mb = 0;            // --window-mb N: records per window bounded by N MiB (0: default)
   int states = 3;               // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
+  int prefix = -1;              // --prefix 0|1: never / always prefix segments (-1: the rule)
+  double share = 0;             // --prefix-share X: their chain-alone share (0: the library's)
   for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--prefix") == 0) prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
+    if (std::strcmp(argv[i], "--prefix-share") == 0) share = std::max(0.0, std::atof(argv[i + 1]));
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
@@ -281,8 +286,10 @@ int bench_chunked_prefill(int argc, char** argv) {
   const PrefillShape shapes[] = {{16, 32, 1, 8192, 0.30}, {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
-  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s\n",
-              segments > 0 ? std::to_string(segments).c_str() : "by rule");
+  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s, prefix segments %s%s\n",
+              segments > 0 ? std::to_string(segments).c_str() : "by rule",
+              prefix < 0 ? "by rule" : (prefix > 0 ? "always" : "never"),
+              share > 0 ? (" (share " + std::to_string(share) + ")").c_str() : "");
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;
@@ -291,9 +298,13 @@ int bench_chunked_prefill(int argc, char** argv) {
     if (++index != only && only >= 0) continue;
     for (bool split : {true, false}) {
       if ((states & (split ? 1 : 2)) == 0) continue;
-      const size_t wb = static_cast<size_t>(window_mb) << 20;
-      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, segments, wb);
-      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, segments, wb) : 0.0;
+      ChunkedKnobs knobs;
+      knobs.segments = segments;
+      knobs.window_bytes = static_cast<size_t>(window_mb) << 20;
+      knobs.prefix = prefix;
+      knobs.prefix_share = share;
+      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, knobs);
+      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, knobs) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;

@@ -53,8 +53,8 @@ int bench_prefill_sweep(int argc, char** argv) {
   for (SweepRow& r : rows) {
     const PrefillShape s{16, 32, r.B, r.T, 0.0};
     // The library's own choice of state operands: rounded state with decay.
-    r.chunked_ms = time_prefill(s, false, PrefillPath::kChunked, reps, 0);
-    if (r.T <= kRecurrentMaxT) r.recurrent_ms = time_prefill(s, false, PrefillPath::kRecurrent, reps, 0);
+    r.chunked_ms = time_prefill(s, false, PrefillPath::kChunked, reps);
+    if (r.T <= kRecurrentMaxT) r.recurrent_ms = time_prefill(s, false, PrefillPath::kRecurrent, reps);
     if (r.chunked_ms < 0 || (r.T <= kRecurrentMaxT && r.recurrent_ms < 0)) rc = 1;
     char rec[32] = "-", sp[32] = "-";
     const char* who = "";

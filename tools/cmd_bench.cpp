@@ -39,7 +39,9 @@ int bench_main(int argc, char** argv, int first) {
     std::printf("usage: linattn bench [--device cpu|cuda|auto] [benchmark options]\n\n"
                 "Runs the benchmarks of the chosen device (default cpu; auto = cuda when a GPU "
                 "is visible).\n  --chunked-prefill  (cuda) time the chunked prefill on the "
-                "issue's shapes instead of the decode/conv sweep\n  --prefill-sweep    (cuda) "
+                "issue's shapes instead of the decode/conv sweep (options: --reps N, --shape I, "
+                "--state hi|hi+lo, --segments N, --window-mb N, --prefix 0|1, --prefix-share X, "
+                "--varlen-only)\n  --prefill-sweep    (cuda) "
                 "prefill time against length, chunked and recurrent (options: --reps N, --plot "
                 "F.svg)\nThe options below belong to that device's benchmark:\n\n");
   DeviceChoice choice;

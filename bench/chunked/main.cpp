@@ -1,9 +1,11 @@
 // Stand-alone timing of the chunked prefill:
 //   chunked_bench [--reps N] [--segments N] [--shape I] [--state hi|hi+lo] [--window-mb N]
-//                 [--varlen-only] [--varlen-window N]
+//                 [--prefix 0|1] [--prefix-share X] [--varlen-only] [--varlen-window N]
 // --shape I times only the I-th row of the table (0-based, without the serving row), --state
 // only that state operand (both serve profilers that should see one configuration);
-// --window-mb bounds the workspace records of one window (default: the library's kWindowBytes).
+// --window-mb bounds the workspace records of one window (default: the library's kWindowBytes);
+// --prefix 0|1 never / always gives segments their start by prefix walks (default: the rule),
+// --prefix-share X sets the chain-alone share that sizes them (default: the library's 0.6).
 #include "bench.hpp"
 
 int main(int argc, char** argv) { return linattn::bench::bench_chunked_prefill(argc, argv); }

@@ -20,6 +20,11 @@
 //                                 pass: slot s the true state at the start of segment s
 //   seg_m     float32 [d_k][d_k]  slot s > 0: transition product of segment s, prod M_c with
 //                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
+// Prefix segments (KernelArgs::prefix, a few segments only): no local pass and no combine. The
+// prep copies the window's start state to slot 0 as float32; the CTAs of segment s run the chain
+// from there over the chunks before their segment without outputs (the chain alone, about 0.6
+// of a chunk with outputs), then their own chunks with outputs. The segments shrink
+// geometrically so that all end together.
 //
 // Serving calls (chunked_serving.cu): the chunks of all sequences are numbered globally and
 // windows cut that global index space; a record is rec = h * nc + (chunk - c0). The sequences
@@ -65,6 +70,9 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: conflict-free ldmatrix)
 
+// Most prefix segments per window (KernelArgs::prefix).
+constexpr int kMaxPrefixSegments = 4;
+
 struct KernelArgs {
   LinearAttentionParams p;
   bool vec_in;     // q, k, v rows are 16-byte aligned: 16-byte loads
@@ -83,6 +91,10 @@ struct KernelArgs {
   bool local;        // local pass: segment end states and transition products, no outputs
   float* seg_state;
   float* seg_m;
+  // Prefix segments (final pass of dense calls, above): segment s outputs chunks
+  // [seg_bnd[s], seg_bnd[s + 1]) after its chain walked the chunks before them from slot 0.
+  bool prefix = false;
+  int64_t seg_bnd[kMaxPrefixSegments + 1] = {};
   linattn_dtype gate_dtype = LINATTN_FLOAT32;  // decay and beta (act_dtype, or float32 when
                                                // the serving pre-pass computed the gates)
   // Serving calls (see above): p.B is the batch of the token tensors; sequences come from ix.

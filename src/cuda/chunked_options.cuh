@@ -26,6 +26,15 @@ struct ChunkedOptions {
   // count; n > 0: n, or fewer where a window has fewer chunks). Tests force it to cover the
   // segmented path on small inputs; benchmarks sweep it.
   int segments = 0;
+  // How segments after the first find their start state (chunked_layout.cuh): -1 the rule in
+  // chunked_prefill.cu (prefix segments for two segments per window, else the local pass and the
+  // combine), 0 always the local pass and the combine, 1 always prefix segments (at most
+  // kMaxPrefixSegments per window).
+  int prefix = -1;
+  // Cost of a chunk the chain walks alone against a chunk with outputs, which sets the lengths
+  // of prefix segments (0: kPrefixChainShare, chunked_prefill.cu; else clamped to [0.05, 0.95]).
+  // Benchmarks sweep it.
+  double prefix_share = 0;
   // Benchmarks time the two kernels apart: off skips the launches of that kernel (the outputs
   // are then not the operator's).
   bool run_prep = true;

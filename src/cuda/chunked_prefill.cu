@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -45,6 +46,34 @@ int segments(const LinearAttentionParams& p, int64_t nch, const ChunkedOptions& 
   int64_t n = lanes > 0 ? sm_count() / lanes : 1;
   n = std::min<int64_t>({n, kMaxSegments, nch / kMinSegmentChunks});
   return static_cast<int>(std::max<int64_t>(1, n));
+}
+
+// Prefix segments (chunked_layout.cuh): the cost of a chunk that a segment's chain walks alone,
+// before its own chunks, against a chunk with outputs. A first estimate from the chain's cycles
+// per chunk without and with the outputs (about 2,500 and 4,300); bench sweeps confirm it.
+constexpr double kPrefixChainShare = 0.6;
+
+// Whether a window of nseg segments takes prefix segments: by the rule, for two. With r the
+// share above and f the time of a chunk with outputs, the local pass and the final pass take
+// (1 + r) nc / 2 chunk times at two segments, prefix segments nc / (2 - r) (1.58 against 1.42
+// at r = 0.6; at three segments 1.53 against 1.60, and a local pass of more CTAs).
+bool use_prefix(const ChunkedOptions& o, int nseg) {
+  if (nseg < 2) return false;
+  return o.prefix < 0 ? nseg == 2 : o.prefix > 0;
+}
+
+// The bounds of n prefix segments of a window of nc >= n chunks. Segment s walks its
+// predecessors' chunks alone (share r each) and its own with outputs; equal times for all give
+// lengths proportional to (1 - r)^s. Every segment keeps at least one chunk.
+void prefix_bounds(int n, int64_t nc, double share, int64_t* bnd) {
+  const double r = share > 0 ? std::min(0.95, std::max(0.05, share)) : kPrefixChainShare;
+  const double q = 1.0 - r, total = 1.0 - std::pow(q, n);
+  bnd[0] = 0;
+  for (int s = 1; s < n; ++s) {
+    const auto x = static_cast<int64_t>(std::llround(static_cast<double>(nc) * (1.0 - std::pow(q, s)) / total));
+    bnd[s] = std::min<int64_t>(std::max<int64_t>(x, bnd[s - 1] + 1), nc - (n - s));
+  }
+  bnd[n] = nc;
 }
 
 // Segments of a window of nc chunks, none of them empty.
@@ -152,11 +181,16 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
     a.first = c0 == 0;
     a.last = c0 + a.nc >= nch;
     a.nseg = chunked::window_segments(w.nseg, a.nc, o.segments > 0, &a.seg_len);
+    a.prefix = chunked::use_prefix(o, a.nseg);
+    if (a.prefix) {
+      a.nseg = std::min(a.nseg, chunked::kMaxPrefixSegments);
+      chunked::prefix_bounds(a.nseg, a.nc, o.prefix_share, a.seg_bnd);
+    }
     if (o.run_prep) {
       const Status st = chunked::launch_prep(a, stream);
       if (!st.ok()) return st;
     }
-    if (o.run_scan && a.nseg > 1) {
+    if (o.run_scan && a.nseg > 1 && !a.prefix) {
       chunked::KernelArgs la = a;
       la.local = true;
       Status st = chunked::launch_scan(la, stream);

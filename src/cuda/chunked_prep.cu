@@ -155,6 +155,27 @@ __device__ __forceinline__ void off_diagonal_row(const uint16_t* Ah, const uint1
   }
 }
 
+// Prefix segments (chunked_layout.cuh): the window's start state of value heads h0 .. h0 + nh - 1
+// of sequence b (the carry, past in any dtype, or zeros) as float32 to slot 0 of their segments,
+// spread over the window's chunk CTAs (CTA lc takes elements lc kThreads + tid + k nc kThreads).
+// The scan's segments all start there: the last one overwrites the carry (or an in-place past)
+// while the others may still be about to read it.
+__device__ void copy_start_state(const KernelArgs& a, int64_t b, int h0, int nh, uint32_t lc) {
+  const LinearAttentionParams& p = a.p;
+  const int64_t per = int64_t{p.dk} * p.dv, n = nh * per;
+  for (int64_t e = int64_t{lc} * kThreads + threadIdx.x; e < n; e += a.nc * kThreads) {
+    const int64_t j = e / per, r = (e - j * per) / p.dv, c = e - j * per - r * p.dv;
+    const int64_t bh = b * p.Hkv + h0 + j;
+    float x = 0.f;
+    if (!a.first) {
+      x = a.carry[bh * per + r * p.dv + c];
+    } else if (p.past) {
+      x = load_as_float(p.past, b * p.past_sb + (h0 + j) * p.past_sh + r * p.past_sk + c, p.past_dtype);
+    }
+    a.seg_state[bh * a.nseg * per + r * p.dv + c] = x;
+  }
+}
+
 // Four CTAs per SM (64 registers, 47 KB of shared memory at d_k = 128): the phases are
 // latency-bound, and a fourth CTA took the prep 4-15% lower than three.
 template <bool BF16, int DK, bool DELTA>
@@ -185,6 +206,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
     t0 = (args.c0 + lc) * kC;
     n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
     rec0 = (b * p.Hkv + h0) * args.nc + lc;
+    if (args.prefix) copy_start_state(args, b, h0, nh, lc);
   } else {
     // Global chunk gc of the call: its tokens from the chunk map (one load; CTAs past the
     // real total find no tokens and exit).

@@ -18,7 +18,10 @@
 // writes the segment's end state; its extra CTAs run the same recurrence on d_k x 64 column
 // blocks of the transition product (start I, V = 0: then
 // S <- exp(G_C) S - K^T diag(exp(G_C - G)) T diag(b L) K S = M_c S). The final pass starts
-// segment s > 0 from the state the combine pass left in slot s - 1.
+// segment s > 0 from the state the combine pass left in slot s - 1. With prefix segments
+// (KernelArgs::prefix) there is no local pass: every segment's CTA starts at the window's first
+// chunk from slot 0 and walks the chunks before its segment with the chain alone (the loads
+// skip Q, the outputs warpgroup only keeps the stages' phases), then its own with outputs.
 //
 // Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th sequence with
 // chunks in the window, from its read slot (or zeros, or its carry slot) to its write slot (or
@@ -306,12 +309,13 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
   const bool is_m = LOCAL && slab >= slabs;
   const int vcol = (is_m ? slab - slabs : slab) * kSlab;
   const int qpk = p.q_per_kv();
-  // What this CTA walks: chunks cl in [cbeg, cend), in order, whose tokens start at
+  // What this CTA walks: chunks cl in [pbeg, cend), in order, with outputs from cbeg on (pbeg <
+  // cbeg: prefix segments), whose tokens start at
   // tbase + cl * kC and end at tok_end, with records rec0 + cl (time-major serving calls:
   // rec0 + off(cl)); serving calls count cl within the sequence, dense calls within the
   // window. The state comes from init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride
   // init_sk) or is zero, and goes to fin_f or fin_p likewise.
-  int64_t bh, b, cbeg, cend, rec0, tbase, tok_end;
+  int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
   int h, seg;
   const float* init_f = nullptr;
   const void* init_p = nullptr;
@@ -331,8 +335,20 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     if (is_m && seg == 0) return;
     h = static_cast<int>(bh % p.Hkv);
     b = bh / p.Hkv;
-    cbeg = seg * args.seg_len;
-    cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
+    if (!LOCAL && args.prefix) {
+      pbeg = cbeg = cend = 0;
+#pragma unroll
+      for (int k = 0; k < kMaxPrefixSegments; ++k) {
+        if (k == seg) {
+          cbeg = args.seg_bnd[k];
+          cend = args.seg_bnd[k + 1];
+        }
+      }
+    } else {
+      cbeg = seg * args.seg_len;
+      cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
+      pbeg = cbeg;
+    }
     rec0 = bh * args.nc;
     tbase = args.c0 * kC;
     tok_end = p.T;
@@ -360,6 +376,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     if (k < 0) return;
     cbeg = e[1];
     cend = e[2];
+    pbeg = cbeg;
     const int64_t first = tab.start(k);
     const bool from_carry = cbeg > 0, to_carry = cend < tab.start(k + 1) - first;
     // Record of chunk cl: h * nc + (its global index - c0), the global index being
@@ -391,7 +408,8 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
       fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
     }
   }
-  const int64_t slot = bh * args.nseg + seg;
+  // Prefix segments all start from slot 0.
+  const int64_t slot = bh * args.nseg + (!LOCAL && args.prefix ? 0 : seg);
 
   const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
   const uint16_t* qbase0 = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
@@ -432,7 +450,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     // have released that stage's previous chunk (the transition-product blocks have no values:
     // V = 0).
     int s = 0;
-    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+    for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
       if (i >= kStages) mbar_wait(empty + s, static_cast<uint32_t>((i / kStages - 1) & 1));
       const int64_t t0 = tbase + cl * kC;
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
@@ -446,8 +464,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
       mbar_track_cp_async(fullA + s);
       mbar_arrive(fullA + s);
       if (!LOCAL) {
-        load_tile<DK, 128, true>(st + Plan::kOffQ, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
-        mbar_track_cp_async(fullB + s);
+        // A chunk before the segment needs no Q; its arrival keeps the outputs' phases.
+        if (SERVING || cl >= cbeg) {
+          load_tile<DK, 128, true>(st + Plan::kOffQ, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+          mbar_track_cp_async(fullB + s);
+        }
         mbar_arrive(fullB + s);
       }
       s = s + 1 == kStages ? 0 : s + 1;
@@ -502,13 +523,18 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
-    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+    const int64_t npre = SERVING ? 0 : cbeg - pbeg;  // chunks before the segment
+    for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
       const uint16_t* Tbs = st + Plan::kOffT;
       const uint16_t* Vs = st + Plan::kOffV;
       const float* Gs = gstage + s * kC;
-      const int bsel = static_cast<int>(i & 1);
+      // io: the chunk's index among those with outputs (negative before the segment, where the
+      // buffers still alternate by chunk: the split state's lo tile feeds the chain's K S).
+      const int64_t io = i - npre;
+      const bool out = !LOCAL && (SERVING || io >= 0);
+      const int bsel = static_cast<int>(io & 1);
       uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;  // final pass
       uint16_t* slo = LOCAL ? Sbuf : sb + DK * kSlab;
       mbar_wait(fullA + s, phase);
@@ -521,7 +547,9 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
       }
       // The state at the start of chunk i to buffer i % 2 once chunk i - 2's outputs are done
       // with it (the local pass: its lo part alone, for the delta rule's K S).
-      if (!LOCAL && i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
+      // Before the segment nothing reads the buffers but the chain itself: the stores go on
+      // (in a branch they made ptxas serialize the products around them).
+      if (out && io >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((io >> 1) - 1) & 1));
       if constexpr (!LOCAL) {
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, kBuf));
@@ -543,7 +571,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
         wg_gemm<BF16, Operand::kColsK, true>(au, slo, kBuf, Ks, kStaged, DK, true);
       }
       if constexpr (DELTA) wg_issued();
-      if constexpr (!LOCAL) mbar_arrive(sfull + bsel);
+      if (out) mbar_arrive(sfull + bsel);
       // V^T as A fragments (k step m: tokens 16 m ..), and G of the thread's columns (tokens
       // 8 j + 2 (lane % 4) and the next).
       uint32_t vt[4][4];
@@ -634,7 +662,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, kBuf));
         proxy_fence();
-        mbar_arrive(ufull + bsel);
+        if (out) mbar_arrive(ufull + bsel);
       }
       wg_complete();
 #pragma unroll
@@ -712,6 +740,15 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     };
     int s = 0;
     uint32_t phase = 0;
+    // The chunks before the segment: the stage is released once loaded (it holds no Q).
+    for (int64_t cl = pbeg; !SERVING && cl < cbeg; ++cl) {
+      mbar_wait(fullB + s, phase);
+      mbar_arrive(empty + s);
+      if (++s == kStages) {
+        s = 0;
+        phase ^= 1;
+      }
+    }
     for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
       const int64_t t0 = tbase + cl * kC;
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);

@@ -35,17 +35,19 @@ struct Cfg {
   bool split = true;
   int64_t window = 0;  // ChunkedOptions::max_window_chunks
   int segments = 0;    // ChunkedOptions::segments
+  int prefix = -1;     // ChunkedOptions::prefix
+  double share = 0;    // ChunkedOptions::prefix_share
   double tol = 3e-3;
 };
 
 std::string describe(const Cfg& c) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d window=%lld seg=%d",
+  char buf[320];
+  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d window=%lld seg=%d prefix=%d share=%.2f",
                 linattn_update_rule_name(c.rule), (long long)c.B, (long long)c.T, c.Hq, c.Hk,
                 c.Hkv, c.dk, c.dv, linattn_dtype_name(c.act),
                 c.has_past ? linattn_dtype_name(c.past) : "none", linattn_dtype_name(c.present),
                 c.in_place ? " in-place" : "", c.beta_shared ? " beta-shared" : "", c.pad,
-                c.split ? 1 : 0, (long long)c.window, c.segments);
+                c.split ? 1 : 0, (long long)c.window, c.segments, c.prefix, c.share);
   return buf;
 }
 
@@ -204,6 +206,8 @@ Errors run(const Cfg& c, uint64_t seed) {
   o.split_state = c.split;
   o.max_window_chunks = c.window;
   o.segments = c.segments;
+  o.prefix = c.prefix;
+  o.prefix_share = c.share;
   Exec e;
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
   EXPECT_GT(e.workspace_bytes, 0u);
@@ -305,6 +309,7 @@ TEST(ChunkedPrefill, Segments) {
     Cfg c;
     c.T = 1000;
     c.segments = segs;
+    c.prefix = 0;  // two segments would take prefix segments by the rule
     check(c);
   }
   for (auto rule : {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED, LINATTN_RULE_DELTA}) {
@@ -331,6 +336,77 @@ TEST(ChunkedPrefill, Segments) {
   c.has_past = false;
   c.dk = 64;
   c.act = LINATTN_FLOAT16;
+  check(c);
+}
+
+TEST(ChunkedPrefill, PrefixSegments) {
+  // Prefix segments (no local pass: each segment's chain walks the chunks before it, then its
+  // own with outputs), forced: two by the rule, three, four, eight capped at four, lengths that
+  // move the bounds (shares 0.2 and 0.9: walks shorter and longer than the prefetch stages, odd
+  // and even), every rule with and without the split state, several query heads per state,
+  // unaligned rows, in place across windows (the start comes from the carry), no past, d_k = 64
+  // with float16, bfloat16 states, one chunk per segment.
+  for (int segs : {2, 3, 4, 8}) {
+    Cfg c;
+    c.T = 1000;
+    c.segments = segs;
+    c.prefix = segs == 2 ? -1 : 1;
+    check(c);
+  }
+  for (double share : {0.2, 0.9}) {
+    Cfg c;
+    c.T = 1500;
+    c.segments = 3;
+    c.prefix = 1;
+    c.share = share;
+    check(c);
+  }
+  for (auto rule : {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED, LINATTN_RULE_DELTA, LINATTN_RULE_GATED_DELTA}) {
+    const bool decay = rule == LINATTN_RULE_GATED || rule == LINATTN_RULE_GATED_DELTA;
+    for (bool split : {true, false}) {
+      if (!split && !decay) continue;  // without decay the library always splits
+      Cfg c;
+      c.rule = rule;
+      c.T = 777;
+      c.segments = 2;
+      c.split = split;
+      c.Hq = 4; c.Hk = 2; c.Hkv = 2;
+      check(c);
+    }
+  }
+  Cfg c;
+  c.T = 2000;
+  c.segments = 3;
+  c.prefix = 1;
+  c.pad = 3;
+  check(c);
+  c = Cfg{};
+  c.T = 3000;
+  c.segments = 2;
+  c.in_place = true;
+  c.B = 2;
+  c.window = 9;
+  c.split = false;
+  check(c);
+  c = Cfg{};
+  c.T = 777;
+  c.segments = 4;
+  c.prefix = 1;
+  c.has_past = false;
+  c.dk = 64;
+  c.act = LINATTN_FLOAT16;
+  check(c);
+  c = Cfg{};
+  c.T = 1000;
+  c.segments = 2;
+  c.past = LINATTN_BFLOAT16;
+  c.present = LINATTN_BFLOAT16;
+  check(c);
+  c = Cfg{};
+  c.T = 150;
+  c.segments = 3;
+  c.prefix = 1;
+  c.B = 3;
   check(c);
 }
 
