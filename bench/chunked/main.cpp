@@ -5,7 +5,7 @@
 // only that state operand (both serve profilers that should see one configuration);
 // --window-mb bounds the workspace records of one window (default: the library's kWindowBytes);
 // --prefix 0|1 never / always gives segments their start by prefix walks (default: the rule),
-// --prefix-share X sets the chain-alone share that sizes them (default: the library's 0.6).
+// --prefix-share X sets the chain-alone share that sizes them (default: the library's 0.5).
 #include "bench.hpp"
 
 int main(int argc, char** argv) { return linattn::bench::bench_chunked_prefill(argc, argv); }

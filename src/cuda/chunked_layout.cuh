@@ -22,7 +22,7 @@
 //                                 M_c = exp(G_C) I - K^T diag(exp(G_C - G)) W
 // Prefix segments (KernelArgs::prefix, a few segments only): no local pass and no combine. The
 // prep copies the window's start state to slot 0 as float32; the CTAs of segment s run the chain
-// from there over the chunks before their segment without outputs (the chain alone, about 0.6
+// from there over the chunks before their segment without outputs (the chain alone, about half
 // of a chunk with outputs), then their own chunks with outputs. The segments shrink
 // geometrically so that all end together.
 //

@@ -49,14 +49,17 @@ int segments(const LinearAttentionParams& p, int64_t nch, const ChunkedOptions& 
 }
 
 // Prefix segments (chunked_layout.cuh): the cost of a chunk that a segment's chain walks alone,
-// before its own chunks, against a chunk with outputs. A first estimate from the chain's cycles
-// per chunk without and with the outputs (about 2,500 and 4,300); bench sweeps confirm it.
-constexpr double kPrefixChainShare = 0.6;
+// before its own chunks, against a chunk with outputs. First estimated at 0.6 from the chain's
+// cycles per chunk without and with the outputs (about 2,500 and 4,300); three rounds of
+// `chunked_bench --prefix-share` on the H100 measured 0.5 to 0.6 within 1% on 1x8192 and
+// 1x65536 (0.4 and 0.45 1-3% slower), 0.5 the steadiest.
+constexpr double kPrefixChainShare = 0.5;
 
 // Whether a window of nseg segments takes prefix segments: by the rule, for two. With r the
-// share above and f the time of a chunk with outputs, the local pass and the final pass take
-// (1 + r) nc / 2 chunk times at two segments, prefix segments nc / (2 - r) (1.58 against 1.42
-// at r = 0.6; at three segments 1.53 against 1.60, and a local pass of more CTAs).
+// share above and nc chunks, in chunk times with outputs: two segments take nc (1 + r) / 2 with
+// the local pass and the final pass, nc r / (1 - (1 - r)^2) as prefix segments (0.75 nc
+// against 0.67 nc at r = 0.5); three take nc (1 + r) / 3 against nc r / (1 - (1 - r)^3) (0.50
+// against 0.57), and the local pass's extra CTAs fit two per SM.
 bool use_prefix(const ChunkedOptions& o, int nseg) {
   if (nseg < 2) return false;
   return o.prefix < 0 ? nseg == 2 : o.prefix > 0;
