@@ -6,7 +6,9 @@
 // float32 carry buffer in the workspace. When the (sequence, kv head, slab) lanes would leave
 // SMs idle, each window's chunks are also cut into segments scanned in parallel: a local pass
 // (end states from zero and transition products), a short combine over segments, then the
-// final pass from every segment's true start (chunked_layout.cuh).
+// final pass from every segment's true start; with two segments, prefix segments instead: the
+// final pass alone, each segment's chain walking the chunks before it without outputs
+// (chunked_layout.cuh).
 #include <cuda_runtime.h>
 
 #include <algorithm>
