@@ -103,7 +103,7 @@ double median_event_ms(int reps, const char* what, Call call) {
 
 }  // namespace
 
-double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, const ChunkedKnobs& knobs) {
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, detail::cuda::ChunkedOptions o) {
   const bool prep_only = path == PrefillPath::kChunkedPrepOnly;
   const int d = 128;
   const int64_t BT = s.B * s.T;
@@ -141,13 +141,8 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
   p.past = past; p.past_sk = d; p.past_sh = d * d; p.past_sb = s.hv * p.past_sh;
   p.present = present; p.pres_sk = d; p.pres_sh = d * d; p.pres_sb = s.hv * p.pres_sh;
 
-  detail::cuda::ChunkedOptions o;
   o.split_state = split;
   o.run_scan = !prep_only;
-  o.segments = knobs.segments;
-  o.window_bytes = knobs.window_bytes;
-  o.prefix = knobs.prefix;
-  o.prefix_share = knobs.prefix_share;
   detail::Exec e;
   const bool recurrent = path == PrefillPath::kRecurrent;
   e.workspace_bytes = recurrent ? 0 : detail::cuda::chunked_prefill_workspace_bytes_with(p, o);
@@ -263,21 +258,22 @@ int print_varlen_row(int reps, int64_t window) {
 }  // namespace
 
 int bench_chunked_prefill(int argc, char** argv) {
-  int reps = 10, segments = 0;  // --segments N: force N segments per window (0: the rule)
-  int64_t varlen_window = 0;    // --varlen-window N: chunks per window of the serving row
-  int only = -1;                // --shape N: only the N-th shape of the table (no serving row)
-  int window_mb = 0;            // --window-mb N: records per window bounded by N MiB (0: default)
-  int states = 3;               // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
-  int prefix = -1;              // --prefix 0|1: never / always prefix segments (-1: the rule)
-  double share = 0;             // --prefix-share X: their chain-alone share (0: the library's)
+  int reps = 10;
+  int64_t varlen_window = 0;  // --varlen-window N: chunks per window of the serving row
+  int only = -1;              // --shape N: only the N-th shape of the table (no serving row)
+  int states = 3;             // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
+  // --segments N (0: the rule), --window-mb N (records per window; 0: the library's bound),
+  // --prefix 0|1 (never / always prefix segments; -1: the rule), --prefix-share X (0: the
+  // library's).
+  detail::cuda::ChunkedOptions o;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--prefix") == 0) prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
-    if (std::strcmp(argv[i], "--prefix-share") == 0) share = std::max(0.0, std::atof(argv[i + 1]));
+    if (std::strcmp(argv[i], "--prefix") == 0) o.prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
+    if (std::strcmp(argv[i], "--prefix-share") == 0) o.prefix_share = std::max(0.0, std::atof(argv[i + 1]));
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--segments") == 0) segments = std::max(0, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--segments") == 0) o.segments = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--shape") == 0) only = std::atoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--window-mb") == 0) window_mb = std::max(0, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--window-mb") == 0) o.window_bytes = static_cast<size_t>(std::max(0, std::atoi(argv[i + 1]))) << 20;
     if (std::strcmp(argv[i], "--state") == 0) states = std::strcmp(argv[i + 1], "hi") == 0 ? 2 : 1;
   }
   // --varlen-only: just the serving row and the dense 8 x 8192 row beside it.
@@ -287,9 +283,9 @@ int bench_chunked_prefill(int argc, char** argv) {
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
   std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s, prefix segments %s%s\n",
-              segments > 0 ? std::to_string(segments).c_str() : "by rule",
-              prefix < 0 ? "by rule" : (prefix > 0 ? "always" : "never"),
-              share > 0 ? (" (share " + std::to_string(share) + ")").c_str() : "");
+              o.segments > 0 ? std::to_string(o.segments).c_str() : "by rule",
+              o.prefix < 0 ? "by rule" : (o.prefix > 0 ? "always" : "never"),
+              o.prefix_share > 0 ? (" (share " + std::to_string(o.prefix_share) + ")").c_str() : "");
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;
@@ -298,13 +294,8 @@ int bench_chunked_prefill(int argc, char** argv) {
     if (++index != only && only >= 0) continue;
     for (bool split : {true, false}) {
       if ((states & (split ? 1 : 2)) == 0) continue;
-      ChunkedKnobs knobs;
-      knobs.segments = segments;
-      knobs.window_bytes = static_cast<size_t>(window_mb) << 20;
-      knobs.prefix = prefix;
-      knobs.prefix_share = share;
-      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, knobs);
-      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, knobs) : 0.0;
+      const double t = time_prefill(s, split, PrefillPath::kChunked, reps, o);
+      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, o) : 0.0;
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/chunked_options.cuh"
+
 namespace linattn::bench {
 
 struct PrefillShape {
@@ -20,16 +22,9 @@ enum class PrefillPath {
   kRecurrent         // the token-recurrent kernel
 };
 
-// Knobs of the chunked path (the library's ChunkedOptions; zero / -1: the library's rule).
-struct ChunkedKnobs {
-  int segments = 0;          // forced segments per window
-  size_t window_bytes = 0;   // record bound per window
-  int prefix = -1;           // prefix segments: -1 the rule, 0 never, 1 always
-  double prefix_share = 0;   // chain-alone share that sets the prefix segments' lengths
-};
-
 // Median milliseconds over `reps` timed calls after two warm-ups (events around each call), or
-// a negative value after a CUDA error (reported on stderr). `split`: hi + lo state operands.
-double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, const ChunkedKnobs& knobs = {});
+// a negative value after a CUDA error (reported on stderr). `split` (hi + lo state operands) and
+// `path` override the options' split_state and run_scan.
+double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int reps, detail::cuda::ChunkedOptions o = {});
 
 }  // namespace linattn::bench
