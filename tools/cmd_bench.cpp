@@ -41,7 +41,7 @@ int bench_main(int argc, char** argv, int first) {
                 "is visible).\n  --chunked-prefill  (cuda) time the chunked prefill on the "
                 "issue's shapes instead of the decode/conv sweep (options: --reps N, --shape I, "
                 "--state hi|hi+lo, --segments N, --window-mb N, --prefix 0|1, --prefix-share X, "
-                "--varlen-only)\n  --prefill-sweep    (cuda) "
+                "--p-warpgroup 0|1, --varlen-only)\n  --prefill-sweep    (cuda) "
                 "prefill time against length, chunked and recurrent (options: --reps N, --plot "
                 "F.svg)\nThe options below belong to that device's benchmark:\n\n");
   DeviceChoice choice;

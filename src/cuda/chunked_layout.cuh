@@ -79,6 +79,7 @@ struct KernelArgs {
   bool vec_out;    // output rows are 4-byte aligned: paired stores
   bool vec_out16;  // output rows are 16-byte aligned: 16-byte stores
   bool split;      // hi + lo state operands
+  bool pw = true;  // P o Q K^T on a fourth warpgroup where the scan has that form (chunked_scan.cu)
   int64_t c0;    // first chunk of this window
   int64_t nc;    // chunks in this window
   bool first;    // the window starts at the sequence start: the state comes from past

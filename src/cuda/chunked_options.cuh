@@ -35,6 +35,10 @@ struct ChunkedOptions {
   // of prefix segments (0: kPrefixChainShare, chunked_prefill.cu; else clamped to [0.05, 0.95]).
   // Benchmarks sweep it.
   double prefix_share = 0;
+  // The final pass forms P o Q K^T on a fourth warpgroup where it can (d_k = 128, one query head
+  // per state, no state split, a wgmma build; chunked_scan.cu). Off: the outputs warpgroup forms
+  // it. Tests cover both forms; benchmarks compare them.
+  bool p_warpgroup = true;
   // Benchmarks time the two kernels apart: off skips the launches of that kernel (the outputs
   // are then not the operator's).
   bool run_prep = true;

@@ -162,6 +162,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   chunked::KernelArgs a;
   a.p = p;
   a.split = o.split_state;
+  a.pw = o.p_warpgroup;
   a.gate_dtype = p.act_dtype;
   chunked::set_vector_access(a);
   const chunked::WorkspacePlan w = chunked::plan(p, o);

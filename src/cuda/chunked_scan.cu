@@ -9,6 +9,10 @@
 //   1: the outputs (final pass only), up to a chunk behind:
 //        O = scale (diag(L) Q S + (P o Q K^T) U), P o Q K^T in registers.
 //   2: loads the tiles of the coming chunks with cp.async into kStages stages.
+// Final passes with d_k = 128, one query head per state and no state split (PW) have a fourth
+// warpgroup that forms P o Q K^T a chunk ahead of the outputs and hands it over as hi + lo
+// tiles in the lo halves of the state buffers, which only the split writes; the outputs then
+// run two products per chunk (Q S and (P o Q K^T) U, both operands from shared memory).
 // Stages, state and U buffers pass between them on mbarriers, so nothing on the chain waits for
 // a barrier of the whole CTA. The float32 state feeds the tensor cores rounded to 16 bits or as
 // hi + lo parts (ChunkedOptions::split_state).
@@ -62,7 +66,7 @@ constexpr int kLocalCtas = 1;
 // tiles for the outputs, the local pass one lo tile; then the final pass's two U buffers
 // ([kC][64]); then the mbarriers: the stages' fullA, fullB and empty, and per buffer sfull,
 // ufull and ofree.
-template <int DK, bool LOCAL>
+template <int DK, bool LOCAL, bool PW = false>
 struct ScanPlan {
   static constexpr int kStage = (LOCAL ? 1 : 2) * kC * DK + 2 * kC * kC;  // elements per stage
   static constexpr int kOffQ = kC * DK;  // the final pass only
@@ -70,17 +74,25 @@ struct ScanPlan {
   static constexpr int kOffV = kOffT + kC * kC;
   static constexpr int kStateElems = (LOCAL ? 1 : 4) * DK * kSlab;
   static constexpr int kUElems = LOCAL ? 0 : 2 * kC * kSlab;
-  static constexpr int kBarriers = 3 * kStages + 3 * 2;
-  static constexpr int kComputeWarps = LOCAL ? 4 : kWarps;
+  static constexpr int kBarriers = 3 * kStages + 3 * 2 + (PW ? 2 : 0);
+  static constexpr int kComputeWarps = LOCAL ? 4 : (PW ? 12 : kWarps);
   static constexpr int kThreadsAll = 32 * kComputeWarps + 128;
   static constexpr int kCtas = LOCAL ? kLocalCtas : 1;
+  // Threads that read a stage and release it (empty).
+  static constexpr int kReaders = 32 * kComputeWarps;
   // Registers per thread: 168 at launch in the final pass (three warpgroups, one CTA per SM);
   // the loading warpgroup gives 48 of them to each computing one (2 x 192 + 120 = 3 x 168),
   // which keeps the loops free of spills (with d_k = 64 too since the outputs went to exp2: at
   // 168 the serving kernel spilled 284 bytes). The local pass launches at 128 (two CTAs of two
   // warpgroups per SM) and hands 64 of the loader's to the chain (64 + 192 = 2 x 128).
-  static constexpr int kLoadRegs = LOCAL ? 64 : 120;
+  // PW launches four warpgroups at 128: the chain takes 192, the outputs 136, the P o Q K^T
+  // warpgroup keeps 128 and the loader 56 (192 + 136 + 128 + 56 = 4 x 128).
+  static constexpr int kLoadRegs = LOCAL ? 64 : (PW ? 56 : 120);
   static constexpr int kMathRegs = 192;
+  static constexpr int kOutRegs = PW ? 136 : 192;
+  static_assert(!PW || (!LOCAL && kMathRegs + kOutRegs + 128 + kLoadRegs == 4 * 128), "PW register budget");
+  // PW: the hi and lo tiles of P o Q K^T ([kC][kC] each) fill the lo half of a state buffer.
+  static_assert(!PW || DK * kSlab == 2 * kC * kC, "PW needs d_k = 128");
   static constexpr size_t bytes() {
     return (kStages * static_cast<size_t>(kStage + 2 * kC) + kStateElems + kUElems) * 2 +
            kBarriers * sizeof(uint64_t);
@@ -273,11 +285,28 @@ __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph
   }
 }
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING>
-__global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK, LOCAL>::kCtas)
+// The layout of the P o Q K^T tiles that PW hands over: rows of the chunk's queries, columns of
+// its keys, 8 x 8 cores (a K-major A operand of the outputs' product).
+constexpr Tile kPTile = interleaved(kC / 8);
+
+// Stores the warp's A fragments of P o Q K^T (build_p: rows 16 (w & 3) .., k steps kk) into a
+// kPTile tile: each 32-bit store of a warp fills one 128-byte core, without bank conflicts.
+__device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* tile, int row) {
+  const int t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      *reinterpret_cast<uint32_t*>(tile + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = f[kk][q];
+    }
+  }
+}
+
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING, bool PW>
+__global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan<DK, LOCAL, PW>::kCtas)
     chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
-  using Plan = ScanPlan<DK, LOCAL>;
+  using Plan = ScanPlan<DK, LOCAL, PW>;
   constexpr int kStage = Plan::kStage;
   constexpr Tile kBuf = interleaved(kSlab / 8);  // the state and U buffers
   // The state slice of warpgroup 0 (d_k x 64) as NS products of 64 rows.
@@ -300,6 +329,8 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
   uint64_t* sfull = empty + kStages;
   uint64_t* ufull = sfull + 2;
   uint64_t* ofree = ufull + 2;
+  // PW: pfull[b]: P o Q K^T of the chunk in buffer b written (warpgroup 2); ofree frees it too.
+  uint64_t* pfull = ofree + 2;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -433,12 +464,13 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     for (int s = 0; s < kStages; ++s) {
       mbar_init(fullA + s, 128);
       mbar_init(fullB + s, 128);
-      mbar_init(empty + s, LOCAL ? 128 : kThreads);
+      mbar_init(empty + s, Plan::kReaders);
     }
     for (int i = 0; i < 2; ++i) {
       mbar_init(sfull + i, 128);
       mbar_init(ufull + i, 128);
       mbar_init(ofree + i, 128);
+      if (PW) mbar_init(pfull + i, 128);
     }
   }
   __syncthreads();
@@ -476,7 +508,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
     cp_async_wait_all();
     return;
   }
-  reg_alloc<Plan::kMathRegs>();
+  if constexpr (!PW) reg_alloc<Plan::kMathRegs>();
 
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
@@ -485,6 +517,9 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
   const bool xsplit = !LOCAL || seg == 0;
   const bool ssplit = LOCAL || args.split;
   if (wg == 0) {
+    // (PW: each warpgroup takes its registers where its code starts, so that ptxas gives each
+    // branch its own budget.)
+    if constexpr (PW) reg_alloc<Plan::kMathRegs>();
     const StateMap sm{row, 2 * t4};
     float accS[NS][8][4];
     // The start state: float32 from the segment slots or the carry, else past (any dtype), else
@@ -704,8 +739,59 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
       }
     }
   } else if constexpr (!LOCAL) {
+    if (PW && wg == 2) {
+      // P o Q K^T of chunk i (one query head) to buffer i % 2 as hi + lo tiles, once chunk
+      // i - 2's outputs are done with that buffer; the stage is released as soon as Q K^T is
+      // complete and G is in registers.
+      int s = 0;
+      uint32_t phase = 0;
+      for (int64_t cl = pbeg; !SERVING && cl < cbeg; ++cl) {
+        mbar_wait(fullB + s, phase);
+        mbar_arrive(empty + s);
+        if (++s == kStages) {
+          s = 0;
+          phase ^= 1;
+        }
+      }
+      for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+        const uint16_t* st = stages + s * kStage;
+        const float* Gs = gstage + s * kC;
+        const int bsel = static_cast<int>(i & 1);
+        uint16_t* P = Sbuf + bsel * 2 * DK * kSlab + DK * kSlab;
+        mbar_wait(fullB + s, phase);
+        proxy_fence();
+        float qk[8][4];
+        wg_begin(qk);
+        wg_gemm<BF16, Operand::kRowsK, true>(qk, st + Plan::kOffQ, kStaged, st, kStaged, DK, false);
+        wg_issued();
+        const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
+        float2 gcol[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+          gcol[j].x *= kLog2e;
+          gcol[j].y *= kLog2e;
+        }
+        wg_complete();
+        wg_done(qk);
+        mbar_arrive(empty + s);
+        uint32_t ph[4][4], pl[4][4];
+        build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
+        if (i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
+        store_p(ph, P, row);
+        store_p(pl, P + kC * kC, row);
+        proxy_fence();
+        mbar_arrive(pfull + bsel);
+        if (++s == kStages) {
+          s = 0;
+          phase ^= 1;
+        }
+      }
+      return;
+    }
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
-    // P o Q K^T formed in registers as hi + lo A fragments.
+    // P o Q K^T formed in registers as hi + lo A fragments (PW: read from buffer i % 2).
+    if constexpr (PW) reg_alloc<Plan::kOutRegs>();
     const int t = tid - 128;
     // The output pieces of the previous product (rows_to_pieces: piece k is row 16 wr + 4 k +
     // lane / 8 of its chunk), stored once the next products are issued so that the stores run
@@ -749,7 +835,64 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
         phase ^= 1;
       }
     }
-    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+    for (int64_t cl = cbeg, i = 0; PW && cl < cend; ++cl, ++i) {
+      // One query head, no split: O = scale (diag(L) (Q S) + (P o Q K^T) U), the two products
+      // in separate accumulators, issued back to back.
+      const int64_t t0 = tbase + cl * kC;
+      const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+      uint16_t* Qs = stages + s * kStage + Plan::kOffQ;
+      const float* Gs = gstage + s * kC;
+      const int bsel = static_cast<int>(i & 1);
+      const uint32_t bpar = static_cast<uint32_t>((i >> 1) & 1);
+      const uint16_t* Shi = Sbuf + bsel * 2 * DK * kSlab;
+      const uint16_t* P = Shi + DK * kSlab;
+      const uint16_t* Ucur = DELTA ? Ubuf + bsel * kC * kSlab : stages + s * kStage + Plan::kOffV;
+      constexpr Tile tu = DELTA ? kBuf : kStaged;
+      mbar_wait(fullB + s, phase);
+      proxy_fence();
+      const float lr[2] = {exp_ftz(Gs[row]), exp_ftz(Gs[row + 8])};
+      float aq[8][4], ap[8][4];
+      mbar_wait(sfull + bsel, bpar);
+      wg_begin(aq);
+      wg_gemm<BF16, Operand::kRowsK>(aq, Qs, kStaged, Shi, kBuf, DK, false);
+      wg_issued();
+      mbar_wait(pfull + bsel, bpar);
+      if (DELTA) mbar_wait(ufull + bsel, bpar);
+      wg_begin(ap);
+      wg_gemm<BF16, Operand::kRowsK>(ap, P, kPTile, Ucur, tu, kC, false);
+      wg_gemm<BF16, Operand::kRowsK>(ap, P + kC * kC, kPTile, Ucur, tu, kC, true);
+      wg_issued();
+      flush();
+      wg_complete();
+      wg_done(aq);
+      wg_done(ap);
+      uint32_t ow[2][8];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float l = p.scale * lr[hh];
+          ow[hh][j] = pack2<BF16>(l * aq[j][2 * hh] + p.scale * ap[j][2 * hh],
+                                  l * aq[j][2 * hh + 1] + p.scale * ap[j][2 * hh + 1]);
+        }
+      }
+      // The outputs pass through the first 64 columns of the Q tile (the warp's 16 rows), as
+      // below; warpgroup 2 finished its Q K^T before P o Q K^T was published.
+      bar_sync(kBarOut, 128);
+      rows_to_pieces(ow, Qs + 16 * wr * 64, pend);
+      const int r0 = 16 * wr + (lane >> 3);
+      pbase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, 0) * p.dv + vcol + (t0 + r0) * p.o_st +
+              8 * (lane & 7);
+      prows = n - r0;
+      // Every read of buffer bsel and of the stage is complete.
+      mbar_arrive(ofree + bsel);
+      mbar_arrive(empty + s);
+      if (++s == kStages) {
+        s = 0;
+        phase ^= 1;
+      }
+    }
+    for (int64_t cl = cbeg, i = 0; !PW && cl < cend; ++cl, ++i) {
       const int64_t t0 = tbase + cl * kC;
       const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
       uint16_t* st = stages + s * kStage;
@@ -847,9 +990,9 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL>::kThreadsAll, ScanPlan<DK,
 // The kernel's shared-memory attributes on the current device: its dynamic size, and for two
 // local-pass CTAs per SM the largest carveout (the driver could otherwise pick one that holds a
 // single CTA).
-template <int DK, bool LOCAL>
+template <int DK, bool LOCAL, bool PW = false>
 cudaError_t prepare(void (*kernel)(KernelArgs)) {
-  using Plan = ScanPlan<DK, LOCAL>;
+  using Plan = ScanPlan<DK, LOCAL, PW>;
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Plan::bytes()));
   if (err == cudaSuccess && Plan::kCtas > 1) {
@@ -858,12 +1001,12 @@ cudaError_t prepare(void (*kernel)(KernelArgs)) {
   return err;
 }
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false>
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false, bool PW = false>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
-  using Plan = ScanPlan<DK, LOCAL>;
-  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING>;
+  using Plan = ScanPlan<DK, LOCAL, PW>;
+  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING, PW>;
   constexpr size_t bytes = Plan::bytes();
-  cudaError_t err = prepare<DK, LOCAL>(kernel);
+  cudaError_t err = prepare<DK, LOCAL, PW>(kernel);
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
@@ -882,8 +1025,31 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   return Status::ok_status();
 }
 
+// The PW form (the kernel's header) exists for d_k = 128 and is used where the build has it on
+// the tensor cores' asynchronous path (wgmma): its four warpgroups need the register hand-over.
+template <bool BF16>
+bool use_pw(const KernelArgs& a) {
+  if (!a.pw || a.local || a.split || a.p.dk != 128 || a.p.q_per_kv() != 1) return false;
+  cudaFuncAttributes attr{};
+  if (cudaFuncGetAttributes(&attr, chunked_scan_kernel<BF16, 128, true, false, false, true>) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.ptxVersion >= 90;
+}
+
 template <bool BF16, int DK>
 Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
+  if constexpr (DK == 128) {
+    if (use_pw<BF16>(a)) {
+      if (a.serving) {
+        return a.p.delta ? launch<BF16, DK, true, false, true, true>(a, stream)
+                         : launch<BF16, DK, false, false, true, true>(a, stream);
+      }
+      return a.p.delta ? launch<BF16, DK, true, false, false, true>(a, stream)
+                       : launch<BF16, DK, false, false, false, true>(a, stream);
+    }
+  }
   if (a.serving) return a.p.delta ? launch<BF16, DK, true, false, true>(a, stream) : launch<BF16, DK, false, false, true>(a, stream);
   if (a.local) return a.p.delta ? launch<BF16, DK, true, true>(a, stream) : launch<BF16, DK, false, true>(a, stream);
   return a.p.delta ? launch<BF16, DK, true, false>(a, stream) : launch<BF16, DK, false, false>(a, stream);
@@ -897,7 +1063,7 @@ size_t scan_smem(int dk) { return dk == 128 ? ScanPlan<128, false>::bytes() : Sc
 namespace {
 template <int DK, bool LOCAL>
 int ctas_per_sm() {
-  auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false>;
+  auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false, false>;
   int n = 0;
   if (prepare<DK, LOCAL>(kernel) != cudaSuccess ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, ScanPlan<DK, LOCAL>::kThreadsAll,

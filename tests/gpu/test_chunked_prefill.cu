@@ -37,17 +37,18 @@ struct Cfg {
   int segments = 0;    // ChunkedOptions::segments
   int prefix = -1;     // ChunkedOptions::prefix
   double share = 0;    // ChunkedOptions::prefix_share
+  bool pw = true;      // ChunkedOptions::p_warpgroup
   double tol = 3e-3;
 };
 
 std::string describe(const Cfg& c) {
-  char buf[320];
-  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d window=%lld seg=%d prefix=%d share=%.2f",
+  char buf[340];
+  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d pw=%d window=%lld seg=%d prefix=%d share=%.2f",
                 linattn_update_rule_name(c.rule), (long long)c.B, (long long)c.T, c.Hq, c.Hk,
                 c.Hkv, c.dk, c.dv, linattn_dtype_name(c.act),
                 c.has_past ? linattn_dtype_name(c.past) : "none", linattn_dtype_name(c.present),
                 c.in_place ? " in-place" : "", c.beta_shared ? " beta-shared" : "", c.pad,
-                c.split ? 1 : 0, (long long)c.window, c.segments, c.prefix, c.share);
+                c.split ? 1 : 0, c.pw ? 1 : 0, (long long)c.window, c.segments, c.prefix, c.share);
   return buf;
 }
 
@@ -208,6 +209,7 @@ Errors run(const Cfg& c, uint64_t seed) {
   o.segments = c.segments;
   o.prefix = c.prefix;
   o.prefix_share = c.share;
+  o.p_warpgroup = c.pw;
   Exec e;
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
   EXPECT_GT(e.workspace_bytes, 0u);
@@ -407,6 +409,60 @@ TEST(ChunkedPrefill, PrefixSegments) {
   c.segments = 3;
   c.prefix = 1;
   c.B = 3;
+  check(c);
+}
+
+TEST(ChunkedPrefill, PWarpgroup) {
+  // The final pass's fourth warpgroup for P o Q K^T (d_k = 128, one query head per state, no
+  // state split: the library's choice for the gated rules) against the outputs warpgroup forming
+  // it (pw = 0): both rules with decay and both activation types, one value slab, unaligned
+  // rows, partial chunks of three sequences, in place across windows, bfloat16 states, prefix
+  // segments and the local pass with the combine before it. The cases that do not qualify
+  // (split, two query heads per state, d_k = 64) run the three-warpgroup form whatever pw says.
+  for (auto rule : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA}) {
+    for (auto act : {LINATTN_BFLOAT16, LINATTN_FLOAT16}) {
+      for (bool pw : {true, false}) {
+        Cfg c;
+        c.rule = rule;
+        c.act = act;
+        c.T = 1000;
+        c.split = false;
+        c.pw = pw;
+        check(c);
+      }
+    }
+  }
+  Cfg c;
+  c.split = false;
+  c.T = 500;
+  c.dv = 64;
+  check(c);
+  c.dv = 128;
+  c.pad = 3;
+  check(c);
+  c.pad = 0;
+  c.B = 3;
+  c.T = 150;
+  check(c);
+  c.B = 2;
+  c.T = 1000;
+  c.in_place = true;
+  c.window = 5;
+  check(c);
+  c.in_place = false;
+  c.window = 0;
+  c.past = LINATTN_BFLOAT16;
+  c.present = LINATTN_BFLOAT16;
+  check(c);
+  c.past = c.present = LINATTN_FLOAT32;
+  c.B = 1;
+  c.T = 1500;
+  c.segments = 2;  // prefix segments by the rule
+  check(c);
+  c.segments = 3;
+  c.prefix = 0;
+  check(c);
+  c.rule = LINATTN_RULE_GATED;
   check(c);
 }
 

@@ -156,7 +156,7 @@ using Layout = detail::cuda::ChunkedServingOptions::Layout;
 // The CUDA serving call: window = 0 through the public API (the library's choice), window > 0
 // through the chunked serving entry with windows of that many chunks and the given numbering
 // of the chunks (chunked_layout.cuh).
-Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor) {
+Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor, bool p_warpgroup = true) {
   Result r{k.out, k.pool, k.past};
   Mirror m;
   const linattn_tensor dout = m.up(r.out), dpool = m.up(r.pool);
@@ -182,6 +182,7 @@ Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajo
     o.layout = layout;
     o.split_state = !s.p.gated;
     o.max_window_chunks = window;
+    o.p_warpgroup = p_warpgroup;
     detail::Exec e;
     e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
     EXPECT_EQ(cudaMalloc(&e.workspace, e.workspace_bytes > 0 ? e.workspace_bytes : 1), cudaSuccess);
@@ -287,6 +288,10 @@ TEST(ChunkedServing, VarlenPoolInPlace) {
       compare(k, ref, d, -1, kTol, what.c_str());
     }
   }
+  // P o Q K^T formed by the outputs warpgroup instead of the final pass's fourth one.
+  const Result d = run_cuda(k, 3, Layout::kTimeMajor, false);
+  EXPECT_EQ(d.flag, 0);
+  compare(k, ref, d, -1, kTol, "varlen pool (window 3, no P warpgroup)");
 }
 
 // A separate read pool (f32, padded) and read_state_indices with -1, GQA with two query heads
