@@ -50,6 +50,24 @@ constexpr Tile kStaged = swizzled(kC);
 
 // Stages in flight: the loads run up to kStages - 1 chunks ahead of the outputs.
 constexpr int kStages = 3;
+
+// The stage of the next chunk, and the parity of its use.
+__device__ __forceinline__ void next_stage(int& s, uint32_t& phase) {
+  if (++s == kStages) {
+    s = 0;
+    phase ^= 1;
+  }
+}
+
+// A warpgroup that reads Q skips the n chunks before its prefix segment's own (they hold no
+// Q): it releases each stage once loaded.
+__device__ __forceinline__ void skip_chunks(int64_t n, uint64_t* full, uint64_t* empty, int& s, uint32_t& phase) {
+  for (int64_t k = 0; k < n; ++k) {
+    mbar_wait(full + s, phase);
+    mbar_arrive(empty + s);
+    next_stage(s, phase);
+  }
+}
 // The local pass runs the chain and the loads alone, two CTAs per SM where the registers can be
 // handed over (setmaxnreg, sm_90a); other architectures keep one CTA per SM with the launch's
 // registers for the chain.
@@ -719,10 +737,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
           }
         }
       }
-      if (++s == kStages) {
-        s = 0;
-        phase ^= 1;
-      }
+      next_stage(s, phase);
     }
 
     if (LOCAL) {
@@ -745,14 +760,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // complete and G is in registers.
       int s = 0;
       uint32_t phase = 0;
-      for (int64_t cl = pbeg; !SERVING && cl < cbeg; ++cl) {
-        mbar_wait(fullB + s, phase);
-        mbar_arrive(empty + s);
-        if (++s == kStages) {
-          s = 0;
-          phase ^= 1;
-        }
-      }
+      if (!SERVING) skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
       for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
         const uint16_t* st = stages + s * kStage;
         const float* Gs = gstage + s * kC;
@@ -782,10 +790,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         store_p(pl, P + kC * kC, row);
         proxy_fence();
         mbar_arrive(pfull + bsel);
-        if (++s == kStages) {
-          s = 0;
-          phase ^= 1;
-        }
+        next_stage(s, phase);
       }
       return;
     }
@@ -826,15 +831,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     };
     int s = 0;
     uint32_t phase = 0;
-    // The chunks before the segment: the stage is released once loaded (it holds no Q).
-    for (int64_t cl = pbeg; !SERVING && cl < cbeg; ++cl) {
-      mbar_wait(fullB + s, phase);
-      mbar_arrive(empty + s);
-      if (++s == kStages) {
-        s = 0;
-        phase ^= 1;
-      }
-    }
+    if (!SERVING) skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
     for (int64_t cl = cbeg, i = 0; PW && cl < cend; ++cl, ++i) {
       // One query head, no split: O = scale (diag(L) (Q S) + (P o Q K^T) U), the two products
       // in separate accumulators, issued back to back.
@@ -887,10 +884,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // Every read of buffer bsel and of the stage is complete.
       mbar_arrive(ofree + bsel);
       mbar_arrive(empty + s);
-      if (++s == kStages) {
-        s = 0;
-        phase ^= 1;
-      }
+      next_stage(s, phase);
     }
     for (int64_t cl = cbeg, i = 0; !PW && cl < cend; ++cl, ++i) {
       const int64_t t0 = tbase + cl * kC;
@@ -978,10 +972,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // Every read of buffer bsel (and without the delta rule, of the stage's V) is complete.
       mbar_arrive(ofree + bsel);
       if (!DELTA) mbar_arrive(empty + s);
-      if (++s == kStages) {
-        s = 0;
-        phase ^= 1;
-      }
+      next_stage(s, phase);
     }
     flush();
   }
