@@ -291,6 +291,18 @@ __device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* 
   }
 }
 
+// G of the thread's accumulator columns (8 j + 2 (lane % 4) and the next) from a stage's G, in
+// log2 units (P o Q K^T takes exp2 of its differences with the rows').
+__device__ __forceinline__ void gcol_log2(const float* Gs, float2 (&gcol)[8]) {
+  const int t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+    gcol[j].x *= kLog2e;
+    gcol[j].y *= kLog2e;
+  }
+}
+
 // ao += (P o Q K^T) U over the chunk (four k steps, hi and lo parts), U a [kC][64] tile of
 // layout tu.
 template <bool BF16>
@@ -774,12 +786,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         wg_issued();
         const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
         float2 gcol[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
-          gcol[j].x *= kLog2e;
-          gcol[j].y *= kLog2e;
-        }
+        gcol_log2(Gs, gcol);
         wg_complete();
         wg_done(qk);
         mbar_arrive(empty + s);
@@ -905,12 +912,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
       const float lr[2] = {exp2_ftz(grow[0]), exp2_ftz(grow[1])};
       float2 gcol[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
-        gcol[j].x *= kLog2e;
-        gcol[j].y *= kLog2e;
-      }
+      gcol_log2(Gs, gcol);
       for (int jq = 0; jq < qpk; ++jq) {
         if (jq > 0) {
           // Q of the next head replaces the previous head's in this stage (warpgroup 0 reads
