@@ -577,15 +577,17 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     // K S as a transposed tile operand, which keeps the chain free of spills.
     constexpr int KS = DK / 16;
     uint32_t sh[KS][4];
-    const auto state_frags = [&]() {
+    const auto state_frags = [&](int k0, int k1) {
 #pragma unroll
-      for (int kk = 0; kk < KS; ++kk) acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk]);
+      for (int kk = k0; kk < k1; ++kk) acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk]);
     };
-    state_frags();
+    state_frags(0, KS);
     // This lane's row of the transposed fragment loads (V) and stores (S, U) in [.][64] tiles.
     // V's tile is swizzled: the k steps below move whole atoms, which the swizzle leaves alone.
     const int foff = frag_t_offset(kBuf), voff = swz_off(frag_t_offset(kStaged));
     constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
+    // The local pass issues the products after K S k step by k step (below).
+    constexpr bool kPipe = LOCAL;
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
     const int64_t npre = SERVING ? 0 : cbeg - pbeg;  // chunks before the segment
@@ -652,60 +654,61 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
 #pragma unroll
       for (int j = 0; j < 8; ++j) gc[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
       const float gend = Gs[kC - 1];
-      // (U diag(exp(G_C - G)))^T as A fragments; U^T itself for the outputs (delta rule).
-      uint32_t uf[4][4], upub[4][4];
+      const float lend = exp_ftz(gend);
+      // (U diag(exp(G_C - G)))^T as A fragments; U^T itself for the outputs (delta rule). In the
+      // local pass (kPipe: the chain alone) the products after K S are issued k step by k step
+      // as their A fragments are formed, so the tensor cores start on the first while the rest
+      // are computed (2/8 heads 1 x 65536: -5%); in the final pass, beside the outputs'
+      // products, whole products issued at once measured as fast or faster.
+      float2 fr[8];  // exp(G_C - G) of the thread's columns
+      uint32_t uf[4][4];
       float uu[8][4];
       if constexpr (DELTA) {
         wg_complete();
         wg_done(au);
-        // X^T = V^T - (K S)^T diag(L), in place of (K S)^T.
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const float l0 = exp_ftz(gc[j].x), l1 = exp_ftz(gc[j].y);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) au[j][e] = frag_elem<BF16>(vt, j, e) - (e & 1 ? l1 : l0) * au[j][e];
-        }
+        // X^T = V^T - (K S)^T diag(L), in place of (K S)^T, then U^T = X^T (T diag(b))^T with
+        // T diag(b) as the K-major B operand, k step kk once its columns of X^T are formed.
         uint32_t xh[4][4], xl[4][4];
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+          for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
+            const float l0 = exp_ftz(gc[j].x), l1 = exp_ftz(gc[j].y);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) au[j][e] = frag_elem<BF16>(vt, j, e) - (e & 1 ? l1 : l0) * au[j][e];
+          }
           acc_frag<BF16>(au, kk, xh[kk]);
           if (xsplit) acc_frag_lo<BF16>(au, kk, xh[kk], xl[kk]);
+          if constexpr (kPipe) {
+            if (kk == 0) {
+              wg_begin(uu);
+            } else {
+              wg_frags_written(xh[kk], xl[kk]);  // (xl unused without xsplit)
+            }
+            wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+            if (xsplit) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
+          }
         }
-        // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
-        wg_begin(uu);
+        if constexpr (!kPipe) {
+          wg_begin(uu);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
-        if (xsplit) {
+          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+          if (xsplit) {
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
+            for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
+          }
         }
         wg_issued();
-        float2 fr[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) fr[j] = make_float2(exp_ftz(gend - gc[j].x), exp_ftz(gend - gc[j].y));
-        wg_complete();
-        wg_done(uu);
-        if constexpr (!LOCAL) {
-#pragma unroll
-          for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, upub[kk]);
-        }
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) uu[j][e] *= e & 1 ? fr[j].y : fr[j].x;
-        }
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const float f0 = exp_ftz(gend - gc[j].x), f1 = exp_ftz(gend - gc[j].y);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) uu[j][e] = frag_elem<BF16>(vt, j, e) * (e & 1 ? f1 : f0);
+          for (int e = 0; e < 4; ++e) uu[j][e] = frag_elem<BF16>(vt, j, e);
         }
       }
+      // While U is on the tensor cores (delta rule): the decay of U's rows and of the state.
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, uf[kk]);
-      // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
-      const float lend = exp_ftz(gend);
+      for (int j = 0; j < 8; ++j) fr[j] = make_float2(exp_ftz(gend - gc[j].x), exp_ftz(gend - gc[j].y));
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
@@ -713,28 +716,67 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
 #pragma unroll
           for (int e = 0; e < 4; ++e) accS[hf][j][e] *= lend;
         }
-        wg_begin(accS[hf]);
       }
+      if constexpr (DELTA) {
+        wg_complete();
+        wg_done(uu);
+      }
+      // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand. The first
+      // 64 rows of d_k go in a group of their own (kPipe: k step by k step as U's fragments are
+      // formed), so that their state fragments are formed while the other rows' products run.
 #pragma unroll
-      for (int hf = 0; hf < NS; ++hf) {
+      for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int j = 2 * kk + (q >> 1), e = 2 * (q & 1);
+          uf[kk][q] = pack2<BF16>(uu[j][e] * fr[j].x, uu[j][e + 1] * fr[j].y);
+        }
+        if constexpr (kPipe) {
+          if (kk == 0) {
+#pragma unroll
+            for (int hf = 0; hf < NS; ++hf) wg_begin(accS[hf]);
+          } else {
+            wg_frags_written(uf[kk]);
+          }
+          wg_gemm_ra<BF16>(accS[0], uf[kk], Ks + il(16 * kk, 0, kStaged), kStaged);
+        }
+      }
+      if constexpr (!kPipe) {
+#pragma unroll
+        for (int hf = 0; hf < NS; ++hf) wg_begin(accS[hf]);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[0], uf[kk], Ks + il(16 * kk, 0, kStaged), kStaged);
+      }
+      wg_issued();
+#pragma unroll
+      for (int hf = 1; hf < NS; ++hf) {
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
       }
-      wg_issued();
+      if constexpr (NS > 1) wg_issued();
       if constexpr (DELTA && !LOCAL) {
         // U of chunk i to buffer i % 2 while the update runs.
+        uint32_t upub[4][4];
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) acc_frag<BF16>(uu, kk, upub[kk]);
         uint16_t* ub = Ubuf + bsel * kC * kSlab;
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, kBuf));
         proxy_fence();
         if (out) mbar_arrive(ufull + bsel);
       }
+      if constexpr (NS > 1) {
+        // The state fragments of the first 64 rows while the others' products run.
+        wg_complete_prior();
+        wg_done(accS[0]);
+        state_frags(0, 4);
+      }
       wg_complete();
 #pragma unroll
       for (int hf = 0; hf < NS; ++hf) wg_done(accS[hf]);
       // Every read of the stage by this warpgroup is complete (the products' waits included).
       mbar_arrive(empty + s);
-      state_frags();
+      state_frags(NS > 1 ? 4 : 0, KS);
       if (SERVING && args.ix.ckpt_count > 0) {
         // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
         // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.

@@ -295,6 +295,28 @@ __device__ __forceinline__ void wg_complete_prior() {
 #endif
 }
 
+// Keeps the compiler from moving the writes of registers f past the next wgmma fence or wait.
+template <int N>
+__device__ __forceinline__ void reg_pin(uint32_t (&f)[N]) {
+#if defined(LINATTN_WGMMA)
+#pragma unroll
+  for (int q = 0; q < N; ++q) asm volatile("" : "+r"(f[q])::"memory");
+#else
+  (void)f;
+#endif
+}
+
+// Between writing A fragments in registers and the next product of an already open group that
+// reads them (the group's first product takes wg_begin): the fragments are complete first.
+template <int N, class... More>
+__device__ __forceinline__ void wg_frags_written(uint32_t (&f)[N], More&... more) {
+  reg_pin(f);
+  (reg_pin(more), ...);
+#if defined(LINATTN_WGMMA)
+  wg_fence();
+#endif
+}
+
 // Before the first wg_gemm of a group whose accumulators other instructions wrote, and after
 // the group: the products of this warpgroup are complete and their registers readable.
 template <int NT>
