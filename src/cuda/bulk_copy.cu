@@ -2,6 +2,7 @@
 // bulk_copy.cuh.
 #include "cuda/bulk_copy.cuh"
 
+#include <array>
 #include <atomic>
 
 namespace linattn::detail::cuda {
@@ -12,22 +13,15 @@ __global__ void bulk_probe_kernel() {}
 }  // namespace
 
 bool bulk_copy_available() {
-  // Cached per device (0: unknown, 1: no, 2: yes): the device's compute capability and the PTX
-  // level this binary's kernels were compiled at for it.
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cached[kMaxDevices];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return false;
-  if (dev < kMaxDevices && cached[dev].load(std::memory_order_relaxed) != 0) {
-    return cached[dev].load(std::memory_order_relaxed) == 2;
-  }
-  int major = 0;
-  cudaFuncAttributes fa{};
-  const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                  major >= 9 && cudaFuncGetAttributes(&fa, bulk_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
-  cudaGetLastError();  // a failed query must not surface at the next launch check
-  if (dev < kMaxDevices) cached[dev].store(ok ? 2 : 1, std::memory_order_relaxed);
-  return ok;
+  // The device's compute capability and the PTX level this binary's kernels were compiled at for
+  // it.
+  static std::array<std::atomic<int>, 64> cache{};
+  return asked_once_per_device(cache, [](int dev) {
+    int major = 0;
+    cudaFuncAttributes fa{};
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 &&
+           cudaFuncGetAttributes(&fa, bulk_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
+  });
 }
 
 }  // namespace linattn::detail::cuda

@@ -32,6 +32,8 @@
 // its carry slot), and stores prefix checkpoints at the chunk ends where they fall.
 #include <cuda_runtime.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -1062,15 +1064,16 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
 
 // The PW form (the kernel's header) exists for d_k = 128 and is used where the build has it on
 // the tensor cores' asynchronous path (wgmma): its four warpgroups need the register hand-over.
+// The kernel's PTX level for the device is asked once per device.
 template <bool BF16>
 bool use_pw(const KernelArgs& a) {
   if (!a.pw || a.local || a.split || a.p.dk != 128 || a.p.q_per_kv() != 1) return false;
-  cudaFuncAttributes attr{};
-  if (cudaFuncGetAttributes(&attr, chunked_scan_kernel<BF16, 128, true, false, false, true>) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return attr.ptxVersion >= 90;
+  static std::array<std::atomic<int>, 64> cache{};
+  return asked_once_per_device(cache, [](int) {
+    cudaFuncAttributes attr{};
+    return cudaFuncGetAttributes(&attr, chunked_scan_kernel<BF16, 128, true, false, false, true>) == cudaSuccess &&
+           attr.ptxVersion >= 90;
+  });
 }
 
 template <bool BF16, int DK>

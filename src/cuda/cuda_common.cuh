@@ -165,8 +165,6 @@ inline Status cuda_status(cudaError_t err, const char* what) {
 
 namespace linattn::detail::cuda {
 
-// Makes e.device_id current for the scope of a call and restores the caller's device after, so
-// that a launch lands on the device of the context's stream.
 // Attribute A of device_id (0 when the device cannot be asked), asked once per device: the
 // dispatch and launch choices that need it run on every call.
 template <cudaDeviceAttr A>
@@ -187,6 +185,29 @@ int device_attribute(int device_id) {
   return v;
 }
 
+// ask() for the current device (a yes or no that does not change while the process runs),
+// asked once per device and kept in the caller's cache (0: not asked, 1: no, 2: yes); false
+// when the current device cannot be named. A failed query inside ask() leaves no error behind.
+template <class Ask>
+bool asked_once_per_device(std::array<std::atomic<int>, 64>& cache, Ask&& ask) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  const bool cached = dev < static_cast<int>(cache.size());
+  if (cached) {
+    const int v = cache[dev].load(std::memory_order_relaxed);
+    if (v != 0) return v == 2;
+  }
+  const bool yes = ask(dev);
+  (void)cudaGetLastError();  // not sticky: leave no trace for the next launch check
+  if (cached) cache[dev].store(yes ? 2 : 1, std::memory_order_relaxed);
+  return yes;
+}
+
+// Makes e.device_id current for the scope of a call and restores the caller's device after, so
+// that a launch lands on the device of the context's stream.
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {
