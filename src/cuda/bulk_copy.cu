@@ -17,9 +17,8 @@ bool bulk_copy_available() {
   // it.
   static std::array<std::atomic<int>, 64> cache{};
   return asked_once_per_device(cache, [](int dev) {
-    int major = 0;
     cudaFuncAttributes fa{};
-    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 &&
+    return device_attribute<cudaDevAttrComputeCapabilityMajor>(dev) >= 9 &&
            cudaFuncGetAttributes(&fa, bulk_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
   });
 }

@@ -662,14 +662,21 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // as their A fragments are formed, so the tensor cores start on the first while the rest
       // are computed (2/8 heads 1 x 65536: -5%); in the final pass, beside the outputs'
       // products, whole products issued at once measured as fast or faster.
-      float2 fr[8];  // exp(G_C - G) of the thread's columns
       uint32_t uf[4][4];
       float uu[8][4];
+      // U^T (+)= (k step kk of X^T) (T diag(b))^T: T diag(b) as the K-major B operand.
+      const auto u_step = [&](const uint32_t(&x)[4], int kk, bool accumulate) {
+        wg_gemm_ra<BF16, true>(uu, x, Tbs + il(0, 16 * kk, kStaged), kStaged, accumulate);
+      };
+      // Rows 64 hf .. of S^T (+)= (k step kk of (U diag(exp(G_C - G)))^T) K: K N-major.
+      const auto update_step = [&](int hf, int kk) {
+        wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
+      };
       if constexpr (DELTA) {
         wg_complete();
         wg_done(au);
-        // X^T = V^T - (K S)^T diag(L), in place of (K S)^T, then U^T = X^T (T diag(b))^T with
-        // T diag(b) as the K-major B operand, k step kk once its columns of X^T are formed.
+        // X^T = V^T - (K S)^T diag(L), in place of (K S)^T, then U^T = X^T (T diag(b))^T
+        // (kPipe: k step kk once its columns of X^T are formed).
         uint32_t xh[4][4], xl[4][4];
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
@@ -687,17 +694,17 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
             } else {
               wg_frags_written(xh[kk], xl[kk]);  // (xl unused without xsplit)
             }
-            wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
-            if (xsplit) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
+            u_step(xh[kk], kk, kk > 0);
+            if (xsplit) u_step(xl[kk], kk, true);
           }
         }
         if constexpr (!kPipe) {
           wg_begin(uu);
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+          for (int kk = 0; kk < 4; ++kk) u_step(xh[kk], kk, kk > 0);
           if (xsplit) {
 #pragma unroll
-            for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged);
+            for (int kk = 0; kk < 4; ++kk) u_step(xl[kk], kk, true);
           }
         }
         wg_issued();
@@ -709,6 +716,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         }
       }
       // While U is on the tensor cores (delta rule): the decay of U's rows and of the state.
+      float2 fr[8];  // exp(G_C - G) of the thread's columns
 #pragma unroll
       for (int j = 0; j < 8; ++j) fr[j] = make_float2(exp_ftz(gend - gc[j].x), exp_ftz(gend - gc[j].y));
 #pragma unroll
@@ -740,20 +748,20 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
           } else {
             wg_frags_written(uf[kk]);
           }
-          wg_gemm_ra<BF16>(accS[0], uf[kk], Ks + il(16 * kk, 0, kStaged), kStaged);
+          update_step(0, kk);
         }
       }
       if constexpr (!kPipe) {
 #pragma unroll
         for (int hf = 0; hf < NS; ++hf) wg_begin(accS[hf]);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[0], uf[kk], Ks + il(16 * kk, 0, kStaged), kStaged);
+        for (int kk = 0; kk < 4; ++kk) update_step(0, kk);
       }
       wg_issued();
 #pragma unroll
       for (int hf = 1; hf < NS; ++hf) {
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
+        for (int kk = 0; kk < 4; ++kk) update_step(hf, kk);
       }
       if constexpr (NS > 1) wg_issued();
       if constexpr (DELTA && !LOCAL) {
