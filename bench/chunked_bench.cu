@@ -297,7 +297,7 @@ int bench_chunked_prefill(int argc, char** argv) {
     for (bool split : {true, false}) {
       if ((states & (split ? 1 : 2)) == 0) continue;
       const double t = time_prefill(s, split, PrefillPath::kChunked, reps, o);
-      const double tp = split ? time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, o) : 0.0;
+      const double tp = time_prefill(s, split, PrefillPath::kChunkedPrepOnly, reps, o);
       if (t < 0 || tp < 0) { rc = 1; continue; }
       const double tokens = static_cast<double>(s.B * s.T);
       const double flops = 174e3 * tokens * s.hv;
