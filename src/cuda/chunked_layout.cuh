@@ -6,7 +6,9 @@
 // stays bounded; the state crosses windows through a float32 carry buffer). One record per
 // (sequence b, kv head h, chunk of the window), index rec = (b * Hkv + h) * nc + chunk:
 //   G   float32 [kC]                   prefix sums of g inside the chunk
-//   T   16-bit  [kC][kC]               T diag(b), T = (I + A)^-1 (delta rules only)
+//   T   16-bit  [kC][kC]               T diag(b), T = (I + A)^-1 (delta rules only); the six
+//                                      16 x 16 blocks above the diagonal (zeros) are not
+//                                      written: readers zero-fill them
 // The sequential kernel reads K, Q and V from the call's tensors, forms the new values as
 // U = T diag(b) (V - diag(L) K S) = U' - W S (CHUNKED.md), so W and U' never reach memory, and
 // P o Q K^T from its Q and K tiles.

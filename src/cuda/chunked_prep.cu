@@ -5,10 +5,12 @@
 // T = (I + A)^-1 (16x16 diagonal blocks by forward substitution in float32, then the
 // off-diagonal blocks row by row on the tensor cores with hi + lo operands, the two heads' solves
 // on separate warps side by side); it writes G and T diag(b) (16-bit, rounded from the solve's
-// float32 values as each block is found) to the workspace records of chunked_layout.cuh for the
-// sequential kernel, which applies T to the chunk's values and forms P o Q K^T itself. Products
-// run on mma.sync with 16-bit operands and float32 accumulation. Serving calls number chunks
-// globally over the sequences (chunked_layout.cuh): a CTA finds its tokens in the chunk map.
+// float32 values as each block is found; the six 16 x 16 blocks above the diagonal, all zero,
+// are not written: the scan's loads zero-fill them) to the workspace records of
+// chunked_layout.cuh for the sequential kernel, which applies T to the chunk's values and forms
+// P o Q K^T itself. Products run on mma.sync with 16-bit operands and float32 accumulation.
+// Serving calls number chunks globally over the sequences (chunked_layout.cuh): a CTA finds its
+// tokens in the chunk map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -223,14 +225,6 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
   if constexpr (DELTA) {
     const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h0) * DK;
     load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
-    // The six 16 x 16 blocks of each T diag(b) record above the diagonal are zero: 32 pieces of
-    // 16 bytes each; the solve below stores the others straight from its registers.
-    for (int e = tid; e < nh * 192; e += kThreads) {
-      const int j = e / 192, u = (e % 192) >> 5, row = (e >> 1) & 15;
-      const int bi = u < 3 ? 0 : (u < 5 ? 1 : 2), bj = u < 3 ? u + 1 : (u < 5 ? u - 1 : 3);
-      uint16_t* tout = args.t + (rec0 + j * args.nc) * kC * kC;
-      *reinterpret_cast<uint4*>(tout + (16 * bi + row) * kC + 16 * bj + 8 * (e & 1)) = make_uint4(0u, 0u, 0u, 0u);
-    }
   }
   if (w < nh) {
     // G = inclusive prefix sum of g over the chunk for head h0 + w (padding rows add 0, so

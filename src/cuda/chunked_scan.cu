@@ -128,8 +128,10 @@ static_assert(2 * (ScanPlan<128, true>::bytes() + 1024) <= 228 * 1024, "two loca
 // Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
 // then proxy_fence); others are copied synchronously. ROLLED keeps the loop rolled: the loading
 // warpgroup's code then stays small beside the warpgroups' in the instruction cache (unrolled,
-// the three did not fit and warps waited for instructions).
-template <int COLS, int NT = kThreads, bool ROLLED = false>
+// the three did not fit and warps waited for instructions). LOWER (a T diag(b) record, whole
+// aligned chunks only): the 16 x 16 blocks above the diagonal, which the prep does not write,
+// are zero-filled instead of read.
+template <int COLS, int NT = kThreads, bool ROLLED = false, bool LOWER = false>
 __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t stride, int n, bool vec,
                                           int t = threadIdx.x) {
   constexpr int kPieces = COLS / 8;  // 16-byte pieces of a row
@@ -144,7 +146,14 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
     const uint16_t* sp = src + r0 * stride + cv;
     const int64_t step = kRows * stride;
 #pragma unroll
-    for (int k = 0; k < kChunks / NT; ++k, sp += step) cp_async16(d0 + il(k * kRows, 0, kStaged), sp);
+    for (int k = 0; k < kChunks / NT; ++k, sp += step) {
+      if constexpr (LOWER) {
+        static_assert(kRows == 16, "LOWER: one 16-row block per step");
+        cp_async16(d0 + il(k * kRows, 0, kStaged), sp, (cv >> 4) <= k);
+      } else {
+        cp_async16(d0 + il(k * kRows, 0, kStaged), sp);
+      }
+    }
     return;
   }
 #pragma unroll(ROLLED ? 1 : kChunks / NT)
@@ -521,7 +530,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
       uint16_t* st = stages + s * kStage;
       load_tile<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
-      if (DELTA) load_tile<kC, 128, true>(st + Plan::kOffT, args.t + rec * kC * kC, kC, kC, true, lt);
+      if (DELTA) load_tile<kC, 128, true, true>(st + Plan::kOffT, args.t + rec * kC * kC, kC, kC, true, lt);
       if (!is_m) load_tile<kSlab, 128, true>(st + Plan::kOffV, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
       if (lt < kC / 4) cp_async16(gstage + s * kC + 4 * lt, args.g + rec * kC + 4 * lt, true);
       // Unaligned rows were stored synchronously: the arrival releases them.

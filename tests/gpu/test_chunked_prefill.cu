@@ -214,6 +214,8 @@ Errors run(const Cfg& c, uint64_t seed) {
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
   EXPECT_GT(e.workspace_bytes, 0u);
   EXPECT_EQ(cudaMalloc(&e.workspace, e.workspace_bytes), cudaSuccess);
+  // Poisoned (NaN in every 16-bit and float32 field): the call may read only what it wrote.
+  EXPECT_EQ(cudaMemset(e.workspace, 0xff, e.workspace_bytes), cudaSuccess);
   Status st = cuda::chunked_prefill_with(p, e, o);
   EXPECT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);

@@ -186,6 +186,8 @@ Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajo
     detail::Exec e;
     e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
     EXPECT_EQ(cudaMalloc(&e.workspace, e.workspace_bytes > 0 ? e.workspace_bytes : 1), cudaSuccess);
+    // Poisoned (NaN in every 16-bit and float32 field): the call may read only what it wrote.
+    EXPECT_EQ(cudaMemset(e.workspace, 0xff, e.workspace_bytes), cudaSuccess);
     EXPECT_EQ(cudaMemset(dflag.data, 0, 4), cudaSuccess);
     const detail::Status st = detail::cuda::chunked_prefill_serving_with(s, e, o);
     EXPECT_TRUE(st.ok()) << st.message();
