@@ -128,9 +128,9 @@ static_assert(2 * (ScanPlan<128, true>::bytes() + 1024) <= 228 * 1024, "two loca
 // Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
 // then proxy_fence); others are copied synchronously. ROLLED keeps the loop rolled: the loading
 // warpgroup's code then stays small beside the warpgroups' in the instruction cache (unrolled,
-// the three did not fit and warps waited for instructions). LOWER (a T diag(b) record, whole
-// aligned chunks only): the 16 x 16 blocks above the diagonal, which the prep does not write,
-// are zero-filled instead of read.
+// the three did not fit and warps waited for instructions). LOWER (a T diag(b) record): the
+// 16 x 16 blocks above the diagonal, which the prep does not write, are zero-filled instead of
+// read.
 template <int COLS, int NT = kThreads, bool ROLLED = false, bool LOWER = false>
 __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t stride, int n, bool vec,
                                           int t = threadIdx.x) {
@@ -148,7 +148,7 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
 #pragma unroll
     for (int k = 0; k < kChunks / NT; ++k, sp += step) {
       if constexpr (LOWER) {
-        static_assert(kRows == 16, "LOWER: one 16-row block per step");
+        static_assert(kRows == 16, "LOWER: step k covers block row k");
         cp_async16(d0 + il(k * kRows, 0, kStaged), sp, (cv >> 4) <= k);
       } else {
         cp_async16(d0 + il(k * kRows, 0, kStaged), sp);
@@ -160,10 +160,11 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, in
   for (int k = 0; k < kChunks / NT; ++k) {
     const int r = r0 + k * kRows;
     uint16_t* d = d0 + il(k * kRows, 0, kStaged);
+    const bool in = r < n && (!LOWER || (cv >> 4) <= (r >> 4));  // LOWER: not above the diagonal
     if (vec) {
-      cp_async16(d, src + (r < n ? r * stride + cv : 0), r < n);
+      cp_async16(d, src + (in ? r * stride + cv : 0), in);
     } else {
-      *reinterpret_cast<uint4*>(d) = r < n ? load8_unaligned(src + r * stride + cv) : make_uint4(0u, 0u, 0u, 0u);
+      *reinterpret_cast<uint4*>(d) = in ? load8_unaligned(src + r * stride + cv) : make_uint4(0u, 0u, 0u, 0u);
     }
   }
 }
