@@ -235,6 +235,10 @@ typedef struct linattn_context_options {
   int32_t device_id;   /* CUDA device ordinal */
   int32_t num_threads; /* CPU threads; 0 = all hardware threads */
   void* stream;        /* cudaStream_t; NULL = the legacy default stream */
+  int32_t spin_us;     /* CPU: microseconds a thread of the pool spins, waiting for the next call
+                          (workers) or for the workers to finish (the caller), before it sleeps;
+                          0 = sleep at once. Default 200: back-to-back decode steps skip the
+                          wake-up through the scheduler, an idle pool sleeps soon after. */
 } linattn_context_options;
 
 LINATTN_API linattn_context_options linattn_context_default_options(void);

@@ -110,6 +110,9 @@ Status serve_causal_conv(linattn_context* ctx, const linattn_causal_conv_args& a
   return run_causal_conv_serving(s, &cpu::causal_conv, LINATTN_FLOAT32, ctx->exec());
 }
 
+// A spin longer than a second would be a busy-wait, not a wake-up shortcut.
+constexpr int32_t kMaxSpinUs = 1'000'000;
+
 Status create_context(const linattn_context_options* options, linattn_context** out) {
   constexpr const char* kWhere = "linattn_context_create";
   if (!out) return null_argument(kWhere, "out");
@@ -125,6 +128,11 @@ Status create_context(const linattn_context_options* options, linattn_context** 
     return invalid(std::string(kWhere) + ": num_threads is " +
                    std::to_string(options->num_threads) + "; expected >= 0 (0 = all hardware "
                    "threads)");
+  }
+  if (options->spin_us < 0 || options->spin_us > kMaxSpinUs) {
+    return invalid(std::string(kWhere) + ": spin_us is " + std::to_string(options->spin_us) +
+                   "; expected 0 to " + std::to_string(kMaxSpinUs) +
+                   " (microseconds; 0 = threads sleep at once)");
   }
   if (options->backend == LINATTN_BACKEND_CUDA) {
 #if defined(LINATTN_WITH_CUDA)
@@ -148,7 +156,7 @@ Status create_context(const linattn_context_options* options, linattn_context** 
   ctx->device_id = options->device_id;
   ctx->stream = options->stream;
   if (options->backend != LINATTN_BACKEND_CUDA) {
-    ctx->pool = std::make_unique<ThreadPool>(options->num_threads);
+    ctx->pool = std::make_unique<ThreadPool>(options->num_threads, options->spin_us);
   }
   *out = ctx.release();
   return Status::ok_status();
@@ -202,6 +210,7 @@ linattn_context_options linattn_context_default_options(void) {
   o.device_id = 0;
   o.num_threads = 0;
   o.stream = nullptr;
+  o.spin_us = ThreadPool::kDefaultSpinUs;
   return o;
 }
 

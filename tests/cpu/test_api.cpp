@@ -38,6 +38,7 @@ TEST(Context, DefaultOptions) {
   EXPECT_EQ(o.device_id, 0);
   EXPECT_EQ(o.num_threads, 0);
   EXPECT_EQ(o.stream, nullptr);
+  EXPECT_EQ(o.spin_us, 200);
 }
 
 TEST(Context, CreateAndDestroyHostBackends) {
@@ -73,6 +74,23 @@ TEST(Context, CreateRejectsBadArguments) {
   o.num_threads = -1;
   EXPECT_EQ(linattn_context_create(&o, &ctx), LINATTN_ERROR_INVALID_ARGUMENT);
   EXPECT_TRUE(contains(linattn_last_error(), "num_threads")) << linattn_last_error();
+
+  for (int32_t spin : {-1, 1'000'001}) {
+    o = linattn_context_default_options();
+    o.spin_us = spin;
+    EXPECT_EQ(linattn_context_create(&o, &ctx), LINATTN_ERROR_INVALID_ARGUMENT);
+    const std::string msg = linattn_last_error();
+    EXPECT_TRUE(contains(msg, "spin_us is " + std::to_string(spin))) << msg;
+    EXPECT_EQ(ctx, nullptr);
+  }
+  for (int32_t spin : {0, 1'000'000}) {  // the ends of the range are accepted
+    o = linattn_context_default_options();
+    o.spin_us = spin;
+    o.num_threads = 2;
+    ASSERT_EQ(linattn_context_create(&o, &ctx), LINATTN_OK) << linattn_last_error();
+    linattn_context_destroy(ctx);
+    ctx = nullptr;
+  }
 }
 
 TEST(Context, CudaBackendUnavailableWithoutDevice) {
