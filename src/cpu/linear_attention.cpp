@@ -96,12 +96,14 @@ Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* 
   const ChunkedImpl chk = chunked_impl(active_isa());
   std::vector<LinearAttentionParams> rp(static_cast<size_t>(n));
   std::vector<unsigned char> chunked(static_cast<size_t>(n));
-  int64_t total = 0;
+  int64_t total = 0, tokens = 0;
   for (int64_t r = 0; r < n; ++r) {
     rp[r] = row_params(p, rows[r]);
     chunked[r] = use_chunked(rp[r]);
     total += std::max<int64_t>(rows[r].len, 1) * p.Hkv;
+    tokens += rows[r].len;
   }
+  const bool stream = stream_outputs(p, tokens);
   const double target = static_cast<double>(total) / (2.0 * e.pool->num_threads());
   std::vector<RowItem> items;
   items.reserve(static_cast<size_t>(n * p.Hkv));
@@ -151,7 +153,7 @@ Status linear_attention_rows(const LinearAttentionParams& p, const SequenceRow* 
     RecurrentItem its[kDecodeRun];
     for (int64_t i = 0; i < n; ++i) {
       const RowItem& it = items[first + i];
-      its[i] = RecurrentItem{&rp[it.row], 0, it.h, it.c0, it.ncols};
+      its[i] = RecurrentItem{&rp[it.row], 0, it.h, it.c0, it.ncols, stream};
     }
     run_items(rec, its, n);
   });

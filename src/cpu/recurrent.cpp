@@ -31,6 +31,7 @@ Status linear_attention_recurrent(const LinearAttentionParams& p, const Exec& e)
   const int32_t cols = per_group * impl.block_cols;
   const int64_t items = pairs * groups;
   const int64_t run = p.T == 1 ? decode_run(items, e.pool->num_threads()) : 1;
+  const bool stream = stream_outputs(p, p.B * p.T);
   e.pool->parallel_for((items + run - 1) / run, [&](int64_t task, int) {
     RecurrentItem its[kDecodeRun];
     const int64_t first = task * run, n = std::min(run, items - first);
@@ -38,7 +39,7 @@ Status linear_attention_recurrent(const LinearAttentionParams& p, const Exec& e)
       const int64_t pair = (first + i) / groups;
       const int32_t c0 = static_cast<int32_t>((first + i) % groups) * cols;
       its[i] = RecurrentItem{&p, pair / p.Hkv, static_cast<int32_t>(pair % p.Hkv), c0,
-                             std::min(cols, p.dv - c0)};
+                             std::min(cols, p.dv - c0), stream};
     }
     run_items(impl, its, n);
   });

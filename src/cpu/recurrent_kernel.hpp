@@ -288,12 +288,15 @@ struct RecurrentKernel {
         else Sw::template run_block<false>(Sb, ch, static_cast<int64_t>(blk) * NB);
       }
       for (int t = 0; t < n; ++t)
-        for (int g = 0; g < G; ++g)
-          V::store_row(p.out,
-                       b * p.o_sb + (t0 + t) * p.o_st +
-                           static_cast<int64_t>(p.output_head(h, g)) * dv + c0,
-                       ncols, at, sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw);
+        for (int g = 0; g < G; ++g) {
+          const int64_t off = b * p.o_sb + (t0 + t) * p.o_st +
+                              static_cast<int64_t>(p.output_head(h, g)) * dv + c0;
+          const float* src = sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw;
+          if (it.stream_out) V::stream_row(p.out, off, ncols, at, src);
+          else V::store_row(p.out, off, ncols, at, src);
+        }
     }
+    if (it.stream_out) V::stream_fence();
 
     // present = diag(L_T) S~, row by row.
     for (int i = 0; i < dk; ++i) {

@@ -58,31 +58,23 @@ struct VecAvx2 {
         return _mm256_loadu_ps(static_cast<const float*>(src));
     }
   }
+  // 8 floats as float16 or bfloat16 (t), packed.
+  static __m128i to16(R v, linattn_dtype t) {
+    if (t == LINATTN_FLOAT16) return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // bfloat16: round to nearest even on the bits; NaN keeps its top bits and is made quiet.
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    const __m256 isnan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    r = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan), isnan));
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  }
   static void store8(void* dst, linattn_dtype t, R v) {
-    switch (t) {
-      case LINATTN_FLOAT16:
-        _mm_storeu_si128(static_cast<__m128i*>(dst),
-                         _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        break;
-      case LINATTN_BFLOAT16: {
-        // Round to nearest even on the bits; NaN keeps its top bits and is made quiet.
-        const __m256i u = _mm256_castps_si256(v);
-        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-        __m256i r = _mm256_srli_epi32(
-            _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-        const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-        const __m256 isnan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-        r = _mm256_castps_si256(
-            _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan), isnan));
-        const __m128i packed =
-            _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-        _mm_storeu_si128(static_cast<__m128i*>(dst), packed);
-        break;
-      }
-      default:
-        _mm256_storeu_ps(static_cast<float*>(dst), v);
-        break;
-    }
+    if (t == LINATTN_FLOAT32) _mm256_storeu_ps(static_cast<float*>(dst), v);
+    else _mm_storeu_si128(static_cast<__m128i*>(dst), to16(v, t));
   }
 
   static int64_t elem_bytes(linattn_dtype t) {
@@ -128,6 +120,23 @@ struct VecAvx2 {
       std::memcpy(d + i * es, tmp, static_cast<size_t>((n - i) * es));
     }
   }
+
+  // store_row with streaming (non-temporal) stores, which write memory without reading the
+  // lines first and leave them out of the cache; a row that is not whole aligned vectors of
+  // float32, float16 or bfloat16 takes store_row. stream_fence orders them before later stores.
+  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    const int64_t es = elem_bytes(t);
+    char* d = static_cast<char*>(base) + off * es;
+    if (t == LINATTN_FLOAT64 || n % W != 0 || reinterpret_cast<uintptr_t>(d) % (W * es) != 0) {
+      store_row(base, off, n, t, src);
+      return;
+    }
+    for (int64_t i = 0; i < n; i += W) {
+      if (t == LINATTN_FLOAT32) _mm256_stream_ps(reinterpret_cast<float*>(d + i * es), load(src + i));
+      else _mm_stream_si128(reinterpret_cast<__m128i*>(d + i * es), to16(load(src + i), t));
+    }
+  }
+  static void stream_fence() { _mm_sfence(); }
 };
 
 }  // namespace linattn::detail::cpu

@@ -56,26 +56,22 @@ struct VecAvx512 {
         return _mm512_maskz_loadu_ps(m, src);
     }
   }
+  // 16 floats as float16 or bfloat16 (t), packed. bfloat16 rounds to nearest even on the
+  // bits; NaN keeps its top bits and is made quiet.
+  static __m256i to16(R v, linattn_dtype t) {
+    if (t == LINATTN_FLOAT16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    const __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, isnan, nan);
+    return _mm512_cvtepi32_epi16(r);
+  }
   static void storem(void* dst, linattn_dtype t, R v, __mmask16 m) {
-    switch (t) {
-      case LINATTN_FLOAT16:
-        _mm256_mask_storeu_epi16(dst, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        break;
-      case LINATTN_BFLOAT16: {
-        const __m512i u = _mm512_castps_si512(v);
-        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-        __m512i r = _mm512_srli_epi32(
-            _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-        const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-        const __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        r = _mm512_mask_mov_epi32(r, isnan, nan);
-        _mm256_mask_storeu_epi16(dst, m, _mm512_cvtepi32_epi16(r));
-        break;
-      }
-      default:
-        _mm512_mask_storeu_ps(dst, m, v);
-        break;
-    }
+    if (t == LINATTN_FLOAT32) _mm512_mask_storeu_ps(dst, m, v);
+    else _mm256_mask_storeu_epi16(dst, m, to16(v, t));
   }
 
   static int64_t elem_bytes(linattn_dtype t) {
@@ -114,6 +110,21 @@ struct VecAvx512 {
       storem(d + i * es, t, _mm512_maskz_loadu_ps(m, src + i), m);
     }
   }
+
+  // store_row with streaming (non-temporal) stores (see simd_avx2.hpp).
+  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    const int64_t es = elem_bytes(t);
+    char* d = static_cast<char*>(base) + off * es;
+    if (t == LINATTN_FLOAT64 || n % W != 0 || reinterpret_cast<uintptr_t>(d) % (W * es) != 0) {
+      store_row(base, off, n, t, src);
+      return;
+    }
+    for (int64_t i = 0; i < n; i += W) {
+      if (t == LINATTN_FLOAT32) _mm512_stream_ps(reinterpret_cast<float*>(d + i * es), load(src + i));
+      else _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i * es), to16(load(src + i), t));
+    }
+  }
+  static void stream_fence() { _mm_sfence(); }
 };
 
 }  // namespace linattn::detail::cpu

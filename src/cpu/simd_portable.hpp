@@ -35,6 +35,11 @@ struct VecPortable {
   static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
     cpu::store_row(base, off, n, t, src);
   }
+  // No streaming stores here: plain ones.
+  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    cpu::store_row(base, off, n, t, src);
+  }
+  static void stream_fence() {}
 };
 
 }  // namespace linattn::detail::cpu

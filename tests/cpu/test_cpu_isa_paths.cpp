@@ -4,6 +4,7 @@
 // strong decay that makes the recurrent kernel fold the decay back into the state (and decay
 // so strong that exp underflows to 0), head dimension 128 (several state blocks, a head split
 // into column ranges across threads), and the dispatcher's own choice.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "common/oracle_runner.hpp"
 #include "cpu/forced_isa.hpp"
 #include "cpu/isa.hpp"
+#include "cpu/recurrent.hpp"
 
 namespace linattn::test {
 namespace {
@@ -186,6 +188,34 @@ TEST_P(IsaPaths, FoldsBetweenTokenPairsMatchOracle) {
           EXPECT_TRUE(passed(run_chosen_folds(c, cpu_context(2))))
               << decay_kind_name(d) << " Hq " << hq << " T " << T;
         }
+}
+
+// Calls whose output reaches kStreamOutputBytes write it with streaming stores: every output
+// dtype, aligned views and strided ones (rows not on vector boundaries take plain stores), one
+// and two query heads per kv head, one thread and two.
+TEST_P(IsaPaths, LargeOutputsStreamedMatchOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  const linattn_dtype dts[] = {LINATTN_FLOAT32, LINATTN_BFLOAT16, LINATTN_FLOAT16};
+  for (int n = 0; n < 6; ++n) {
+    LinearAttentionCase c;
+    c.rule = n % 2 ? LINATTN_RULE_GATED_DELTA : LINATTN_RULE_GATED;
+    c.decay = DecayKind::kPerHead;
+    c.beta = c.rule_delta() ? BetaKind::kPerHead : BetaKind::kNone;
+    c.act_dtype = dts[n % 3];
+    c.Hk = 8;
+    c.Hkv = 16;
+    c.Hq = n >= 3 ? 32 : 8;  // two query heads per kv head, or inverse GQA
+    c.dk = 16;
+    c.dv = 128;
+    c.strided = n == 2 || n == 3;
+    const int64_t out_row = int64_t{std::max(c.Hq, c.Hkv)} * c.dv *
+                            static_cast<int64_t>(linattn_dtype_size(c.act_dtype));
+    c.T = detail::cpu::kStreamOutputBytes / out_row + 37;
+    ASSERT_GE(c.T * out_row, detail::cpu::kStreamOutputBytes);
+    c.seed = 1200 + static_cast<uint64_t>(n);
+    EXPECT_TRUE(passed(run_case(c, cpu_context(n % 2 ? 1 : 2)))) << "case " << n;
+  }
 }
 
 TEST_P(IsaPaths, CausalConvMatchesOracle) {
