@@ -233,7 +233,8 @@ std::vector<CpuCase> cpu_sweep(bool quick) {
     c.state_dtype = st;
     v.push_back(c);
   };
-  auto conv = [&](const char* phase, int64_t C, int64_t B, int64_t L, const char* dt) {
+  auto conv = [&](const char* phase, int64_t C, int64_t B, int64_t L, const char* dt,
+                  const char* st) {
     CpuCase c;
     c.op = "conv";
     c.phase = phase;
@@ -241,21 +242,21 @@ std::vector<CpuCase> cpu_sweep(bool quick) {
     c.B = B;
     c.L = L;
     c.dtype = dt;
-    c.state_dtype = dt;
+    c.state_dtype = st;
     v.push_back(c);
   };
   // The target rows first.
   att("prefill", ref, 1, 8192, "gated_delta", "f32", "f32");
   att("decode", ref, 1, 1, "gated_delta", "f32", "f32");
   att("decode", ref, 32, 1, "gated_delta", "f32", "f32");
-  conv("prefill", 8192, 1, 4096, "f32");
-  conv("decode", 8192, 32, 1, "f32");
+  conv("prefill", 8192, 1, 4096, "f32", "f32");
+  conv("decode", 8192, 32, 1, "f32", "f32");
   // bfloat16 activations with a float32 state.
   att("prefill", ref, 1, 8192, "gated_delta", "bf16", "f32");
   att("decode", ref, 1, 1, "gated_delta", "bf16", "f32");
   att("decode", ref, 32, 1, "gated_delta", "bf16", "f32");
-  conv("prefill", 8192, 1, 4096, "bf16");
-  conv("decode", 8192, 32, 1, "bf16");
+  conv("prefill", 8192, 1, 4096, "bf16", "f32");
+  conv("decode", 8192, 32, 1, "bf16", "f32");
   if (quick) {
     for (int64_t T : {512, 2048}) att("prefill", ref, 1, T, "gated_delta", "f32", "f32");
     return v;
@@ -281,9 +282,11 @@ std::vector<CpuCase> cpu_sweep(bool quick) {
   // 16-bit states and float16 activations.
   att("decode", ref, 32, 1, "gated_delta", "bf16", "bf16");
   att("prefill", ref, 1, 4096, "gated_delta", "f16", "f32");
+  conv("prefill", 8192, 1, 4096, "bf16", "bf16");
+  conv("decode", 8192, 32, 1, "bf16", "bf16");
   // Conv: channel counts of the slices, decode at B = 1.
-  for (int64_t C : {4096, 2048}) conv("prefill", C, 1, 4096, "f32");
-  conv("decode", 8192, 1, 1, "f32");
+  for (int64_t C : {4096, 2048}) conv("prefill", C, 1, 4096, "f32", "f32");
+  conv("decode", 8192, 1, 1, "f32", "f32");
   return v;
 }
 

@@ -1,8 +1,9 @@
-// The decode step of CausalConvWithState in its most common form: L = 1, k = 4, float32
-// activations and state, a contiguous (C, 1, 4) weight and (B, C, 3) state rows. Each channel's
-// new state is (s1, s2, x) and y = act(b + w0 s0 + w1 s1 + w2 s2 + w3 x), so the state rows are
-// read and written in place, three channels' values interleaved, and de-interleaved into
-// registers with in-lane shuffles instead of being transposed through a scratch buffer.
+// The decode step of CausalConvWithState in its most common form: L = 1, k = 4, float32,
+// float16 or bfloat16 activations and state (past and present of one type), a contiguous
+// (C, 1, 4) weight and (B, C, 3) state rows. Each channel's new state is (s1, s2, x) and
+// y = act(b + w0 s0 + w1 s1 + w2 s2 + w3 x), so the state rows are read and written in place,
+// three channels' values interleaved, and de-interleaved into registers with in-lane shuffles
+// instead of being transposed through a scratch buffer.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +12,15 @@
 
 namespace linattn::detail::cpu {
 
+inline bool conv_decode_dtype(linattn_dtype t) {
+  return t == LINATTN_FLOAT32 || t == LINATTN_FLOAT16 || t == LINATTN_BFLOAT16;
+}
+
 inline bool conv_decode_k4_fits(const CausalConvParams& p) {
-  return p.L == 1 && p.K == 4 && p.x_sc == 1 && p.y_sc == 1 && p.act_dtype == LINATTN_FLOAT32 &&
+  return p.L == 1 && p.K == 4 && p.x_sc == 1 && p.y_sc == 1 && conv_decode_dtype(p.act_dtype) &&
          p.w_sc == 4 && p.w_sk == 1 && (p.bias == nullptr || p.bias_sc == 1) &&
-         (p.past == nullptr || (p.past_dtype == LINATTN_FLOAT32 && p.past_sc == 3)) &&
-         p.present_dtype == LINATTN_FLOAT32 && p.pres_sc == 3;
+         (p.past == nullptr || (p.past_dtype == p.present_dtype && p.past_sc == 3)) &&
+         conv_decode_dtype(p.present_dtype) && p.pres_sc == 3;
 }
 
 // Channels [c0, c0 + n) of batches [b0, b1); requires conv_decode_k4_fits(p).

@@ -1,7 +1,9 @@
 // conv_decode.hpp with AVX2 (also used on AVX-512 machines: the step is bound by memory, and
-// 8-channel groups keep the 3-float state interleave within 128-bit lanes).
+// 8-channel groups keep the 3-value state interleave within 128-bit lanes). One template over
+// the activation type A and the state type S (float32, float16, bfloat16 each): 16-bit values
+// are widened to float on load and rounded once on store, the arithmetic is float32.
 //
-// Eight channels' state (24 floats) is loaded as three vectors whose low lanes hold channels 0-3
+// Eight channels' state (24 values) is loaded as three vectors whose low lanes hold channels 0-3
 // and high lanes channels 4-7, so that every lane holds four whole (s0, s1, s2) triples:
 //   a = [s0 s1 s2 | s0'],  b = [s1' s2' | s0'' s1''],  c = [s2'' | s0''' s1''' s2''']
 // Two blends and one in-lane permute recover each of s0, s1, s2 (and, in reverse, interleave the
@@ -21,12 +23,29 @@
 namespace linattn::detail::cpu {
 namespace {
 
-inline __m256 load_lanes(const float* lo, const float* hi) {
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+// Four values of type T at lo and four at hi (element pointers) as the two lanes of a vector.
+template <linattn_dtype T>
+inline __m256 load_lanes(const void* lo, const void* hi) {
+  if constexpr (T == LINATTN_FLOAT32) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(static_cast<const float*>(lo))),
+                                _mm_loadu_ps(static_cast<const float*>(hi)), 1);
+  } else {
+    const __m128i h = _mm_unpacklo_epi64(_mm_loadl_epi64(static_cast<const __m128i*>(lo)),
+                                         _mm_loadl_epi64(static_cast<const __m128i*>(hi)));
+    if constexpr (T == LINATTN_FLOAT16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
 }
-inline void store_lanes(float* lo, float* hi, __m256 v) {
-  _mm_storeu_ps(lo, _mm256_castps256_ps128(v));
-  _mm_storeu_ps(hi, _mm256_extractf128_ps(v, 1));
+template <linattn_dtype T>
+inline void store_lanes(void* lo, void* hi, __m256 v) {
+  if constexpr (T == LINATTN_FLOAT32) {
+    _mm_storeu_ps(static_cast<float*>(lo), _mm256_castps256_ps128(v));
+    _mm_storeu_ps(static_cast<float*>(hi), _mm256_extractf128_ps(v, 1));
+  } else {
+    const __m128i h = VecAvx2::to16(v, T);
+    _mm_storel_epi64(static_cast<__m128i*>(lo), h);
+    _mm_storel_epi64(static_cast<__m128i*>(hi), _mm_unpackhi_epi64(h, h));
+  }
 }
 
 // [x0 y0 z0 x1] [y1 z1 x2 y2] [z2 x3 y3 z3] (per lane) -> x, y, z.
@@ -56,90 +75,154 @@ inline void interleave3(__m256 x, __m256 y, __m256 z, __m256& a, __m256& b, __m2
 // the loads in flight, so it overlaps with them instead of holding the reorder window.
 constexpr int64_t kLag = 64;
 
-// Software prefetch kAhead channels ahead (1.5 KiB of state): about 5% faster than the hardware
-// prefetchers alone in two of three alternated rounds on a 2-core Zen 3 guest, equal in the third.
+// Software prefetch kAhead channels ahead (1.5 KiB of float32 state): about 5% faster than the
+// hardware prefetchers alone in two of three alternated rounds on a 2-core Zen 3 guest, equal in
+// the third.
 constexpr int64_t kAhead = 128;
 
-// The cache lines of 8 channels' state (96 bytes) kAhead channels past p. Integer arithmetic:
-// the address may lie past the end of the row, which a prefetch tolerates.
-inline void prefetch_state(const float* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p) + kAhead * 3 * sizeof(float);
+// The cache lines of 8 channels' state (3 x 8 values of es bytes) kAhead channels past p.
+// Integer arithmetic: the address may lie past the end of the row, which a prefetch tolerates.
+inline void prefetch_state(const void* p, int64_t es) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p) + kAhead * 3 * es;
   _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(a + 64), _MM_HINT_T0);
+  if (es > 2) _mm_prefetch(reinterpret_cast<const char*>(a + 64), _MM_HINT_T0);
 }
-inline void prefetch_row(const float* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + kAhead * sizeof(float)),
+inline void prefetch_row(const void* p, int64_t es) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + kAhead * es),
                _MM_HINT_T0);
 }
 
-inline void silu8(float* y) {
-  const __m256 v = _mm256_loadu_ps(y);
+inline __m256 silu(__m256 v) {
   const __m256 e = VecAvx2::exp(_mm256_sub_ps(_mm256_setzero_ps(), v));
-  _mm256_storeu_ps(y, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.f), e)));
+  return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.f), e));
 }
 
 inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
+
+// Element i of an array of type T at base, as a byte pointer.
+template <linattn_dtype T>
+inline char* elem(void* base, int64_t i) {
+  return static_cast<char*>(base) + i * (T == LINATTN_FLOAT32 ? 4 : 2);
+}
+template <linattn_dtype T>
+inline const char* elem(const void* base, int64_t i) {
+  return static_cast<const char*>(base) + i * (T == LINATTN_FLOAT32 ? 4 : 2);
+}
+
+// One value of type T as float, and back (the ragged tail of fewer than 8 channels).
+template <linattn_dtype T>
+inline float get1(const void* base, int64_t i) {
+  float f;
+  VecAvx2::load_row(base, i, 1, T, &f);
+  return f;
+}
+template <linattn_dtype T>
+inline void put1(void* base, int64_t i, float f) {
+  VecAvx2::store_row(base, i, 1, T, &f);
+}
+
+template <linattn_dtype A, linattn_dtype S>
+void decode_k4(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, int64_t n) {
+  constexpr int64_t ea = A == LINATTN_FLOAT32 ? 4 : 2, es = S == LINATTN_FLOAT32 ? 4 : 2;
+  const void* w = elem<A>(p.w, c0 * 4);
+  const void* bs = p.bias != nullptr ? elem<A>(p.bias, c0) : nullptr;
+  const int64_t nv = n / 8 * 8;
+  // 16-bit outputs: the pre-activation values of the last kLag channels wait here for the
+  // trailing activation, so each output is rounded once (float32 outputs wait in place).
+  alignas(32) float lag[kLag];
+  for (int64_t b = b0; b < b1; ++b) {
+    const void* x = elem<A>(p.x, b * p.x_sb + c0);
+    void* y = elem<A>(p.y, b * p.y_sb + c0);
+    const void* sp = p.past != nullptr ? elem<S>(p.past, b * p.past_sb + c0 * 3) : nullptr;
+    void* sq = elem<S>(p.present, b * p.pres_sb + c0 * 3);
+    for (int64_t c = 0; c < nv; c += 8) {
+      __m256 s0, s1, s2;
+      prefetch_state(elem<S>(sq, c * 3), es);
+      if (sp != nullptr && sp != sq) prefetch_state(elem<S>(sp, c * 3), es);
+      prefetch_row(elem<A>(x, c), ea);
+      if (sp != nullptr) {  // all of it is read before anything is stored (present may alias)
+        const char* s = elem<S>(sp, c * 3);
+        deinterleave3(load_lanes<S>(s, s + 12 * es), load_lanes<S>(s + 4 * es, s + 16 * es),
+                      load_lanes<S>(s + 8 * es, s + 20 * es), s0, s1, s2);
+      } else {
+        s0 = s1 = s2 = _mm256_setzero_ps();
+      }
+      const __m256 xv = VecAvx2::load8(elem<A>(x, c), A);
+      // Lane h of a_i holds channel 4h + i's four taps; unpack + shuffle gives tap-major rows.
+      const char* wc = elem<A>(w, c * 4);
+      const __m256 a0 = load_lanes<A>(wc, wc + 16 * ea), a1 = load_lanes<A>(wc + 4 * ea, wc + 20 * ea);
+      const __m256 a2 = load_lanes<A>(wc + 8 * ea, wc + 24 * ea);
+      const __m256 a3 = load_lanes<A>(wc + 12 * ea, wc + 28 * ea);
+      const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpacklo_ps(a2, a3);
+      const __m256 t2 = _mm256_unpackhi_ps(a0, a1), t3 = _mm256_unpackhi_ps(a2, a3);
+      __m256 acc = bs != nullptr ? VecAvx2::load8(elem<A>(bs, c), A) : _mm256_setzero_ps();
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)), s0, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)), s1, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)), s2, acc);
+      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)), xv, acc);
+      if constexpr (A == LINATTN_FLOAT32) {
+        float* yf = static_cast<float*>(y);
+        _mm256_storeu_ps(yf + c, acc);
+        if (p.silu && c >= kLag) {
+          float* yl = yf + c - kLag;
+          _mm256_storeu_ps(yl, silu(_mm256_loadu_ps(yl)));
+        }
+      } else if (p.silu) {
+        float* slot = lag + c % kLag;  // holds channel c - kLag's value once c >= kLag
+        if (c >= kLag) VecAvx2::store8(elem<A>(y, c - kLag), A, silu(_mm256_load_ps(slot)));
+        _mm256_store_ps(slot, acc);
+      } else {
+        VecAvx2::store8(elem<A>(y, c), A, acc);
+      }
+      __m256 a, bv, cv;
+      interleave3(s1, s2, xv, a, bv, cv);
+      char* q = elem<S>(sq, c * 3);
+      store_lanes<S>(q, q + 12 * es, a);
+      store_lanes<S>(q + 4 * es, q + 16 * es, bv);
+      store_lanes<S>(q + 8 * es, q + 20 * es, cv);
+    }
+    if (p.silu)
+      for (int64_t c = std::max<int64_t>(0, nv - kLag); c < nv; c += 8) {
+        if constexpr (A == LINATTN_FLOAT32) {
+          float* yc = static_cast<float*>(y) + c;
+          _mm256_storeu_ps(yc, silu(_mm256_loadu_ps(yc)));
+        } else {
+          VecAvx2::store8(elem<A>(y, c), A, silu(_mm256_load_ps(lag + c % kLag)));
+        }
+      }
+    for (int64_t c = nv; c < n; ++c) {  // fewer than 8 channels left
+      float s[3] = {0.f, 0.f, 0.f};
+      if (sp != nullptr)
+        for (int j = 0; j < 3; ++j) s[j] = get1<S>(sp, c * 3 + j);
+      const float xc = get1<A>(x, c);
+      float acc = bs != nullptr ? get1<A>(bs, c) : 0.f;
+      for (int j = 0; j < 3; ++j) acc += get1<A>(w, c * 4 + j) * s[j];
+      acc += get1<A>(w, c * 4 + 3) * xc;
+      put1<A>(y, c, p.silu ? silu1(acc) : acc);
+      put1<S>(sq, c * 3, s[1]);
+      put1<S>(sq, c * 3 + 1, s[2]);
+      put1<S>(sq, c * 3 + 2, xc);
+    }
+  }
+}
+
+template <linattn_dtype A>
+void decode_k4_state(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, int64_t n) {
+  switch (p.present_dtype) {
+    case LINATTN_FLOAT16: return decode_k4<A, LINATTN_FLOAT16>(p, b0, b1, c0, n);
+    case LINATTN_BFLOAT16: return decode_k4<A, LINATTN_BFLOAT16>(p, b0, b1, c0, n);
+    default: return decode_k4<A, LINATTN_FLOAT32>(p, b0, b1, c0, n);
+  }
+}
 
 }  // namespace
 
 void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0,
                          int64_t n) {
-  const float* w = static_cast<const float*>(p.w) + c0 * 4;
-  const float* bs = p.bias != nullptr ? static_cast<const float*>(p.bias) + c0 : nullptr;
-  const int64_t nv = n / 8 * 8;
-  for (int64_t b = b0; b < b1; ++b) {
-    const float* x = static_cast<const float*>(p.x) + b * p.x_sb + c0;
-    float* y = static_cast<float*>(p.y) + b * p.y_sb + c0;
-    const float* sp =
-        p.past != nullptr ? static_cast<const float*>(p.past) + b * p.past_sb + c0 * 3 : nullptr;
-    float* sq = static_cast<float*>(p.present) + b * p.pres_sb + c0 * 3;
-    for (int64_t c = 0; c < nv; c += 8) {
-      __m256 s0, s1, s2;
-      prefetch_state(sq + c * 3);
-      if (sp != nullptr && sp != sq) prefetch_state(sp + c * 3);
-      prefetch_row(x + c);
-      if (sp != nullptr) {  // all of it is read before anything is stored (present may alias)
-        const float* s = sp + c * 3;
-        deinterleave3(load_lanes(s, s + 12), load_lanes(s + 4, s + 16), load_lanes(s + 8, s + 20),
-                      s0, s1, s2);
-      } else {
-        s0 = s1 = s2 = _mm256_setzero_ps();
-      }
-      const __m256 xv = _mm256_loadu_ps(x + c);
-      // Lane h of a_i holds channel 4h + i's four taps; unpack + shuffle gives tap-major rows.
-      const float* wc = w + c * 4;
-      const __m256 a0 = load_lanes(wc, wc + 16), a1 = load_lanes(wc + 4, wc + 20);
-      const __m256 a2 = load_lanes(wc + 8, wc + 24), a3 = load_lanes(wc + 12, wc + 28);
-      const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpacklo_ps(a2, a3);
-      const __m256 t2 = _mm256_unpackhi_ps(a0, a1), t3 = _mm256_unpackhi_ps(a2, a3);
-      __m256 acc = bs != nullptr ? _mm256_loadu_ps(bs + c) : _mm256_setzero_ps();
-      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)), s0, acc);
-      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)), s1, acc);
-      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)), s2, acc);
-      acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)), xv, acc);
-      _mm256_storeu_ps(y + c, acc);
-      if (p.silu && c >= kLag) silu8(y + c - kLag);
-      __m256 a, bv, cv;
-      interleave3(s1, s2, xv, a, bv, cv);
-      float* q = sq + c * 3;
-      store_lanes(q, q + 12, a);
-      store_lanes(q + 4, q + 16, bv);
-      store_lanes(q + 8, q + 20, cv);
-    }
-    if (p.silu)
-      for (int64_t c = std::max<int64_t>(0, nv - kLag); c < nv; c += 8) silu8(y + c);
-    for (int64_t c = nv; c < n; ++c) {  // fewer than 8 channels left
-      float s[3] = {0.f, 0.f, 0.f};
-      if (sp != nullptr)
-        for (int j = 0; j < 3; ++j) s[j] = sp[c * 3 + j];
-      const float* wc = w + c * 4;
-      const float acc = (bs != nullptr ? bs[c] : 0.f) + wc[0] * s[0] + wc[1] * s[1] +
-                        wc[2] * s[2] + wc[3] * x[c];
-      y[c] = p.silu ? silu1(acc) : acc;
-      sq[c * 3] = s[1];
-      sq[c * 3 + 1] = s[2];
-      sq[c * 3 + 2] = x[c];
-    }
+  switch (p.act_dtype) {
+    case LINATTN_FLOAT16: return decode_k4_state<LINATTN_FLOAT16>(p, b0, b1, c0, n);
+    case LINATTN_BFLOAT16: return decode_k4_state<LINATTN_BFLOAT16>(p, b0, b1, c0, n);
+    default: return decode_k4_state<LINATTN_FLOAT32>(p, b0, b1, c0, n);
   }
 }
 

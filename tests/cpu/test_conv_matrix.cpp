@@ -65,7 +65,7 @@ std::vector<CausalConvCase> conv_cases() {
           v.push_back(c);
           ++n;
         }
-  // The float32 k = 4 decode kernel (L = 1): channel counts below, at and past one 8-channel
+  // The k = 4 decode kernel (L = 1), float32: channel counts below, at and past one 8-channel
   // group, with ragged tails, and past one 2048-channel work item; several batch rows.
   for (int64_t C : {1, 8, 13, 264, 517, 2053})
     for (bool bias : {false, true})
@@ -84,6 +84,26 @@ std::vector<CausalConvCase> conv_cases() {
           v.push_back(c);
           ++n;
         }
+  // The same kernel with every activation and state type: 16-bit values widened on load and
+  // rounded once on store, the trailing SiLU of 16-bit outputs (channels past kLag = 64).
+  for (linattn_dtype act : kDtypes)
+    for (linattn_dtype state : kDtypes)
+      for (int64_t C : {13, 200, 2053}) {
+        CausalConvCase c;
+        c.K = 4;
+        c.L = 1;
+        c.C = C;
+        c.B = 3;
+        c.bias = n % 2 == 0;
+        c.has_past = n % 5 != 3;
+        c.silu = n % 3 != 1;
+        c.act_dtype = act;
+        c.state_dtype = state;
+        c.channels_last = (n / 2) % 2 == 1;
+        c.seed = seed++;
+        v.push_back(c);
+        ++n;
+      }
   return v;
 }
 
