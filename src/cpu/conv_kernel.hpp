@@ -102,6 +102,9 @@ struct ConvKernel {
     if (at == LINATTN_FLOAT32) {
       float* y = static_cast<float*>(p.y) + yoff;
       for (; l + W <= L; l += W) V::store(y + l, out(l));
+    } else if (at == LINATTN_BFLOAT16 || at == LINATTN_FLOAT16) {
+      char* y = static_cast<char*>(p.y) + yoff * es;
+      for (; l + W <= L; l += W) V::store16(y + l * es, at, out(l));
     } else {
       for (; l + W <= L; l += W) {
         V::store(sc.tmp.data(), out(l));

@@ -72,6 +72,10 @@ struct VecAvx2 {
         _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(nan), isnan));
     return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
   }
+  // W values of v at dst as float16 or bfloat16 (t).
+  static void store16(void* dst, linattn_dtype t, R v) {
+    _mm_storeu_si128(static_cast<__m128i*>(dst), to16(v, t));
+  }
   static void store8(void* dst, linattn_dtype t, R v) {
     if (t == LINATTN_FLOAT32) _mm256_storeu_ps(static_cast<float*>(dst), v);
     else _mm_storeu_si128(static_cast<__m128i*>(dst), to16(v, t));

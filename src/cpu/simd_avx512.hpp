@@ -73,6 +73,10 @@ struct VecAvx512 {
     if (t == LINATTN_FLOAT32) _mm512_mask_storeu_ps(dst, m, v);
     else _mm256_mask_storeu_epi16(dst, m, to16(v, t));
   }
+  // W values of v at dst as float16 or bfloat16 (t).
+  static void store16(void* dst, linattn_dtype t, R v) {
+    _mm256_storeu_si256(static_cast<__m256i*>(dst), to16(v, t));
+  }
 
   static int64_t elem_bytes(linattn_dtype t) {
     return t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;

@@ -35,6 +35,12 @@ struct VecPortable {
   static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
     cpu::store_row(base, off, n, t, src);
   }
+  // W values of v at dst as float16 or bfloat16 (t).
+  static void store16(void* dst, linattn_dtype t, R v) {
+    float f[W];
+    store(f, v);
+    cpu::store_row(dst, 0, W, t, f);
+  }
   // No streaming stores here: plain ones.
   static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
     cpu::store_row(base, off, n, t, src);
