@@ -191,6 +191,21 @@ struct RecurrentKernel {
     }
   }
 
+  // store_row with streaming stores (V::stream): rows of whole vectors of float32, float16 or
+  // bfloat16 on a vector-aligned address; any other row takes V::store_row.
+  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
+    const int64_t es = static_cast<int64_t>(dtype_bytes(t));
+    char* d = static_cast<char*>(base) + off * es;
+    if (t == LINATTN_FLOAT64 || n % W != 0 || reinterpret_cast<uintptr_t>(d) % (W * es) != 0) {
+      V::store_row(base, off, n, t, src);
+      return;
+    }
+    for (int64_t i = 0; i < n; i += W) {
+      if (t == LINATTN_FLOAT32) V::stream(reinterpret_cast<float*>(d) + i, V::load(src + i));
+      else V::stream16(d + i * es, t, V::load(src + i));
+    }
+  }
+
   // A cursor over item it's past state (it.p->past set), a share of it per step of `steps`.
   static typename Sw::Ahead ahead_of(const RecurrentItem& it, int64_t steps) {
     const LinearAttentionParams& q = *it.p;
@@ -292,7 +307,7 @@ struct RecurrentKernel {
           const int64_t off = b * p.o_sb + (t0 + t) * p.o_st +
                               static_cast<int64_t>(p.output_head(h, g)) * dv + c0;
           const float* src = sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw;
-          if (it.stream_out) V::stream_row(p.out, off, ncols, at, src);
+          if (it.stream_out) stream_row(p.out, off, ncols, at, src);
           else V::store_row(p.out, off, ncols, at, src);
         }
     }

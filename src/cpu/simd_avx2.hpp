@@ -125,20 +125,12 @@ struct VecAvx2 {
     }
   }
 
-  // store_row with streaming (non-temporal) stores, which write memory without reading the
-  // lines first and leave them out of the cache; a row that is not whole aligned vectors of
-  // float32, float16 or bfloat16 takes store_row. stream_fence orders them before later stores.
-  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
-    const int64_t es = elem_bytes(t);
-    char* d = static_cast<char*>(base) + off * es;
-    if (t == LINATTN_FLOAT64 || n % W != 0 || reinterpret_cast<uintptr_t>(d) % (W * es) != 0) {
-      store_row(base, off, n, t, src);
-      return;
-    }
-    for (int64_t i = 0; i < n; i += W) {
-      if (t == LINATTN_FLOAT32) _mm256_stream_ps(reinterpret_cast<float*>(d + i * es), load(src + i));
-      else _mm_stream_si128(reinterpret_cast<__m128i*>(d + i * es), to16(load(src + i), t));
-    }
+  // Streaming (non-temporal) stores of one vector, float32 or 16-bit (t), to an address
+  // aligned to its size: memory is written without the lines being read first, and they stay
+  // out of the cache. stream_fence orders them before later stores.
+  static void stream(float* dst, R v) { _mm256_stream_ps(dst, v); }
+  static void stream16(void* dst, linattn_dtype t, R v) {
+    _mm_stream_si128(static_cast<__m128i*>(dst), to16(v, t));
   }
   static void stream_fence() { _mm_sfence(); }
 };

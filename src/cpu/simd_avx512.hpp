@@ -115,18 +115,10 @@ struct VecAvx512 {
     }
   }
 
-  // store_row with streaming (non-temporal) stores (see simd_avx2.hpp).
-  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
-    const int64_t es = elem_bytes(t);
-    char* d = static_cast<char*>(base) + off * es;
-    if (t == LINATTN_FLOAT64 || n % W != 0 || reinterpret_cast<uintptr_t>(d) % (W * es) != 0) {
-      store_row(base, off, n, t, src);
-      return;
-    }
-    for (int64_t i = 0; i < n; i += W) {
-      if (t == LINATTN_FLOAT32) _mm512_stream_ps(reinterpret_cast<float*>(d + i * es), load(src + i));
-      else _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i * es), to16(load(src + i), t));
-    }
+  // Streaming stores of one vector (see simd_avx2.hpp).
+  static void stream(float* dst, R v) { _mm512_stream_ps(dst, v); }
+  static void stream16(void* dst, linattn_dtype t, R v) {
+    _mm256_stream_si256(static_cast<__m256i*>(dst), to16(v, t));
   }
   static void stream_fence() { _mm_sfence(); }
 };

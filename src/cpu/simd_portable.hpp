@@ -42,9 +42,8 @@ struct VecPortable {
     cpu::store_row(dst, 0, W, t, f);
   }
   // No streaming stores here: plain ones.
-  static void stream_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
-    cpu::store_row(base, off, n, t, src);
-  }
+  static void stream(float* dst, R v) { store(dst, v); }
+  static void stream16(void* dst, linattn_dtype t, R v) { store16(dst, t, v); }
   static void stream_fence() {}
 };
 
