@@ -43,7 +43,6 @@ ThreadPool::ThreadPool(int num_threads, int32_t spin_us) : spin_ns_(int64_t{spin
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
     stopping_.store(true, std::memory_order_release);
   }
   wake_.notify_all();

@@ -51,8 +51,7 @@ class ThreadPool {
   std::atomic<int64_t> next_{0};
   std::atomic<uint64_t> generation_{0};  // changed under mu_, read by spinning workers
   std::atomic<int> busy_{0};             // workers still running the current job
-  bool stop_ = false;                    // under mu_
-  std::atomic<bool> stopping_{false};    // stop_, for spinning workers
+  std::atomic<bool> stopping_{false};    // set under mu_, read by spinning workers too
 };
 
 }  // namespace linattn::detail

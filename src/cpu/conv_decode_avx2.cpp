@@ -99,14 +99,16 @@ inline __m256 silu(__m256 v) {
 
 inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
 
-// Element i of an array of type T at base, as a byte pointer.
+// Bytes of one value of type T, and element i of an array of them at base as a byte pointer.
+template <linattn_dtype T>
+constexpr int64_t kBytes = T == LINATTN_FLOAT32 ? 4 : 2;
 template <linattn_dtype T>
 inline char* elem(void* base, int64_t i) {
-  return static_cast<char*>(base) + i * (T == LINATTN_FLOAT32 ? 4 : 2);
+  return static_cast<char*>(base) + i * kBytes<T>;
 }
 template <linattn_dtype T>
 inline const char* elem(const void* base, int64_t i) {
-  return static_cast<const char*>(base) + i * (T == LINATTN_FLOAT32 ? 4 : 2);
+  return static_cast<const char*>(base) + i * kBytes<T>;
 }
 
 // One value of type T as float, and back (the ragged tail of fewer than 8 channels).
@@ -123,12 +125,12 @@ inline void put1(void* base, int64_t i, float f) {
 
 template <linattn_dtype A, linattn_dtype S>
 void decode_k4(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, int64_t n) {
-  constexpr int64_t ea = A == LINATTN_FLOAT32 ? 4 : 2, es = S == LINATTN_FLOAT32 ? 4 : 2;
+  constexpr int64_t ea = kBytes<A>, es = kBytes<S>;
   const void* w = elem<A>(p.w, c0 * 4);
   const void* bs = p.bias != nullptr ? elem<A>(p.bias, c0) : nullptr;
   const int64_t nv = n / 8 * 8;
-  // 16-bit outputs: the pre-activation values of the last kLag channels wait here for the
-  // trailing activation, so each output is rounded once (float32 outputs wait in place).
+  // The pre-activation values of the last kLag channels wait here for the trailing
+  // activation; each output is stored (rounded, when 16-bit) once.
   alignas(32) float lag[kLag];
   for (int64_t b = b0; b < b1; ++b) {
     const void* x = elem<A>(p.x, b * p.x_sb + c0);
@@ -160,14 +162,7 @@ void decode_k4(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, in
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)), s1, acc);
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(1, 0, 1, 0)), s2, acc);
       acc = _mm256_fmadd_ps(_mm256_shuffle_ps(t2, t3, _MM_SHUFFLE(3, 2, 3, 2)), xv, acc);
-      if constexpr (A == LINATTN_FLOAT32) {
-        float* yf = static_cast<float*>(y);
-        _mm256_storeu_ps(yf + c, acc);
-        if (p.silu && c >= kLag) {
-          float* yl = yf + c - kLag;
-          _mm256_storeu_ps(yl, silu(_mm256_loadu_ps(yl)));
-        }
-      } else if (p.silu) {
+      if (p.silu) {
         float* slot = lag + c % kLag;  // holds channel c - kLag's value once c >= kLag
         if (c >= kLag) VecAvx2::store8(elem<A>(y, c - kLag), A, silu(_mm256_load_ps(slot)));
         _mm256_store_ps(slot, acc);
@@ -182,14 +177,8 @@ void decode_k4(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, in
       store_lanes<S>(q + 8 * es, q + 20 * es, cv);
     }
     if (p.silu)
-      for (int64_t c = std::max<int64_t>(0, nv - kLag); c < nv; c += 8) {
-        if constexpr (A == LINATTN_FLOAT32) {
-          float* yc = static_cast<float*>(y) + c;
-          _mm256_storeu_ps(yc, silu(_mm256_loadu_ps(yc)));
-        } else {
-          VecAvx2::store8(elem<A>(y, c), A, silu(_mm256_load_ps(lag + c % kLag)));
-        }
-      }
+      for (int64_t c = std::max<int64_t>(0, nv - kLag); c < nv; c += 8)
+        VecAvx2::store8(elem<A>(y, c), A, silu(_mm256_load_ps(lag + c % kLag)));
     for (int64_t c = nv; c < n; ++c) {  // fewer than 8 channels left
       float s[3] = {0.f, 0.f, 0.f};
       if (sp != nullptr)

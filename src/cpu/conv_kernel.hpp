@@ -102,14 +102,9 @@ struct ConvKernel {
     if (at == LINATTN_FLOAT32) {
       float* y = static_cast<float*>(p.y) + yoff;
       for (; l + W <= L; l += W) V::store(y + l, out(l));
-    } else if (at == LINATTN_BFLOAT16 || at == LINATTN_FLOAT16) {
+    } else {  // float16 or bfloat16 (the CPU backend takes no other activation type)
       char* y = static_cast<char*>(p.y) + yoff * es;
       for (; l + W <= L; l += W) V::store16(y + l * es, at, out(l));
-    } else {
-      for (; l + W <= L; l += W) {
-        V::store(sc.tmp.data(), out(l));
-        V::store_row(p.y, yoff + l, W, at, sc.tmp.data());
-      }
     }
     if (l < L) {  // tail: P is padded by W floats, the extra lanes are dropped
       for (int64_t j = S + L; j < S + L + W; ++j) P[j] = 0.f;
