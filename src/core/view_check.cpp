@@ -72,60 +72,54 @@ std::string strides_string(const linattn_tensor& t) {
 
 Status check_view(const char* op, const char* name, const linattn_tensor& t, int rank,
                   const char* layout, linattn_backend backend, ByteSpan* span) {
-  std::ostringstream m;
-  m << op << ": " << name << ' ';
+  // The message is built only when a rule is broken: this runs for every view of every call.
+  const auto fail = [&](const auto&... parts) {
+    std::ostringstream m;
+    m << op << ": " << name << ' ';
+    (m << ... << parts);
+    return invalid(m.str());
+  };
   if (t.rank != rank) {
     if (rank_in_range(t.rank)) {
-      m << "has rank " << t.rank << " with shape " << shape_string(t) << "; expected rank "
-        << rank << ' ' << layout;
-    } else {
-      m << "has invalid rank " << t.rank << "; expected rank " << rank << ' ' << layout;
+      return fail("has rank ", t.rank, " with shape ", shape_string(t), "; expected rank ", rank,
+                  ' ', layout);
     }
-    return invalid(m.str());
+    return fail("has invalid rank ", t.rank, "; expected rank ", rank, ' ', layout);
   }
   for (int i = 0; i < rank; ++i) {
     if (t.shape[i] < 0) {
-      m << "has shape " << shape_string(t) << " with negative dimension " << i
-        << "; expected " << layout;
-      return invalid(m.str());
+      return fail("has shape ", shape_string(t), " with negative dimension ", i, "; expected ",
+                  layout);
     }
   }
   const size_t esize = dtype_bytes(enum_value(t.dtype));
-  if (esize == 0) {
-    m << "has unknown dtype value " << enum_value(t.dtype);
-    return invalid(m.str());
-  }
+  if (esize == 0) return fail("has unknown dtype value ", enum_value(t.dtype));
   const int mem = enum_value(t.memory);
   if (mem != LINATTN_MEMORY_HOST && mem != LINATTN_MEMORY_CUDA) {
-    m << "has unknown memory space value " << mem;
-    return invalid(m.str());
+    return fail("has unknown memory space value ", mem);
   }
   const linattn_memory want =
       backend == LINATTN_BACKEND_CUDA ? LINATTN_MEMORY_CUDA : LINATTN_MEMORY_HOST;
   if (t.memory != want) {
-    m << "is in " << memory_string(t.memory) << " memory; the " << backend_string(backend)
-      << " backend needs every tensor in " << memory_string(want) << " memory ("
-      << (want == LINATTN_MEMORY_HOST ? "LINATTN_MEMORY_HOST" : "LINATTN_MEMORY_CUDA") << ')';
-    return invalid(m.str());
+    return fail("is in ", memory_string(t.memory), " memory; the ", backend_string(backend),
+                " backend needs every tensor in ", memory_string(want), " memory (",
+                want == LINATTN_MEMORY_HOST ? "LINATTN_MEMORY_HOST" : "LINATTN_MEMORY_CUDA", ')');
   }
   if (t.strides[rank - 1] != 1) {
-    m << "has shape " << shape_string(t) << " and strides " << strides_string(t)
-      << "; the innermost stride must be 1 (strides count elements)";
-    return invalid(m.str());
+    return fail("has shape ", shape_string(t), " and strides ", strides_string(t),
+                "; the innermost stride must be 1 (strides count elements)");
   }
   for (int i = 0; i < rank - 1; ++i) {
     if (t.strides[i] < 0) {
-      m << "has shape " << shape_string(t) << " and strides " << strides_string(t)
-        << "; stride " << i << " is negative";
-      return invalid(m.str());
+      return fail("has shape ", shape_string(t), " and strides ", strides_string(t), "; stride ",
+                  i, " is negative");
     }
   }
   // Element count and the largest element offset, both without overflow.
   int64_t numel = 1;
   for (int i = 0; i < rank; ++i) {
     if (__builtin_mul_overflow(numel, t.shape[i], &numel)) {
-      m << "has shape " << shape_string(t) << ", whose element count overflows int64";
-      return invalid(m.str());
+      return fail("has shape ", shape_string(t), ", whose element count overflows int64");
     }
   }
   int64_t max_offset = 0;
@@ -134,29 +128,25 @@ Status check_view(const char* op, const char* name, const linattn_tensor& t, int
       int64_t term;
       if (__builtin_mul_overflow(t.shape[i] - 1, t.strides[i], &term) ||
           __builtin_add_overflow(max_offset, term, &max_offset)) {
-        m << "has shape " << shape_string(t) << " and strides " << strides_string(t)
-          << ", whose largest element offset overflows int64";
-        return invalid(m.str());
+        return fail("has shape ", shape_string(t), " and strides ", strides_string(t),
+                    ", whose largest element offset overflows int64");
       }
     }
     int64_t bytes;
     if (__builtin_add_overflow(max_offset, int64_t{1}, &bytes) ||
         __builtin_mul_overflow(bytes, static_cast<int64_t>(esize), &bytes)) {
-      m << "has shape " << shape_string(t) << " and strides " << strides_string(t)
-        << ", whose size in bytes overflows int64";
-      return invalid(m.str());
+      return fail("has shape ", shape_string(t), " and strides ", strides_string(t),
+                  ", whose size in bytes overflows int64");
     }
     if (t.data == nullptr) {
-      m << "has shape " << shape_string(t) << " (" << numel
-        << " elements) but a null data pointer";
-      return invalid(m.str());
+      return fail("has shape ", shape_string(t), " (", numel,
+                  " elements) but a null data pointer");
     }
     const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
     uintptr_t end;
     if (__builtin_add_overflow(begin, static_cast<uintptr_t>(bytes), &end)) {
-      m << "spans past the end of the address space (data pointer plus " << bytes
-        << " bytes)";
-      return invalid(m.str());
+      return fail("spans past the end of the address space (data pointer plus ", bytes,
+                  " bytes)");
     }
     if (span) *span = ByteSpan{begin, end};
   } else if (span) {
