@@ -171,13 +171,11 @@ struct ConvSplit {
   bool rows = false;  // channels first through the instruction-set row kernel
 };
 
-ConvSplit conv_split(const CausalConvParams& p, Isa isa, const ConvImpl& impl) {
-#if defined(LINATTN_X86)
+ConvSplit conv_split(const CausalConvParams& p, const ConvImpl& impl) {
   // Work items of one batch row x kDecodeBlock channels: each is one sequential run over the
   // row's input, output and state (24 KiB of state at 2048 channels).
-  if (isa != Isa::kPortable && conv_decode_k4_fits(p)) return {ConvPath::kDecodeK4, kDecodeBlock, false};
-#endif
-  (void)isa;
+  if (impl.decode_k4 != nullptr && conv_decode_k4_fits(p))
+    return {ConvPath::kDecodeK4, kDecodeBlock, false};
   if (p.x_sc == 1 && p.y_sc == 1) return {ConvPath::kChannelsLast, kChannelBlock, false};
   return {ConvPath::kChannelsFirst, kChannelGroup,
           impl.row != nullptr && p.x_sl == 1 && p.y_sl == 1};
@@ -189,9 +187,7 @@ inline void conv_item(const CausalConvParams& p, const ConvSplit& sp, const Conv
   const int64_t n = std::min(sp.per_item, p.C - c0);
   switch (sp.path) {
     case ConvPath::kDecodeK4:
-#if defined(LINATTN_X86)
-      conv_decode_k4_avx2(p, b, b + 1, c0, n);
-#endif
+      impl.decode_k4(p, b, b + 1, c0, n);
       return;
     case ConvPath::kChannelsLast: {
       if (impl.block != nullptr) {
@@ -225,9 +221,8 @@ void* at(void* base, int64_t elems, linattn_dtype t) {
 
 Status causal_conv(const CausalConvParams& p, const Exec& e) {
   if (p.B == 0 || p.C == 0) return Status();
-  const Isa isa = active_isa();
-  const ConvImpl impl = conv_impl(isa);
-  const ConvSplit sp = conv_split(p, isa, impl);
+  const ConvImpl impl = conv_impl(active_isa());
+  const ConvSplit sp = conv_split(p, impl);
   const int64_t blocks = (p.C + sp.per_item - 1) / sp.per_item;
   e.pool->parallel_for(p.B * blocks, [&](int64_t item, int) {
     const int64_t b = item / blocks;
@@ -244,8 +239,7 @@ Status causal_conv(const CausalConvParams& p, const Exec& e) {
 Status causal_conv_rows(const CausalConvParams& p, const SequenceRow* rows, int64_t n,
                         const Exec& e) {
   if (n == 0 || p.C == 0) return Status();
-  const Isa isa = active_isa();
-  const ConvImpl impl = conv_impl(isa);
+  const ConvImpl impl = conv_impl(active_isa());
   auto row_params = [&](const SequenceRow& r) {
     CausalConvParams q = p;
     q.B = 1;
@@ -259,7 +253,7 @@ Status causal_conv_rows(const CausalConvParams& p, const SequenceRow* rows, int6
   };
   // conv_split reads a row's length and whether it has a past, never its addresses, so rows
   // alike in those two share the split of the first row.
-  const ConvSplit sp0 = conv_split(row_params(rows[0]), isa, impl);
+  const ConvSplit sp0 = conv_split(row_params(rows[0]), impl);
   const int64_t blocks0 = (p.C + sp0.per_item - 1) / sp0.per_item;
   auto same_split = [&](const ConvSplit& s) {
     return s.path == sp0.path && s.per_item == sp0.per_item && s.rows == sp0.rows;
@@ -273,7 +267,7 @@ Status causal_conv_rows(const CausalConvParams& p, const SequenceRow* rows, int6
   for (int64_t r = 1; r < n; ++r) {
     const bool alike =
         rows[r].len == rows[0].len && (rows[r].past == nullptr) == (rows[0].past == nullptr);
-    const ConvSplit sp = alike ? sp0 : conv_split(row_params(rows[r]), isa, impl);
+    const ConvSplit sp = alike ? sp0 : conv_split(row_params(rows[r]), impl);
     if (firsts.empty()) {
       if (same_split(sp)) {
         items += blocks0;

@@ -15,6 +15,9 @@ struct ConvImpl {
   void (*row)(const CausalConvParams& p, int64_t b, int64_t c, bool next) = nullptr;
   // Channel stride 1: channels [c0, c0 + n) of batch b.
   void (*block)(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) = nullptr;
+  // The decode step L = 1, k = 4 (conv_decode.hpp): channels [c0, c0 + n) of batches [b0, b1).
+  void (*decode_k4)(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0,
+                    int64_t n) = nullptr;
 };
 
 #if defined(LINATTN_X86)

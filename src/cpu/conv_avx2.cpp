@@ -1,6 +1,7 @@
 // The causal conv kernels instantiated for the avx2 vector operations (simd_avx2.hpp).
 
 #include "cpu/conv.hpp"
+#include "cpu/conv_decode.hpp"
 #include "cpu/simd_avx2.hpp"
 #include "cpu/conv_kernel.hpp"
 
@@ -21,6 +22,6 @@ void block_avx2(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) {
 
 }  // namespace
 
-ConvImpl conv_avx2() { return ConvImpl{&row_avx2, &block_avx2}; }
+ConvImpl conv_avx2() { return ConvImpl{&row_avx2, &block_avx2, &conv_decode_k4_avx2}; }
 
 }  // namespace linattn::detail::cpu

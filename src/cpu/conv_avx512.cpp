@@ -4,6 +4,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include "cpu/conv.hpp"
+#include "cpu/conv_decode.hpp"
 #include "cpu/simd_avx512.hpp"
 #include "cpu/conv_kernel.hpp"
 
@@ -24,6 +25,6 @@ void block_avx512(const CausalConvParams& p, int64_t b, int64_t c0, int64_t n) {
 
 }  // namespace
 
-ConvImpl conv_avx512() { return ConvImpl{&row_avx512, &block_avx512}; }
+ConvImpl conv_avx512() { return ConvImpl{&row_avx512, &block_avx512, &conv_decode_k4_avx512}; }
 
 }  // namespace linattn::detail::cpu

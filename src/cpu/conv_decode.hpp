@@ -2,8 +2,9 @@
 // float16 or bfloat16 activations and state (past and present of one type), a contiguous
 // (C, 1, 4) weight and (B, C, 3) state rows. Each channel's new state is (s1, s2, x) and
 // y = act(b + w0 s0 + w1 s1 + w2 s2 + w3 x), so the state rows are read and written in place,
-// three channels' values interleaved, and de-interleaved into registers with in-lane shuffles
-// instead of being transposed through a scratch buffer.
+// three channels' values interleaved, and de-interleaved into registers with shuffles (AVX2:
+// in-lane blends; AVX-512: two-table permutes) instead of being transposed through a scratch
+// buffer.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,8 @@ inline bool conv_decode_k4_fits(const CausalConvParams& p) {
 #if defined(LINATTN_X86)
 void conv_decode_k4_avx2(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0,
                          int64_t n);
+void conv_decode_k4_avx512(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0,
+                           int64_t n);
 #endif
 
 }  // namespace linattn::detail::cpu

@@ -224,6 +224,34 @@ TEST_P(IsaPaths, CausalConvMatchesOracle) {
   for (const CausalConvCase& c : conv_cases()) EXPECT_TRUE(passed(run_case(c, cpu_context(2))));
 }
 
+// The decode step (L = 1, k = 4) has its own kernel per instruction set: every activation and
+// state dtype pair, channel counts that leave a ragged last vector and span two work items
+// (2053 = 2048 + 5), with and without past state, bias and SiLU.
+TEST_P(IsaPaths, ConvDecodeStepMatchesOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  const linattn_dtype dts[] = {LINATTN_FLOAT32, LINATTN_FLOAT16, LINATTN_BFLOAT16};
+  const int64_t channels[] = {5, 16, 300, 2053};
+  int n = 0;
+  for (linattn_dtype a : dts)
+    for (linattn_dtype s : dts)
+      for (int v = 0; v < 2; ++v, ++n) {
+        CausalConvCase c;
+        c.K = 4;
+        c.L = 1;
+        c.B = 3;
+        c.C = channels[n % 4];
+        c.act_dtype = a;
+        c.state_dtype = s;
+        c.has_past = n % 5 != 3;
+        c.bias = n % 3 != 2;
+        c.silu = v == 0;
+        c.channels_last = n % 2 == 1;
+        c.seed = 1400 + static_cast<uint64_t>(n);
+        EXPECT_TRUE(passed(run_case(c, cpu_context(n % 3 == 0 ? 1 : 2)))) << c.name();
+      }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, IsaPaths, ::testing::ValuesIn(kIsas),
                          [](const ::testing::TestParamInfo<Isa>& i) {
                            return std::string(detail::cpu::isa_name(i.param));
