@@ -118,9 +118,7 @@ inline void prefetch(const void* p, int64_t bytes_ahead) {
 
 inline __m512 silu(__m512 v) {
   const __m512 e = VecAvx512::exp(_mm512_sub_ps(_mm512_setzero_ps(), v));
-  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.f), e);
-  const __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(v, _mm512_fnmadd_ps(d, _mm512_mul_ps(r, r), _mm512_add_ps(r, r)));
+  return _mm512_mul_ps(v, VecAvx512::rcp(_mm512_add_ps(_mm512_set1_ps(1.f), e)));
 }
 
 // The four weight taps (float) of 16 channels at wc (4 values each; r channels valid).

@@ -11,6 +11,7 @@
 
 #include "core/params.hpp"
 #include "core/view_check.hpp"
+#include "cpu/streaming.hpp"
 
 namespace linattn::detail::cpu {
 
@@ -61,57 +62,111 @@ struct ConvKernel {
     std::vector<float> P, w, ring, wt, bias, tmp;
   };
 
-  // Channels first, time contiguous (x_sl = y_sl = 1): one channel row per call. The k-1 past
-  // values and the L inputs form one float row P; each output vector is k FMAs over unaligned
-  // windows of P, the activation is applied in registers and the result stored converted.
+  // Outputs per group of the channels-first row: kU vectors whose activations run
+  // interleaved. One vector's exp/divide chain is longer than the rest of its work; written
+  // vector by vector, the chains waiting in the scheduler held it and vectors hardly overlapped.
+  static constexpr int kU = 4;
+  static constexpr int64_t kGroup = int64_t{kU} * W;
+
+  static void silu_n(R (&v)[kU]) {
+    R e[kU];
+    for (int u = 0; u < kU; ++u) e[u] = V::sub(V::zero(), v[u]);
+    V::exp_n(e);
+    for (int u = 0; u < kU; ++u) v[u] = V::mul(v[u], V::rcp(V::add(V::set1(1.f), e[u])));
+  }
+
+  // Channels first, time contiguous (x_sl = y_sl = 1): one channel row per call, kGroup
+  // outputs at a time. Output l reads P[l .. l+k-1] of P = concat(past, x): float32 rows are
+  // read in place (the group's window starts k-1 values before it; the first group and the
+  // last partial one read their window copied into scratch), 16-bit rows are converted into a
+  // float row P once. Outputs are stored from
+  // registers, streamed when the call's output is large (streaming.hpp) and the row aligned.
   // With `next` (the thread runs channel c + 1 next) that channel's input row is prefetched in
-  // step with the outputs, so its load overlaps this row's arithmetic (the SiLU alone is about
-  // a third of a row's time) instead of following it.
+  // step with the outputs, so its load overlaps this row's arithmetic.
   static void channel_row(const CausalConvParams& p, int64_t b, int64_t c, bool next,
                           Scratch& sc) {
     const int64_t K = p.K, S = K - 1, L = p.L;
     const linattn_dtype at = p.act_dtype;
-    grow(sc.P, S + L + W);
+    const int64_t es = static_cast<int64_t>(dtype_bytes(at));
+    const bool f32 = at == LINATTN_FLOAT32;
+    grow(sc.P, S + (f32 ? 0 : L) + kGroup);
     grow(sc.w, K);
-    grow(sc.tmp, W);
+    grow(sc.tmp, kGroup);
     float* P = sc.P.data();
-    if (p.past != nullptr) {
-      V::load_row(p.past, b * p.past_sb + c * p.past_sc, S, p.past_dtype, P);
-    } else {
-      for (int64_t j = 0; j < S; ++j) P[j] = 0.f;
-    }
-    V::load_row(p.x, b * p.x_sb + c * p.x_sc, L, at, P + S);
+    const int64_t xoff = b * p.x_sb + c * p.x_sc, yoff = b * p.y_sb + c * p.y_sc;
+    const int64_t poff = b * p.past_sb + c * p.past_sc;
     V::load_row(p.w, c * p.w_sc, K, at, sc.w.data());  // w_sk = 1 for a (C, 1, k) weight
     const float bias = p.bias != nullptr ? load1(p.bias, c * p.bias_sc, at) : 0.f;
     R wv[8];
     const int kv = static_cast<int>(std::min<int64_t>(K, 8));
     for (int j = 0; j < kv; ++j) wv[j] = V::set1(sc.w[j]);
     const R bv = V::set1(bias);
-    const int64_t yoff = b * p.y_sb + c * p.y_sc;
-    const int64_t es = static_cast<int64_t>(dtype_bytes(at));
+    // dst[i] = P[i0 + i] for i < n.
+    auto p_values = [&](int64_t i0, int64_t n, float* dst) {
+      const int64_t from_past = std::clamp<int64_t>(S - i0, 0, n);
+      if (from_past > 0) {
+        if (p.past != nullptr) V::load_row(p.past, poff + i0, from_past, p.past_dtype, dst);
+        else std::fill(dst, dst + from_past, 0.f);
+      }
+      V::load_row(p.x, xoff + i0 + from_past - S, n - from_past, at, dst + from_past);
+    };
     const char* xn =
         next ? static_cast<const char*>(p.x) + (b * p.x_sb + (c + 1) * p.x_sc) * es : nullptr;
-    auto out = [&](int64_t l) {
-      if (next && ((l * es) & 63) == 0) __builtin_prefetch(xn + l * es);  // one per line
-      R acc = bv;
-      for (int j = 0; j < kv; ++j) acc = V::fma(wv[j], V::load(P + l + j), acc);
-      for (int64_t j = kv; j < K; ++j) acc = V::fma(V::set1(sc.w[j]), V::load(P + l + j), acc);
-      return p.silu ? silu(acc) : acc;
+    char* y = static_cast<char*>(p.y) + yoff * es;
+    const bool stream = p.B * p.C * L * es >= kStreamOutputBytes &&
+                        reinterpret_cast<uintptr_t>(y) % (W * es) == 0;
+    if (!f32) {  // the whole row, converted once, zero-padded for the last group
+      p_values(0, S + L, P);
+      std::fill(P + S + L, P + S + L + kGroup, 0.f);
+    }
+    auto group = [&](int64_t l0, int64_t n) {
+      const float* src;
+      if (!f32) {
+        src = P + l0;
+      } else if (l0 >= S && n == kGroup) {
+        src = static_cast<const float*>(p.x) + xoff + l0 - S;
+      } else {
+        p_values(l0, S + n, P);
+        std::fill(P + S + n, P + S + kGroup, 0.f);
+        src = P;
+      }
+      if (next)
+        for (int64_t o = l0 * es; o < (l0 + n) * es; o += 64) __builtin_prefetch(xn + o);
+      R acc[kU];
+      for (int u = 0; u < kU; ++u) acc[u] = bv;
+      for (int j = 0; j < kv; ++j)
+        for (int u = 0; u < kU; ++u) acc[u] = V::fma(wv[j], V::load(src + u * W + j), acc[u]);
+      for (int64_t j = kv; j < K; ++j)
+        for (int u = 0; u < kU; ++u)
+          acc[u] = V::fma(V::set1(sc.w[j]), V::load(src + u * W + j), acc[u]);
+      if (p.silu) silu_n(acc);
+      if (n < kGroup) {
+        for (int u = 0; u < kU; ++u) V::store(sc.tmp.data() + u * W, acc[u]);
+        V::store_row(p.y, yoff + l0, n, at, sc.tmp.data());
+      } else if (at == LINATTN_FLOAT32) {
+        float* yf = reinterpret_cast<float*>(y) + l0;
+        for (int u = 0; u < kU; ++u) {
+          if (stream) V::stream(yf + u * W, acc[u]);
+          else V::store(yf + u * W, acc[u]);
+        }
+      } else {
+        for (int u = 0; u < kU; ++u) {
+          if (stream) V::stream16(y + (l0 + u * W) * es, at, acc[u]);
+          else V::store16(y + (l0 + u * W) * es, at, acc[u]);
+        }
+      }
     };
     int64_t l = 0;
-    if (at == LINATTN_FLOAT32) {
-      float* y = static_cast<float*>(p.y) + yoff;
-      for (; l + W <= L; l += W) V::store(y + l, out(l));
-    } else {  // float16 or bfloat16 (the CPU backend takes no other activation type)
-      char* y = static_cast<char*>(p.y) + yoff * es;
-      for (; l + W <= L; l += W) V::store16(y + l * es, at, out(l));
+    for (; l + kGroup <= L; l += kGroup) group(l, kGroup);
+    if (l < L) group(l, L - l);
+    if (stream) V::stream_fence();
+    // present = P[L .. L+k-2], read whole before it is written (present may alias past).
+    if (S > 0) {
+      grow(sc.tmp, S);
+      if (f32) p_values(L, S, sc.tmp.data());
+      const float* last = f32 ? sc.tmp.data() : P + L;
+      V::store_row(p.present, b * p.pres_sb + c * p.pres_sc, S, p.present_dtype, last);
     }
-    if (l < L) {  // tail: P is padded by W floats, the extra lanes are dropped
-      for (int64_t j = S + L; j < S + L + W; ++j) P[j] = 0.f;
-      V::store(sc.tmp.data(), out(l));
-      V::store_row(p.y, yoff + l, L - l, at, sc.tmp.data());
-    }
-    if (S > 0) V::store_row(p.present, b * p.pres_sb + c * p.pres_sc, S, p.present_dtype, P + L);
   }
 
   // Channel stride 1 (channels last, or any layout with L = 1: decode): channels c0 .. c0+n-1

@@ -9,6 +9,7 @@
 #include "core/backend.hpp"
 #include "core/view_check.hpp"
 #include "cpu/isa.hpp"
+#include "cpu/streaming.hpp"
 
 namespace linattn::detail::cpu {
 
@@ -21,15 +22,8 @@ struct RecurrentItem {
   bool stream_out = false;
 };
 
-// A call whose output is at least this large writes it with streaming (non-temporal) stores:
-// each output row is a strided 2 of 4 KiB slice whose lines would otherwise be read before
-// they are written, and an output that large does not stay in the cores' L2 for the next
-// operator anyway. Measured on a 2-core AVX-512 Xeon (2 MiB L2 per core, docs/PERFORMANCE.md),
-// gated_delta 16/32 heads d = 128: T = 512 (8 MiB of float32 output) 9-13% faster, T = 2048
-// 10%, T = 8192 4-11%. Smaller outputs keep plain stores and stay in cache.
-constexpr int64_t kStreamOutputBytes = int64_t{4} << 20;
-
-// Whether a call writing `tokens` output rows of p streams them.
+// Whether a call writing `tokens` output rows of p streams them (streaming.hpp; each output row
+// is a strided 2 of 4 KiB slice).
 inline bool stream_outputs(const LinearAttentionParams& p, int64_t tokens) {
   return tokens * p.Hout * p.dv * static_cast<int64_t>(dtype_bytes(p.act_dtype)) >=
          kStreamOutputBytes;

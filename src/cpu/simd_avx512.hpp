@@ -26,22 +26,42 @@ struct VecAvx512 {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R div(R a, R b) { return _mm512_div_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  // 1 / a within about 1 ulp (14-bit estimate, one Newton step).
+  static R rcp(R a) {
+    const R r = _mm512_rcp14_ps(a);
+    return _mm512_fnmadd_ps(a, _mm512_mul_ps(r, r), _mm512_add_ps(r, r));
+  }
 
   static R exp(R x) {
-    x = _mm512_max_ps(x, set1(-87.0f));
-    x = _mm512_min_ps(x, set1(88.0f));
-    const R n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const R r = _mm512_fmadd_ps(n, set1(2.12194440e-4f), _mm512_fnmadd_ps(n, set1(0.693359375f), x));
-    R p = set1(1.9875691500e-4f);
-    p = fma(p, r, set1(1.3981999507e-3f));
-    p = fma(p, r, set1(8.3334519073e-3f));
-    p = fma(p, r, set1(4.1665795894e-2f));
-    p = fma(p, r, set1(1.6666665459e-1f));
-    p = fma(p, r, set1(5.0000001201e-1f));
-    p = fma(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, set1(1.0f)));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    R v[1] = {x};
+    exp_n(v);
+    return v[0];
+  }
+  // e^x of N vectors in place, each step applied to all N before the next: N independent
+  // chains side by side, which the out-of-order core overlaps (one chain alone is about 15
+  // dependent operations).
+  template <int N>
+  static void exp_n(R (&x)[N]) {
+    R n[N], r[N], p[N];
+    for (int i = 0; i < N; ++i) x[i] = _mm512_min_ps(_mm512_max_ps(x[i], set1(-87.0f)), set1(88.0f));
+    for (int i = 0; i < N; ++i)
+      n[i] = _mm512_roundscale_ps(_mm512_mul_ps(x[i], set1(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    for (int i = 0; i < N; ++i)
+      r[i] = _mm512_fmadd_ps(n[i], set1(2.12194440e-4f),
+                             _mm512_fnmadd_ps(n[i], set1(0.693359375f), x[i]));
+    for (int i = 0; i < N; ++i) p[i] = fma(set1(1.9875691500e-4f), r[i], set1(1.3981999507e-3f));
+    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(8.3334519073e-3f));
+    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(4.1665795894e-2f));
+    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(1.6666665459e-1f));
+    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(5.0000001201e-1f));
+    for (int i = 0; i < N; ++i)
+      p[i] = fma(_mm512_mul_ps(p[i], r[i]), r[i], _mm512_add_ps(r[i], set1(1.0f)));
+    for (int i = 0; i < N; ++i) {
+      const __m512i e = _mm512_slli_epi32(
+          _mm512_add_epi32(_mm512_cvtps_epi32(n[i]), _mm512_set1_epi32(127)), 23);
+      x[i] = _mm512_mul_ps(p[i], _mm512_castsi512_ps(e));
+    }
   }
 
   // Up to 16 elements (mask m) of storage type t at src as floats; unselected lanes are zero.

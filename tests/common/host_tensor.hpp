@@ -5,15 +5,35 @@
 // stray writes into the padding are both detectable.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "linattn/linattn.h"
 
 namespace linattn::test {
+
+// Storage starts on a cache line, so packed views whose rows are whole vectors are aligned the
+// way large framework tensors are (and the kernels' aligned-only paths, such as streaming
+// stores, run); strided views stay unaligned.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
 
 class HostTensor {
  public:
@@ -57,7 +77,7 @@ class HostTensor {
   linattn_dtype dtype_ = LINATTN_FLOAT32;
   std::vector<int64_t> shape_, strides_;
   int64_t storage_elems_ = 0;
-  std::vector<uint64_t> storage_;  // 8-byte aligned raw bytes
+  std::vector<uint64_t, CacheLineAllocator<uint64_t>> storage_;  // raw bytes
 };
 
 // Element size of a dtype in bytes.

@@ -224,6 +224,29 @@ TEST_P(IsaPaths, CausalConvMatchesOracle) {
   for (const CausalConvCase& c : conv_cases()) EXPECT_TRUE(passed(run_case(c, cpu_context(2))));
 }
 
+// Channels-first conv calls whose output reaches kStreamOutputBytes stream it: rows of whole
+// vectors on aligned storage (L a multiple of 16), and strided rows that take plain stores.
+TEST_P(IsaPaths, LargeConvOutputsStreamedMatchOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  const linattn_dtype dts[] = {LINATTN_FLOAT32, LINATTN_BFLOAT16, LINATTN_FLOAT16};
+  for (int n = 0; n < 4; ++n) {
+    CausalConvCase c;
+    c.K = 4;
+    c.B = 1;
+    c.act_dtype = dts[n % 3];
+    c.state_dtype = n == 2 ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+    const int64_t es = static_cast<int64_t>(linattn_dtype_size(c.act_dtype));
+    c.L = 16400;
+    c.C = detail::cpu::kStreamOutputBytes / (c.L * es) + 1;
+    c.strided = n == 3;
+    c.silu = n != 1;
+    c.has_past = n != 2;
+    c.seed = 1300 + static_cast<uint64_t>(n);
+    EXPECT_TRUE(passed(run_case(c, cpu_context(n % 2 ? 1 : 2)))) << c.name();
+  }
+}
+
 // The decode step (L = 1, k = 4) has its own kernel per instruction set: every activation and
 // state dtype pair, channel counts that leave a ragged last vector and span two work items
 // (2053 = 2048 + 5), with and without past state, bias and SiLU.
