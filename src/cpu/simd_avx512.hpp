@@ -44,9 +44,10 @@ struct VecAvx512 {
   static void exp_n(R (&x)[N]) {
     R n[N], r[N], p[N];
     for (int i = 0; i < N; ++i) x[i] = _mm512_min_ps(_mm512_max_ps(x[i], set1(-87.0f)), set1(88.0f));
+    // n = round(x log2 e), to nearest even: adding 1.5 * 2^23 leaves no fraction bits.
+    const R magic = set1(12582912.0f);
     for (int i = 0; i < N; ++i)
-      n[i] = _mm512_roundscale_ps(_mm512_mul_ps(x[i], set1(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      n[i] = _mm512_sub_ps(_mm512_fmadd_ps(x[i], set1(1.44269504088896341f), magic), magic);
     for (int i = 0; i < N; ++i)
       r[i] = _mm512_fmadd_ps(n[i], set1(2.12194440e-4f),
                              _mm512_fnmadd_ps(n[i], set1(0.693359375f), x[i]));
@@ -57,11 +58,7 @@ struct VecAvx512 {
     for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(5.0000001201e-1f));
     for (int i = 0; i < N; ++i)
       p[i] = fma(_mm512_mul_ps(p[i], r[i]), r[i], _mm512_add_ps(r[i], set1(1.0f)));
-    for (int i = 0; i < N; ++i) {
-      const __m512i e = _mm512_slli_epi32(
-          _mm512_add_epi32(_mm512_cvtps_epi32(n[i]), _mm512_set1_epi32(127)), 23);
-      x[i] = _mm512_mul_ps(p[i], _mm512_castsi512_ps(e));
-    }
+    for (int i = 0; i < N; ++i) x[i] = _mm512_scalef_ps(p[i], n[i]);  // p 2^n
   }
 
   // Up to 16 elements (mask m) of storage type t at src as floats; unselected lanes are zero.
