@@ -154,6 +154,7 @@ void conv_channels_first(const CausalConvParams& p, int64_t b, int64_t c,
 
 ConvImpl conv_impl(Isa isa) {
 #if defined(LINATTN_X86)
+  if (isa == Isa::kAvx512Bf16) return conv_avx512bf16();
   if (isa == Isa::kAvx512) return conv_avx512();
   if (isa == Isa::kAvx2) return conv_avx2();
 #endif

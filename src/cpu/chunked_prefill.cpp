@@ -39,7 +39,7 @@ void force_prefill_path(PrefillPath path) {
 
 ChunkedImpl chunked_impl(Isa isa) {
 #if defined(LINATTN_X86)
-  if (isa == Isa::kAvx512) return chunked_avx512();
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16) return chunked_avx512();
   if (isa == Isa::kAvx2) return chunked_avx2();
 #endif
   (void)isa;

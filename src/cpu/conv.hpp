@@ -23,6 +23,7 @@ struct ConvImpl {
 #if defined(LINATTN_X86)
 ConvImpl conv_avx2();
 ConvImpl conv_avx512();
+ConvImpl conv_avx512bf16();
 #endif
 
 // The kernels of `isa`, or empty (null members) for the portable loops.

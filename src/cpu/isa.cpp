@@ -19,6 +19,8 @@ bool cpu_has(Isa isa) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case Isa::kAvx512Bf16:
+      return cpu_has(Isa::kAvx512) && __builtin_cpu_supports("avx512bf16");
   }
   return false;
 #else
@@ -27,6 +29,7 @@ bool cpu_has(Isa isa) {
 }
 
 Isa best_isa() {
+  if (cpu_has(Isa::kAvx512Bf16)) return Isa::kAvx512Bf16;
   if (cpu_has(Isa::kAvx512)) return Isa::kAvx512;
   if (cpu_has(Isa::kAvx2)) return Isa::kAvx2;
   return Isa::kPortable;
@@ -40,6 +43,7 @@ Isa initial_isa() {
   if (std::strcmp(env, "portable") == 0 || std::strcmp(env, "scalar") == 0) want = Isa::kPortable;
   else if (std::strcmp(env, "avx2") == 0) want = Isa::kAvx2;
   else if (std::strcmp(env, "avx512") == 0) want = Isa::kAvx512;
+  else if (std::strcmp(env, "avx512bf16") == 0) want = Isa::kAvx512Bf16;
   // Never above what the CPU can run; an unknown name keeps the best set.
   return static_cast<int>(want) <= static_cast<int>(best) && cpu_has(want) ? want : best;
 }
@@ -56,6 +60,7 @@ const char* isa_name(Isa isa) {
     case Isa::kPortable: return "portable";
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
+    case Isa::kAvx512Bf16: return "avx512bf16";
   }
   return "unknown";
 }

@@ -1,14 +1,16 @@
 // Instruction-set selection for the CPU kernels. Every kernel family has one implementation per
 // instruction set (files *_portable.cpp, *_avx2.cpp, *_avx512.cpp); the dispatcher calls the one
 // `active_isa()` names. The choice is made once per process from the CPU's features, and can be
-// narrowed with the environment variable LINATTN_CPU_ISA=portable|avx2|avx512 (a set the CPU or
-// the build lacks falls back to the best one available). Tests force each path in turn with
-// `force_isa`.
+// narrowed with the environment variable LINATTN_CPU_ISA=portable|avx2|avx512|avx512bf16 (a set
+// the CPU or the build lacks falls back to the best one available). Tests force each path in
+// turn with `force_isa`. avx512bf16 is AVX-512 with the AVX512_BF16 conversions: the kernels
+// whose bfloat16 outputs cost measurably (the causal conv) have an instance for it, the others
+// run their avx512 one.
 #pragma once
 
 namespace linattn::detail::cpu {
 
-enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 
 const char* isa_name(Isa isa);
 // Compiled into this build and supported by this CPU (and OS).

@@ -1,5 +1,8 @@
 // AVX-512 (F, BW, VL, DQ) + F16C vector operations for the kernel templates (include only from
-// *_avx512.cpp). Same contract as simd_avx2.hpp with 16 lanes; tails use masked loads/stores.
+// *_avx512.cpp and *_avx512bf16.cpp). Same contract as simd_avx2.hpp with 16 lanes; tails use
+// masked loads/stores. VecAvx512Bf16 rounds to bfloat16 with the AVX512_BF16 instruction
+// (compiled only into *_avx512bf16.cpp); VecAvx512 with integer operations, to the same values
+// except that the instruction flushes subnormal inputs and results to zero.
 #pragma once
 
 #include <immintrin.h>
@@ -11,10 +14,11 @@
 
 namespace linattn::detail::cpu {
 
-struct VecAvx512 {
+template <bool kBf16Cvt>
+struct VecAvx512T {
   using R = __m512;
   static constexpr int W = 16;
-  static constexpr const char* kName = "avx512";
+  static constexpr const char* kName = kBf16Cvt ? "avx512bf16" : "avx512";
   static constexpr int kRegisters = 32;  // vector registers the kernels may plan for
 
   static R load(const float* p) { return _mm512_loadu_ps(p); }
@@ -77,6 +81,7 @@ struct VecAvx512 {
   // bits; NaN keeps its top bits and is made quiet.
   static __m256i to16(R v, linattn_dtype t) {
     if (t == LINATTN_FLOAT16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if constexpr (kBf16Cvt) return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
     const __m512i u = _mm512_castps_si512(v);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_srli_epi32(
@@ -139,5 +144,8 @@ struct VecAvx512 {
   }
   static void stream_fence() { _mm_sfence(); }
 };
+
+using VecAvx512 = VecAvx512T<false>;
+using VecAvx512Bf16 = VecAvx512T<true>;
 
 }  // namespace linattn::detail::cpu

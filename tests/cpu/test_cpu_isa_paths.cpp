@@ -1,5 +1,6 @@
 // Every compiled CPU kernel path against the float64 oracle: the instruction-set dispatcher is
-// forced to each set this CPU supports (portable, AVX2, AVX-512), and a compact matrix of
+// forced to each set this CPU supports (portable, AVX2, AVX-512, AVX-512 with AVX512_BF16),
+// and a compact matrix of
 // LinearAttention and CausalConvWithState cases runs through the public API on each. Also:
 // strong decay that makes the recurrent kernel fold the decay back into the state (and decay
 // so strong that exp underflows to 0), head dimension 128 (several state blocks, a head split
@@ -23,7 +24,7 @@ namespace {
 
 using detail::cpu::Isa;
 
-const Isa kIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512};
+const Isa kIsas[] = {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16};
 
 std::vector<LinearAttentionCase> attention_cases() {
   std::vector<LinearAttentionCase> v;

@@ -382,7 +382,7 @@ TEST_P(ServingConv, DecodeOnlyBatchesThroughShuffledPool) {
   struct Shape { int64_t N, C; };
   const Shape shapes[] = {{5, 4100}, {7, 2049}, {32, 8192}, {3, 64}};
   const bool ref = GetParam() == LINATTN_BACKEND_REFERENCE;
-  std::vector<Isa> isas{Isa::kPortable, Isa::kAvx2, Isa::kAvx512};
+  std::vector<Isa> isas{Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16};
   if (ref) isas = {detail::cpu::active_isa()};
   uint64_t seed = 40;
   for (Isa isa : isas) {
