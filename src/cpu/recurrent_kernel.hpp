@@ -220,9 +220,86 @@ struct RecurrentKernel {
     return a;
   }
 
+  // Whether item it's one-token step runs straight on the caller's state rows (run_decode):
+  // float32 past and present with whole blocks of columns and one query head per kv head. The
+  // general path copies the rows into blocks and back, which cost a decode step about half its
+  // time from cache (the sweeps themselves are two passes over the state).
+  static bool decode_direct(const RecurrentItem& it) {
+    const LinearAttentionParams& p = *it.p;
+    return p.T == 1 && p.q_per_kv() == 1 && p.past != nullptr &&
+           p.past_dtype == LINATTN_FLOAT32 && p.present_dtype == LINATTN_FLOAT32 &&
+           it.ncols % NB == 0;
+  }
+
+  // One token on the caller's state: per block, the reads of the old rows, then the update
+  // written to the present rows (D_i = l_i (S_i + kt_i u), see rows_update), so each state row
+  // is read twice (the second time from cache) and written once. present may alias past: a
+  // block's rows are all read before any is written, and blocks are disjoint columns.
+  // Returns false, having done nothing, when the token folds (strong decay); the general path
+  // then runs.
+  static bool run_decode(const RecurrentItem& it, const RecurrentItem* next, Scratch& sc) {
+    const LinearAttentionParams& p = *it.p;
+    const int64_t b = it.b;
+    const int32_t h = it.h, c0 = it.c0, ncols = it.ncols;
+    const int dk = p.dk;
+    const int nblk = ncols / NB;
+    grow(sc.kr, dk);
+    grow(sc.kt, dk);
+    grow(sc.kq, 1);
+    grow(sc.kk, 1);
+    grow(sc.kqn, 1);
+    grow(sc.fold, dk);
+    grow(sc.o, ncols);
+    grow(sc.in.k, dk);
+    grow(sc.in.q, dk);
+    grow(sc.in.v, ncols);
+    grow(sc.in.beta, 1);
+    grow(sc.in.g, 1);
+    grow(sc.lam, dk);
+    grow(sc.inv, dk);
+    grow(sc.e, dk);
+    if (sc.fold_at.empty()) sc.fold_at.resize(1);
+    for (int i = 0; i < dk; ++i) sc.lam[i] = 1.f;
+    gather(p, b, h, c0, ncols, ncols, 0, 1, sc.in);
+    prepare(p, b, h, 0, 1, sc.in, sc);
+    if (sc.fold_at[0]) return false;
+    const float* past = static_cast<const float*>(p.past) + b * p.past_sb + h * p.past_sh + c0;
+    float* present = static_cast<float*>(p.present) + b * p.pres_sb + h * p.pres_sh + c0;
+    typename Sw::Ahead ahead;
+    const bool fetch_next = next != nullptr && next->p->past != nullptr;
+    if (fetch_next) ahead = ahead_of(*next, int64_t{nblk} * dk);
+    const R kq = V::set1(sc.kq[0]), beta = V::set1(p.delta ? sc.in.beta[0] : 1.f);
+    for (int blk = 0; blk < nblk; ++blk) {
+      const int64_t col = int64_t{blk} * NB;
+      R y[4], r[4], u[4];
+      if (p.delta)
+        Sw::template rows_read<true>(past + col, p.past_sk, dk, sc.kr.data(), sc.in.q.data(), y,
+                                     r, fetch_next ? &ahead : nullptr);
+      else
+        Sw::template rows_read<false>(past + col, p.past_sk, dk, sc.kr.data(), sc.in.q.data(),
+                                      y, r, fetch_next ? &ahead : nullptr);
+      const float* v = sc.in.v.data() + col;
+      for (int c = 0; c < 4; ++c) {
+        u[c] = p.delta ? V::mul(beta, V::sub(V::load(v + c * W), r[c])) : V::load(v + c * W);
+        V::store(sc.o.data() + col + c * W, V::fma(kq, u[c], y[c]));  // o = y + scale (k.q) u
+      }
+      Sw::rows_update(past + col, p.past_sk, present + col, p.pres_sk, dk, sc.kt.data(), u,
+                      sc.lam.data(), p.gated, p.gated && p.decay_per_key_dim);
+    }
+    const int64_t off = b * p.o_sb + static_cast<int64_t>(p.output_head(h, 0)) * p.dv + c0;
+    if (it.stream_out) {
+      stream_row(p.out, off, ncols, p.act_dtype, sc.o.data());
+      V::stream_fence();
+    } else {
+      V::store_row(p.out, off, ncols, p.act_dtype, sc.o.data());
+    }
+    return true;
+  }
+
   // Runs item it over all its tokens; a one-token item prefetches next's past state in step
   // with its sweeps.
   static void run_item(const RecurrentItem& it, const RecurrentItem* next, Scratch& sc) {
+    if (decode_direct(it) && run_decode(it, next, sc)) return;
     const LinearAttentionParams& p = *it.p;
     const int64_t b = it.b;
     const int32_t h = it.h, c0 = it.c0, ncols = it.ncols;

@@ -225,6 +225,36 @@ TEST_P(IsaPaths, CausalConvMatchesOracle) {
   for (const CausalConvCase& c : conv_cases()) EXPECT_TRUE(passed(run_case(c, cpu_context(2))));
 }
 
+// One-token steps with float32 state and whole blocks of value columns (dv a multiple of 64)
+// run straight on the caller's state rows: every rule, decay per head and per key dimension,
+// one and two value heads per key head, a head split into column ranges across two threads,
+// bfloat16 activations, and a decay strong enough to fold (which takes the general path).
+TEST_P(IsaPaths, DecodeOnCallerStateMatchesOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  const linattn_update_rule rules[] = {LINATTN_RULE_LINEAR, LINATTN_RULE_GATED,
+                                       LINATTN_RULE_DELTA, LINATTN_RULE_GATED_DELTA};
+  for (int n = 0; n < 8; ++n) {
+    LinearAttentionCase c;
+    c.rule = rules[n % 4];
+    c.decay = !c.rule_gated() ? DecayKind::kNone
+                              : n % 3 == 0 ? DecayKind::kPerKeyDim : DecayKind::kPerHead;
+    c.beta = c.rule_delta() ? BetaKind::kPerHead : BetaKind::kNone;
+    c.B = n < 4 ? 3 : 1;
+    c.T = 1;
+    c.Hkv = 4;
+    c.Hk = n % 2 ? 2 : 4;
+    c.Hq = c.Hk;
+    c.dk = n % 3 == 1 ? 64 : 128;
+    c.dv = n % 4 == 2 ? 192 : 128;
+    c.act_dtype = n == 5 ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+    c.seed = 1500 + static_cast<uint64_t>(n);
+    Context& ctx = cpu_context(n % 2 ? 2 : 1);
+    EXPECT_TRUE(passed(run_case(c, ctx))) << c.name();
+    if (c.rule_gated()) EXPECT_TRUE(passed(run_strong_decay(c, 40.0, ctx))) << c.name();
+  }
+}
+
 // Channels-first conv calls whose output reaches kStreamOutputBytes stream it: rows of whole
 // vectors on aligned storage (L a multiple of 16), and strided rows that take plain stores.
 TEST_P(IsaPaths, LargeConvOutputsStreamedMatchOracle) {

@@ -108,7 +108,7 @@ std::vector<ChainCase> chain_cases() {
           c.Hk = maps[n % 3][1];
           c.Hkv = maps[n % 3][2];
           c.dk = (n % 4 == 3) ? 5 : 16;
-          c.dv = (n % 4 == 3) ? 7 : 32;
+          c.dv = (n % 4 == 3) ? 7 : (n % 4 == 1) ? 64 : 32;  // 64: whole AVX-512 blocks
           c.decay = (n % 2) ? DecayKind::kPerKeyDim : DecayKind::kPerHead;
           c.beta = (n % 3 == 0) ? BetaKind::kShared : BetaKind::kPerHead;
           c.act_dtype = (n % 5 == 2) ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
