@@ -221,19 +221,54 @@ struct RecurrentKernel {
   }
 
   // Whether item it's one-token step runs straight on the caller's state rows (run_decode):
-  // float32 past and present with whole blocks of columns and one query head per kv head. The
+  // past and present of one type with whole blocks of columns and one query head per kv head. The
   // general path copies the rows into blocks and back, which cost a decode step about half its
   // time from cache (the sweeps themselves are two passes over the state).
   static bool decode_direct(const RecurrentItem& it) {
     const LinearAttentionParams& p = *it.p;
     return p.T == 1 && p.q_per_kv() == 1 && p.past != nullptr &&
-           p.past_dtype == LINATTN_FLOAT32 && p.present_dtype == LINATTN_FLOAT32 &&
+           p.past_dtype == p.present_dtype && p.past_dtype != LINATTN_FLOAT64 &&
            it.ncols % NB == 0;
+  }
+
+  // The blocks of run_decode on state rows of type T, leaving the outputs in sc.o.
+  template <linattn_dtype T>
+  static void decode_blocks(const RecurrentItem& it, const RecurrentItem* next, Scratch& sc) {
+    const LinearAttentionParams& p = *it.p;
+    const int dk = p.dk, nblk = it.ncols / NB;
+    constexpr int64_t es = T == LINATTN_FLOAT32 ? 4 : 2;
+    const char* past = static_cast<const char*>(p.past) +
+                       (it.b * p.past_sb + it.h * p.past_sh + it.c0) * es;
+    char* present = static_cast<char*>(p.present) +
+                    (it.b * p.pres_sb + it.h * p.pres_sh + it.c0) * es;
+    typename Sw::Ahead ahead;
+    const bool fetch_next = next != nullptr && next->p->past != nullptr;
+    if (fetch_next) ahead = ahead_of(*next, int64_t{nblk} * dk);
+    const R kq = V::set1(sc.kq[0]), beta = V::set1(p.delta ? sc.in.beta[0] : 1.f);
+    for (int blk = 0; blk < nblk; ++blk) {
+      const int64_t col = int64_t{blk} * NB;
+      R y[4], r[4], u[4];
+      if (p.delta)
+        Sw::template rows_read<true, T>(past + col * es, p.past_sk, dk, sc.kr.data(),
+                                        sc.in.q.data(), y, r, fetch_next ? &ahead : nullptr);
+      else
+        Sw::template rows_read<false, T>(past + col * es, p.past_sk, dk, sc.kr.data(),
+                                         sc.in.q.data(), y, r, fetch_next ? &ahead : nullptr);
+      const float* v = sc.in.v.data() + col;
+      for (int c = 0; c < 4; ++c) {
+        u[c] = p.delta ? V::mul(beta, V::sub(V::load(v + c * W), r[c])) : V::load(v + c * W);
+        V::store(sc.o.data() + col + c * W, V::fma(kq, u[c], y[c]));  // o = y + scale (k.q) u
+      }
+      Sw::template rows_update<T>(past + col * es, p.past_sk, present + col * es, p.pres_sk, dk,
+                                  sc.kt.data(), u, sc.lam.data(), p.gated,
+                                  p.gated && p.decay_per_key_dim);
+    }
   }
 
   // One token on the caller's state: per block, the reads of the old rows, then the update
   // written to the present rows (D_i = l_i (S_i + kt_i u), see rows_update), so each state row
-  // is read twice (the second time from cache) and written once. present may alias past: a
+  // is read twice (the second time from cache) and written once, 16-bit rows converted in
+  // registers. present may alias past: a
   // block's rows are all read before any is written, and blocks are disjoint columns.
   // Returns false, having done nothing, when the token folds (strong decay); the general path
   // then runs.
@@ -242,7 +277,6 @@ struct RecurrentKernel {
     const int64_t b = it.b;
     const int32_t h = it.h, c0 = it.c0, ncols = it.ncols;
     const int dk = p.dk;
-    const int nblk = ncols / NB;
     grow(sc.kr, dk);
     grow(sc.kt, dk);
     grow(sc.kq, 1);
@@ -263,28 +297,10 @@ struct RecurrentKernel {
     gather(p, b, h, c0, ncols, ncols, 0, 1, sc.in);
     prepare(p, b, h, 0, 1, sc.in, sc);
     if (sc.fold_at[0]) return false;
-    const float* past = static_cast<const float*>(p.past) + b * p.past_sb + h * p.past_sh + c0;
-    float* present = static_cast<float*>(p.present) + b * p.pres_sb + h * p.pres_sh + c0;
-    typename Sw::Ahead ahead;
-    const bool fetch_next = next != nullptr && next->p->past != nullptr;
-    if (fetch_next) ahead = ahead_of(*next, int64_t{nblk} * dk);
-    const R kq = V::set1(sc.kq[0]), beta = V::set1(p.delta ? sc.in.beta[0] : 1.f);
-    for (int blk = 0; blk < nblk; ++blk) {
-      const int64_t col = int64_t{blk} * NB;
-      R y[4], r[4], u[4];
-      if (p.delta)
-        Sw::template rows_read<true>(past + col, p.past_sk, dk, sc.kr.data(), sc.in.q.data(), y,
-                                     r, fetch_next ? &ahead : nullptr);
-      else
-        Sw::template rows_read<false>(past + col, p.past_sk, dk, sc.kr.data(), sc.in.q.data(),
-                                      y, r, fetch_next ? &ahead : nullptr);
-      const float* v = sc.in.v.data() + col;
-      for (int c = 0; c < 4; ++c) {
-        u[c] = p.delta ? V::mul(beta, V::sub(V::load(v + c * W), r[c])) : V::load(v + c * W);
-        V::store(sc.o.data() + col + c * W, V::fma(kq, u[c], y[c]));  // o = y + scale (k.q) u
-      }
-      Sw::rows_update(past + col, p.past_sk, present + col, p.pres_sk, dk, sc.kt.data(), u,
-                      sc.lam.data(), p.gated, p.gated && p.decay_per_key_dim);
+    switch (p.past_dtype) {
+      case LINATTN_FLOAT16: decode_blocks<LINATTN_FLOAT16>(it, next, sc); break;
+      case LINATTN_BFLOAT16: decode_blocks<LINATTN_BFLOAT16>(it, next, sc); break;
+      default: decode_blocks<LINATTN_FLOAT32>(it, next, sc); break;
     }
     const int64_t off = b * p.o_sb + static_cast<int64_t>(p.output_head(h, 0)) * p.dv + c0;
     if (it.stream_out) {

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "linattn/linattn.h"
+
 namespace linattn::detail::cpu {
 
 template <class V>
@@ -119,23 +121,38 @@ struct RecurrentSweeps {
     }
   }
 
-  // The one-token step straight on the caller's float32 state rows (run_decode in
-  // recurrent_kernel.hpp), for the NB columns at S (rows ld floats apart). First the reads of
-  // the state before the update: y = S^T qt and, with the delta rules, r = S^T kr.
-  template <bool DELTA>
-  [[gnu::noinline]] static void rows_read(const float* __restrict S, int64_t ld, int dk,
-                                          const float* kr, const float* qt, R* y, R* r,
-                                          Ahead* ah) {
+  // The one-token step straight on the caller's state rows of type T (run_decode in
+  // recurrent_kernel.hpp), for the NB columns at S (rows ld elements apart); 16-bit rows are
+  // converted in registers. First the reads of the state before the update: y = S^T qt and,
+  // with the delta rules, r = S^T kr.
+  template <linattn_dtype T>
+  static R load_state(const void* row, int c) {
+    if constexpr (T == LINATTN_FLOAT32) return V::load(static_cast<const float*>(row) + c * W);
+    else return V::load16(static_cast<const char*>(row) + c * W * 2, T);
+  }
+  template <linattn_dtype T>
+  static void store_state(void* row, int c, R v) {
+    if constexpr (T == LINATTN_FLOAT32) V::store(static_cast<float*>(row) + c * W, v);
+    else V::store16(static_cast<char*>(row) + c * W * 2, T, v);
+  }
+  template <linattn_dtype T>
+  static const char* row_at(const void* S, int64_t ld, int i) {
+    return static_cast<const char*>(S) + static_cast<int64_t>(i) * ld * (T == LINATTN_FLOAT32 ? 4 : 2);
+  }
+
+  template <bool DELTA, linattn_dtype T>
+  [[gnu::noinline]] static void rows_read(const void* S, int64_t ld, int dk, const float* kr,
+                                          const float* qt, R* y, R* r, Ahead* ah) {
     R yy[4], rr[4];
     for (int c = 0; c < 4; ++c) yy[c] = rr[c] = V::zero();
     for (int i = 0; i < dk; ++i) {
       if (ah != nullptr) ah->step();
-      const float* __restrict Si = S + static_cast<int64_t>(i) * ld;
+      const char* Si = row_at<T>(S, ld, i);
       const R qb = V::set1(qt[i]);
       const R rb = V::set1(DELTA ? kr[i] : 0.f);
 #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        const R s = V::load(Si + c * W);
+        const R s = load_state<T>(Si, c);
         yy[c] = V::fma(qb, s, yy[c]);
         if (DELTA) rr[c] = V::fma(rb, s, rr[c]);
       }
@@ -146,23 +163,20 @@ struct RecurrentSweeps {
     }
   }
 
-  // Then the update, written to D (rows ldd floats apart; D may be S): D_i = l_i (S_i + kt_i u)
-  // with l_i = lam[per_row ? i : 0] (the running decay folded back), or 1 without a gate.
-  [[gnu::noinline]] static void rows_update(const float* S, int64_t lds, float* D, int64_t ldd,
+  // Then the update, written to D (rows ldd elements apart; D may be S): D_i = l_i (S_i + kt_i
+  // u) with l_i = lam[per_row ? i : 0] (the running decay folded back), or 1 without a gate.
+  template <linattn_dtype T>
+  [[gnu::noinline]] static void rows_update(const void* S, int64_t lds, void* D, int64_t ldd,
                                             int dk, const float* kt, const R* u,
                                             const float* lam, bool gated, bool per_row) {
-    const R u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
     for (int i = 0; i < dk; ++i) {
-      const float* Si = S + static_cast<int64_t>(i) * lds;
-      float* Di = D + static_cast<int64_t>(i) * ldd;
+      const char* Si = row_at<T>(S, lds, i);
+      char* Di = const_cast<char*>(row_at<T>(D, ldd, i));
       const R kb = V::set1(kt[i]);
       const R lb = V::set1(gated ? lam[per_row ? i : 0] : 1.f);
-      const R s0 = V::fma(kb, u0, V::load(Si)), s1 = V::fma(kb, u1, V::load(Si + W));
-      const R s2 = V::fma(kb, u2, V::load(Si + 2 * W)), s3 = V::fma(kb, u3, V::load(Si + 3 * W));
-      V::store(Di, V::mul(lb, s0));
-      V::store(Di + W, V::mul(lb, s1));
-      V::store(Di + 2 * W, V::mul(lb, s2));
-      V::store(Di + 3 * W, V::mul(lb, s3));
+      R s[4];
+      for (int c = 0; c < 4; ++c) s[c] = V::fma(kb, u[c], load_state<T>(Si, c));
+      for (int c = 0; c < 4; ++c) store_state<T>(Di, c, V::mul(lb, s[c]));
     }
   }
 

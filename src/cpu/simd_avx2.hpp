@@ -78,6 +78,8 @@ struct VecAvx2 {
         return _mm256_loadu_ps(static_cast<const float*>(src));
     }
   }
+  // W values of storage type t at src as floats (the name all instruction sets share).
+  static R load16(const void* src, linattn_dtype t) { return load8(src, t); }
   // 8 floats as float16 or bfloat16 (t), packed.
   static __m128i to16(R v, linattn_dtype t) {
     if (t == LINATTN_FLOAT16) return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

@@ -77,6 +77,8 @@ struct VecAvx512T {
         return _mm512_maskz_loadu_ps(m, src);
     }
   }
+  // W values of storage type t at src as floats.
+  static R load16(const void* src, linattn_dtype t) { return loadm(src, t, mask(W)); }
   // 16 floats as float16 or bfloat16 (t), packed. bfloat16 rounds to nearest even on the
   // bits; NaN keeps its top bits and is made quiet.
   static __m256i to16(R v, linattn_dtype t) {

@@ -35,6 +35,12 @@ struct VecPortable {
   static void store_row(void* base, int64_t off, int64_t n, linattn_dtype t, const float* src) {
     cpu::store_row(base, off, n, t, src);
   }
+  // W values of storage type t at src as floats.
+  static R load16(const void* src, linattn_dtype t) {
+    float f[W];
+    cpu::load_row(src, 0, W, t, f);
+    return load(f);
+  }
   // W values of v at dst as float16 or bfloat16 (t).
   static void store16(void* dst, linattn_dtype t, R v) {
     float f[W];

@@ -225,10 +225,11 @@ TEST_P(IsaPaths, CausalConvMatchesOracle) {
   for (const CausalConvCase& c : conv_cases()) EXPECT_TRUE(passed(run_case(c, cpu_context(2))));
 }
 
-// One-token steps with float32 state and whole blocks of value columns (dv a multiple of 64)
-// run straight on the caller's state rows: every rule, decay per head and per key dimension,
-// one and two value heads per key head, a head split into column ranges across two threads,
-// bfloat16 activations, and a decay strong enough to fold (which takes the general path).
+// One-token steps with whole blocks of value columns (dv a multiple of 64) run straight on the
+// caller's state rows: every rule, decay per head and per key dimension, one and two value
+// heads per key head, a head split into column ranges across two threads, bfloat16
+// activations, float16 and bfloat16 state, and a decay strong enough to fold (which takes the
+// general path).
 TEST_P(IsaPaths, DecodeOnCallerStateMatchesOracle) {
   ForcedIsa f(GetParam());
   if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
@@ -248,6 +249,7 @@ TEST_P(IsaPaths, DecodeOnCallerStateMatchesOracle) {
     c.dk = n % 3 == 1 ? 64 : 128;
     c.dv = n % 4 == 2 ? 192 : 128;
     c.act_dtype = n == 5 ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+    c.state_dtype = n == 6 ? LINATTN_BFLOAT16 : n == 7 ? LINATTN_FLOAT16 : LINATTN_FLOAT32;
     c.seed = 1500 + static_cast<uint64_t>(n);
     Context& ctx = cpu_context(n % 2 ? 2 : 1);
     EXPECT_TRUE(passed(run_case(c, ctx))) << c.name();

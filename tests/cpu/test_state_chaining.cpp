@@ -112,7 +112,7 @@ std::vector<ChainCase> chain_cases() {
           c.decay = (n % 2) ? DecayKind::kPerKeyDim : DecayKind::kPerHead;
           c.beta = (n % 3 == 0) ? BetaKind::kShared : BetaKind::kPerHead;
           c.act_dtype = (n % 5 == 2) ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
-          c.state_dtype = (n % 7 == 4) ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+          c.state_dtype = (n % 7 == 4 || n % 12 == 5) ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
           c.strided = (n % 2) == 1;
           c.has_past = has_past;
           c.seed = seed++;
