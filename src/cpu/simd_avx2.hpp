@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/exp_poly.hpp"
 #include "linattn/linattn.h"
 
 namespace linattn::detail::cpu {
@@ -44,21 +45,12 @@ struct VecAvx2 {
   // dependent operations).
   template <int N>
   static void exp_n(R (&x)[N]) {
-    R n[N], r[N], p[N];
+    R n[N], p[N];
     for (int i = 0; i < N; ++i) x[i] = _mm256_min_ps(_mm256_max_ps(x[i], set1(-87.0f)), set1(88.0f));
     for (int i = 0; i < N; ++i)
       n[i] = _mm256_round_ps(_mm256_mul_ps(x[i], set1(1.44269504088896341f)),
                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    for (int i = 0; i < N; ++i)
-      r[i] = _mm256_fmadd_ps(n[i], set1(2.12194440e-4f),
-                             _mm256_fnmadd_ps(n[i], set1(0.693359375f), x[i]));
-    for (int i = 0; i < N; ++i) p[i] = fma(set1(1.9875691500e-4f), r[i], set1(1.3981999507e-3f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(8.3334519073e-3f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(4.1665795894e-2f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(1.6666665459e-1f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(5.0000001201e-1f));
-    for (int i = 0; i < N; ++i)
-      p[i] = fma(_mm256_mul_ps(p[i], r[i]), r[i], _mm256_add_ps(r[i], set1(1.0f)));
+    exp_reduced<VecAvx2, N>(x, n, p);
     for (int i = 0; i < N; ++i) {
       const __m256i e = _mm256_slli_epi32(
           _mm256_add_epi32(_mm256_cvtps_epi32(n[i]), _mm256_set1_epi32(127)), 23);

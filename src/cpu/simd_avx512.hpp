@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/exp_poly.hpp"
 #include "linattn/linattn.h"
 
 namespace linattn::detail::cpu {
@@ -46,22 +47,13 @@ struct VecAvx512T {
   // dependent operations).
   template <int N>
   static void exp_n(R (&x)[N]) {
-    R n[N], r[N], p[N];
+    R n[N], p[N];
     for (int i = 0; i < N; ++i) x[i] = _mm512_min_ps(_mm512_max_ps(x[i], set1(-87.0f)), set1(88.0f));
     // n = round(x log2 e), to nearest even: adding 1.5 * 2^23 leaves no fraction bits.
     const R magic = set1(12582912.0f);
     for (int i = 0; i < N; ++i)
       n[i] = _mm512_sub_ps(_mm512_fmadd_ps(x[i], set1(1.44269504088896341f), magic), magic);
-    for (int i = 0; i < N; ++i)
-      r[i] = _mm512_fmadd_ps(n[i], set1(2.12194440e-4f),
-                             _mm512_fnmadd_ps(n[i], set1(0.693359375f), x[i]));
-    for (int i = 0; i < N; ++i) p[i] = fma(set1(1.9875691500e-4f), r[i], set1(1.3981999507e-3f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(8.3334519073e-3f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(4.1665795894e-2f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(1.6666665459e-1f));
-    for (int i = 0; i < N; ++i) p[i] = fma(p[i], r[i], set1(5.0000001201e-1f));
-    for (int i = 0; i < N; ++i)
-      p[i] = fma(_mm512_mul_ps(p[i], r[i]), r[i], _mm512_add_ps(r[i], set1(1.0f)));
+    exp_reduced<VecAvx512T, N>(x, n, p);
     for (int i = 0; i < N; ++i) x[i] = _mm512_scalef_ps(p[i], n[i]);  // p 2^n
   }
 
