@@ -4,8 +4,8 @@
 // narrowed with the environment variable LINATTN_CPU_ISA=portable|avx2|avx512|avx512bf16 (a set
 // the CPU or the build lacks falls back to the best one available). Tests force each path in
 // turn with `force_isa`. avx512bf16 is AVX-512 with the AVX512_BF16 conversions: the kernels
-// whose bfloat16 outputs cost measurably (the causal conv) have an instance for it, the others
-// run their avx512 one.
+// whose bfloat16 outputs and states cost measurably (the causal conv, the fused recurrent
+// LinearAttention) have an instance for it, the chunked prefill runs its avx512 one.
 #pragma once
 
 namespace linattn::detail::cpu {

@@ -12,7 +12,8 @@ namespace linattn::detail::cpu {
 
 RecurrentImpl recurrent_impl(Isa isa) {
 #if defined(LINATTN_X86)
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16) return recurrent_avx512();
+  if (isa == Isa::kAvx512Bf16) return recurrent_avx512bf16();
+  if (isa == Isa::kAvx512) return recurrent_avx512();
   if (isa == Isa::kAvx2) return recurrent_avx2();
 #endif
   (void)isa;

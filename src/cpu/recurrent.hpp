@@ -56,6 +56,7 @@ RecurrentImpl recurrent_portable();
 #if defined(LINATTN_X86)
 RecurrentImpl recurrent_avx2();
 RecurrentImpl recurrent_avx512();
+RecurrentImpl recurrent_avx512bf16();
 #endif
 
 RecurrentImpl recurrent_impl(Isa isa);
