@@ -116,7 +116,14 @@ struct ConvKernel {
     const bool stream = p.B * p.C * L * es >= kStreamOutputBytes &&
                         reinterpret_cast<uintptr_t>(y) % (W * es) == 0;
     if (!f32) {  // the whole row, converted once, zero-padded for the last group
-      p_values(0, S + L, P);
+      p_values(0, S, P);
+      const char* xr = static_cast<const char*>(p.x) + xoff * es;
+      int64_t i = 0;  // whole vectors with the type fixed in the loop, then the tail
+      if (at == LINATTN_BFLOAT16)
+        for (; i + W <= L; i += W) V::store(P + S + i, V::load16(xr + i * 2, LINATTN_BFLOAT16));
+      else
+        for (; i + W <= L; i += W) V::store(P + S + i, V::load16(xr + i * 2, LINATTN_FLOAT16));
+      V::load_row(p.x, xoff + i, L - i, at, P + S + i);
       std::fill(P + S + L, P + S + L + kGroup, 0.f);
     }
     auto group = [&](int64_t l0, int64_t n) {
