@@ -79,8 +79,8 @@ struct ConvKernel {
   // outputs at a time. Output l reads P[l .. l+k-1] of P = concat(past, x): float32 rows are
   // read in place (the group's window starts k-1 values before it; the first group and the
   // last partial one read their window copied into scratch), 16-bit rows are converted into a
-  // float row P once. Outputs are stored from
-  // registers, streamed when the call's output is large (streaming.hpp) and the row aligned.
+  // float row P once. Outputs are stored from registers, streamed when the call's output is
+  // large (streaming.hpp) and the row aligned.
   // With `next` (the thread runs channel c + 1 next) that channel's input row is prefetched in
   // step with the outputs, so its load overlaps this row's arithmetic.
   static void channel_row(const CausalConvParams& p, int64_t b, int64_t c, bool next,
