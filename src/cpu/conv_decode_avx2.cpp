@@ -1,5 +1,6 @@
-// conv_decode.hpp with AVX2 (also used on AVX-512 machines: the step is bound by memory, and
-// 8-channel groups keep the 3-value state interleave within 128-bit lanes). One template over
+// conv_decode.hpp with AVX2 (AVX-512 machines run conv_decode_avx512.hpp: on a 2-core Xeon
+// these in-lane shuffles, not memory, bounded the step). 8-channel groups keep the 3-value
+// state interleave within 128-bit lanes. One template over
 // the activation type A and the state type S (float32, float16, bfloat16 each): 16-bit values
 // are widened to float on load and rounded once on store, the arithmetic is float32.
 //
