@@ -24,6 +24,10 @@ struct ConvImpl {
 ConvImpl conv_avx2();
 ConvImpl conv_avx512();
 ConvImpl conv_avx512bf16();
+// Channels-first bfloat16 rows with k = 4 and L >= 128 on AVX512_BF16 (pairs of taps as
+// bfloat16 dot products; conv_row_bf16dot_avx512bf16.cpp).
+bool conv_row_bf16dot_fits(const CausalConvParams& p);
+void conv_row_bf16dot(const CausalConvParams& p, int64_t b, int64_t c, bool next);
 #endif
 
 // The kernels of `isa`, or empty (null members) for the portable loops.

@@ -16,6 +16,7 @@ namespace {
 using K = ConvKernel<VecAvx512Bf16>;
 
 void row_avx512bf16(const CausalConvParams& p, int64_t b, int64_t c, bool next) {
+  if (conv_row_bf16dot_fits(p)) return conv_row_bf16dot(p, b, c, next);
   thread_local K::Scratch scratch;
   K::channel_row(p, b, c, next, scratch);
 }

@@ -280,6 +280,31 @@ TEST_P(IsaPaths, LargeConvOutputsStreamedMatchOracle) {
   }
 }
 
+// Channels-first bfloat16 rows with k = 4 and L >= 128 take the bfloat16 dot-product path on
+// AVX512_BF16 (the first 64 outputs and a ragged tail through a float window): lengths with no
+// tail, a 63-output tail and several middle steps, with and without past state (float32 or
+// bfloat16), bias and SiLU, packed and strided views.
+TEST_P(IsaPaths, ConvBf16RowsMatchOracle) {
+  ForcedIsa f(GetParam());
+  if (!f.ok()) GTEST_SKIP() << detail::cpu::isa_name(GetParam()) << " not available here";
+  const int64_t lengths[] = {128, 191, 300};
+  for (int n = 0; n < 6; ++n) {
+    CausalConvCase c;
+    c.K = 4;
+    c.B = 2;
+    c.C = 5;
+    c.L = lengths[n % 3];
+    c.act_dtype = LINATTN_BFLOAT16;
+    c.state_dtype = n % 2 ? LINATTN_BFLOAT16 : LINATTN_FLOAT32;
+    c.has_past = n != 4;
+    c.bias = n != 1;
+    c.silu = n != 2;
+    c.strided = n == 5;
+    c.seed = 1600 + static_cast<uint64_t>(n);
+    EXPECT_TRUE(passed(run_case(c, cpu_context(n % 2 ? 1 : 2)))) << c.name();
+  }
+}
+
 // The decode step (L = 1, k = 4) has its own kernel per instruction set: every activation and
 // state dtype pair, channel counts that leave a ragged last vector and span two work items
 // (2053 = 2048 + 5), with and without past state, bias and SiLU.
