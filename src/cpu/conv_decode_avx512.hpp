@@ -120,8 +120,9 @@ inline void prefetch(const void* p, int64_t bytes_ahead) {
 
 template <class V>
 inline __m512 silu(__m512 v) {
-  const __m512 e = V::exp(_mm512_sub_ps(_mm512_setzero_ps(), v));
-  return _mm512_mul_ps(v, V::rcp(_mm512_add_ps(_mm512_set1_ps(1.f), e)));
+  __m512 a[1] = {v};
+  silu_n<V, 1>(a);
+  return a[0];
 }
 
 // The four weight taps (float) of 16 channels at wc (4 values each; r channels valid).

@@ -11,6 +11,7 @@
 
 #include "core/params.hpp"
 #include "core/view_check.hpp"
+#include "cpu/exp_poly.hpp"
 #include "cpu/streaming.hpp"
 
 namespace linattn::detail::cpu {
@@ -68,12 +69,7 @@ struct ConvKernel {
   static constexpr int kU = 4;
   static constexpr int64_t kGroup = int64_t{kU} * W;
 
-  static void silu_n(R (&v)[kU]) {
-    R e[kU];
-    for (int u = 0; u < kU; ++u) e[u] = V::sub(V::zero(), v[u]);
-    V::exp_n(e);
-    for (int u = 0; u < kU; ++u) v[u] = V::mul(v[u], V::rcp(V::add(V::set1(1.f), e[u])));
-  }
+  static void silu_n(R (&v)[kU]) { cpu::silu_n<V, kU>(v); }
 
   // Channels first, time contiguous (x_sl = y_sl = 1): one channel row per call, kGroup
   // outputs at a time. Output l reads P[l .. l+k-1] of P = concat(past, x): float32 rows are

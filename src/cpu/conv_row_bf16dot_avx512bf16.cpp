@@ -34,13 +34,7 @@ using R = V::R;
 constexpr int64_t kStep = 64;  // outputs per step: four vectors
 constexpr int64_t kS = 3;      // state columns (k - 1)
 
-[[gnu::always_inline]] inline void silu4(R (&v)[4]) {
-  R e[4];
-  for (int u = 0; u < 4; ++u) e[u] = _mm512_sub_ps(_mm512_setzero_ps(), v[u]);
-  V::exp_n(e);
-  for (int u = 0; u < 4; ++u)
-    v[u] = _mm512_mul_ps(v[u], V::rcp(_mm512_add_ps(_mm512_set1_ps(1.f), e[u])));
-}
+[[gnu::always_inline]] inline void silu4(R (&v)[4]) { silu_n<V, 4>(v); }
 
 // Outputs [l0, l0 + n) (n <= kStep) through a float window G = P[l0 .. l0 + n + 3) of
 // P = concat(past, x), zero padded; stored as bfloat16.

@@ -58,6 +58,23 @@ struct VecAvx2 {
     }
   }
 
+  // 2^t of N vectors in place (t clamped to [-126, 126]; for the SiLU, exp_poly.hpp).
+  template <int N>
+  static void exp2_n(R (&t)[N]) {
+    R n[N], f[N], p[N];
+    for (int i = 0; i < N; ++i) {
+      t[i] = _mm256_min_ps(_mm256_max_ps(t[i], set1(-126.0f)), set1(126.0f));
+      n[i] = _mm256_round_ps(t[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    }
+    for (int i = 0; i < N; ++i) f[i] = _mm256_sub_ps(t[i], n[i]);
+    exp2_fraction<VecAvx2, N>(f, p);
+    for (int i = 0; i < N; ++i) {
+      const __m256i e = _mm256_slli_epi32(
+          _mm256_add_epi32(_mm256_cvtps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
+      t[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(e));
+    }
+  }
+
   // 8 elements of storage type t at src as floats.
   static R load8(const void* src, linattn_dtype t) {
     switch (t) {

@@ -57,6 +57,20 @@ struct VecAvx512T {
     for (int i = 0; i < N; ++i) x[i] = _mm512_scalef_ps(p[i], n[i]);  // p 2^n
   }
 
+  // 2^t of N vectors in place (t clamped to [-127, 127]; for the SiLU, exp_poly.hpp).
+  template <int N>
+  static void exp2_n(R (&t)[N]) {
+    R n[N], f[N], p[N];
+    const R magic = set1(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+    for (int i = 0; i < N; ++i) {
+      t[i] = _mm512_min_ps(_mm512_max_ps(t[i], set1(-127.0f)), set1(127.0f));
+      n[i] = _mm512_sub_ps(_mm512_add_ps(t[i], magic), magic);
+    }
+    for (int i = 0; i < N; ++i) f[i] = _mm512_sub_ps(t[i], n[i]);
+    exp2_fraction<VecAvx512T, N>(f, p);
+    for (int i = 0; i < N; ++i) t[i] = _mm512_scalef_ps(p[i], n[i]);
+  }
+
   // Up to 16 elements (mask m) of storage type t at src as floats; unselected lanes are zero.
   static R loadm(const void* src, linattn_dtype t, __mmask16 m) {
     switch (t) {
