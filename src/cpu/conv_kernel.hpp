@@ -25,11 +25,6 @@ struct ConvKernel {
     if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   }
 
-  static R silu(R x) {  // x / (1 + e^-x)
-    const R one = V::set1(1.f);
-    return V::div(x, V::add(one, V::exp(V::sub(V::zero(), x))));
-  }
-
   // dst[j * ld + c] = src[c * m + j] for c < n, j < m (channel-major runs to tap-major rows).
   // The common widths get a compile-time m so the compiler can unroll and vectorise.
   template <int M>
@@ -230,17 +225,28 @@ struct ConvKernel {
       for (int64_t c = n; c < np; ++c) xr[c] = 0.f;
       const int64_t yoff = b * p.y_sb + c0 * p.y_sc + l * p.y_sl;
       float* yf = at == LINATTN_FLOAT32 ? static_cast<float*>(p.y) + yoff : tmp;
-      for (int64_t c = 0; c < np; c += W) {
-        R acc = V::load(sc.bias.data() + c);
-        for (int64_t j = 0; j < K; ++j)
-          acc = V::fma(V::load(wt + j * np + c), V::load(ring + ((l + j) % K) * np + c), acc);
-        if (p.silu) acc = silu(acc);
-        if (at == LINATTN_FLOAT32 && c + W > n) {  // last partial vector of a float32 row
-          alignas(64) float t[W];
-          V::store(t, acc);
-          for (int64_t i = c; i < n; ++i) yf[i] = t[i - c];
-        } else {
-          V::store(yf + c, acc);
+      // kU vectors of channels at a time, their SiLU interleaved (see channel_row).
+      for (int64_t c = 0; c < np; c += kGroup) {
+        const int nv = static_cast<int>(std::min<int64_t>(kU, (np - c) / W));
+        R acc[kU];
+        for (int u = 0; u < kU; ++u)
+          acc[u] = u < nv ? V::load(sc.bias.data() + c + u * W) : V::zero();
+        for (int64_t j = 0; j < K; ++j) {
+          const float* wj = wt + j * np + c;
+          const float* rj = ring + ((l + j) % K) * np + c;
+          for (int u = 0; u < nv; ++u)
+            acc[u] = V::fma(V::load(wj + u * W), V::load(rj + u * W), acc[u]);
+        }
+        if (p.silu) silu_n(acc);
+        for (int u = 0; u < nv; ++u) {
+          const int64_t cu = c + u * W;
+          if (at == LINATTN_FLOAT32 && cu + W > n) {  // last partial vector of a float32 row
+            alignas(64) float t[W];
+            V::store(t, acc[u]);
+            for (int64_t i = cu; i < n; ++i) yf[i] = t[i - cu];
+          } else {
+            V::store(yf + cu, acc[u]);
+          }
         }
       }
       if (at != LINATTN_FLOAT32) V::store_row(p.y, yoff, n, at, tmp);
