@@ -41,19 +41,6 @@ inline __m512 widen(__m256i h) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-// Up to 16 values of type T (mask m) as float; unselected lanes are zero. Full steps pass an
-// all-ones mask, which the compiler turns into plain loads and stores.
-template <linattn_dtype T>
-inline __m512 load16(const void* p, __mmask16 m) {
-  if constexpr (T == LINATTN_FLOAT32) return _mm512_maskz_loadu_ps(m, p);
-  return widen<T>(_mm256_maskz_loadu_epi16(m, p));
-}
-template <class V, linattn_dtype T>
-inline void store16(void* p, __mmask16 m, __m512 v) {
-  if constexpr (T == LINATTN_FLOAT32) _mm512_mask_storeu_ps(p, m, v);
-  else _mm256_mask_storeu_epi16(p, m, V::to16(v, T));
-}
-
 template <typename I, int N, typename F>
 inline __m512i table(F f) {
   alignas(64) I v[N];
@@ -102,11 +89,7 @@ Tables make_tables() {
 inline __m256i lo(__m512i v) { return _mm512_castsi512_si256(v); }
 inline __m256i hi(__m512i v) { return _mm512_extracti64x4_epi64(v, 1); }
 
-// Masks of the first k lanes (none when k <= 0).
-inline __mmask16 first16(int64_t k) {
-  return k >= 16 ? static_cast<__mmask16>(0xffff)
-                 : static_cast<__mmask16>((1u << (k > 0 ? k : 0)) - 1u);
-}
+// The first k of 32 lanes (none when k <= 0); 16 lanes: VecAvx512T::mask.
 inline __mmask32 first32(int64_t k) {
   return k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (k > 0 ? k : 0)) - 1u);
 }
@@ -126,13 +109,13 @@ inline __m512 silu(__m512 v) {
 }
 
 // The four weight taps (float) of 16 channels at wc (4 values each; r channels valid).
-template <linattn_dtype A>
+template <class V, linattn_dtype A>
 [[gnu::always_inline]] inline void weight_taps(const Tables& t, const void* wc, int64_t r,
                                                __m512 (&tap)[4]) {
   if constexpr (A == LINATTN_FLOAT32) {
     const float* w = static_cast<const float*>(wc);
     __m512 v[4];
-    for (int k = 0; k < 4; ++k) v[k] = _mm512_maskz_loadu_ps(first16(4 * r - 16 * k), w + 16 * k);
+    for (int k = 0; k < 4; ++k) v[k] = _mm512_maskz_loadu_ps(V::mask(4 * r - 16 * k), w + 16 * k);
     for (int j = 0; j < 4; ++j)
       tap[j] = _mm512_mask_blend_ps(0xff00, _mm512_permutex2var_ps(v[0], t.w32[j], v[1]),
                                     _mm512_permutex2var_ps(v[2], t.w32[j], v[3]));
@@ -154,17 +137,17 @@ template <linattn_dtype A>
 template <class V, linattn_dtype A, linattn_dtype S>
 [[gnu::always_inline]] inline __m512 step(const Tables& t, const void* x, const void* w,
                                           const void* bias, const void* sp, void* sq, int64_t r) {
-  const __mmask16 m = first16(r);
-  const __m512 xv = load16<A>(x, m);
+  const __mmask16 m = V::mask(r);
+  const __m512 xv = V::loadm(x, A, m);
   __m512 tap[4];
-  weight_taps<A>(t, w, r, tap);
-  __m512 acc = bias != nullptr ? load16<A>(bias, m) : _mm512_setzero_ps();
+  weight_taps<V, A>(t, w, r, tap);
+  __m512 acc = bias != nullptr ? V::loadm(bias, A, m) : _mm512_setzero_ps();
   acc = _mm512_fmadd_ps(tap[3], xv, acc);
   if constexpr (S == LINATTN_FLOAT32) {
     const float* s = static_cast<const float*>(sp);
     float* q = static_cast<float*>(sq);
     __m512 v[3];
-    const __mmask16 mv[3] = {first16(3 * r), first16(3 * r - 16), first16(3 * r - 32)};
+    const __mmask16 mv[3] = {V::mask(3 * r), V::mask(3 * r - 16), V::mask(3 * r - 32)};
     for (int k = 0; k < 3; ++k)
       v[k] = s != nullptr ? _mm512_maskz_loadu_ps(mv[k], s + 16 * k) : _mm512_setzero_ps();
     for (int j = 0; j < 3; ++j) {
@@ -250,7 +233,7 @@ void decode_k4(const CausalConvParams& p, int64_t b0, int64_t b1, int64_t c0, in
       if (c < p0 + nc) state_step(c, p0 + nc - c);
       for (int64_t i = 0; i < nc; i += 16) {
         const __m512 v = _mm512_load_ps(acc + i);
-        store16<V, A>(y + (p0 + i) * ea, first16(nc - i), p.silu ? silu<V>(v) : v);
+        V::storem(y + (p0 + i) * ea, A, p.silu ? silu<V>(v) : v, V::mask(nc - i));
       }
     }
   }

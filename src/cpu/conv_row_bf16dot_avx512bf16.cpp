@@ -15,6 +15,7 @@
 // GCC 12 warns about its own AVX-512 intrinsic headers (_mm512_undefined_* operands).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -88,10 +89,12 @@ void conv_row_bf16dot(const CausalConvParams& p, int64_t b, int64_t c, bool next
   const char* xn = next ? reinterpret_cast<const char*>(x + p.x_sc) : nullptr;
   const bool stream = p.B * p.C * L * 2 >= kStreamOutputBytes &&
                       reinterpret_cast<uintptr_t>(y) % 64 == 0;
-  // Word permute that interleaves [e0..e15 | o0..o15] into e0 o0 e1 o1 ...
-  alignas(64) int16_t order[32];
-  for (int i = 0; i < 32; ++i) order[i] = static_cast<int16_t>(i % 2 ? 16 + i / 2 : i / 2);
-  const __m512i perm = _mm512_load_si512(order);
+  // Word permute that interleaves [e0..e15 | o0..o15] into e0 o0 e1 o1 ... (made once).
+  static const __m512i perm = [] {
+    alignas(64) int16_t order[32];
+    for (int i = 0; i < 32; ++i) order[i] = static_cast<int16_t>(i % 2 ? 16 + i / 2 : i / 2);
+    return _mm512_load_si512(order);
+  }();
 
   window_step(p, b, c, 0, kStep, w, bias);
   int64_t l0 = kStep;

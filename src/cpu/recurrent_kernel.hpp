@@ -206,6 +206,13 @@ struct RecurrentKernel {
     }
   }
 
+  // One output row of item it (its ncols columns at element offset off), streamed when the
+  // call streams its outputs; the caller fences once after its last row.
+  static void out_row(const RecurrentItem& it, int64_t off, const float* src) {
+    if (it.stream_out) stream_row(it.p->out, off, it.ncols, it.p->act_dtype, src);
+    else V::store_row(it.p->out, off, it.ncols, it.p->act_dtype, src);
+  }
+
   // A cursor over item it's past state (it.p->past set), a share of it per step of `steps`.
   static typename Sw::Ahead ahead_of(const RecurrentItem& it, int64_t steps) {
     const LinearAttentionParams& q = *it.p;
@@ -280,8 +287,6 @@ struct RecurrentKernel {
     grow(sc.kr, dk);
     grow(sc.kt, dk);
     grow(sc.kq, 1);
-    grow(sc.kk, 1);
-    grow(sc.kqn, 1);
     grow(sc.fold, dk);
     grow(sc.o, ncols);
     grow(sc.in.k, dk);
@@ -302,13 +307,9 @@ struct RecurrentKernel {
       case LINATTN_BFLOAT16: decode_blocks<LINATTN_BFLOAT16>(it, next, sc); break;
       default: decode_blocks<LINATTN_FLOAT32>(it, next, sc); break;
     }
-    const int64_t off = b * p.o_sb + static_cast<int64_t>(p.output_head(h, 0)) * p.dv + c0;
-    if (it.stream_out) {
-      stream_row(p.out, off, ncols, p.act_dtype, sc.o.data());
-      V::stream_fence();
-    } else {
-      V::store_row(p.out, off, ncols, p.act_dtype, sc.o.data());
-    }
+    out_row(it, b * p.o_sb + static_cast<int64_t>(p.output_head(h, 0)) * p.dv + c0,
+            sc.o.data());
+    if (it.stream_out) V::stream_fence();
     return true;
   }
 
@@ -323,7 +324,6 @@ struct RecurrentKernel {
     const int nblk = (ncols + NB - 1) / NB;
     const int64_t gw = static_cast<int64_t>(nblk) * NB;  // padded columns of the item
     const int Tc = kRecurrentTokenChunk;
-    const linattn_dtype at = p.act_dtype;
     const bool delta = p.delta, gated = p.gated;
 
     grow(sc.S, nblk * static_cast<int64_t>(dk) * NB);
@@ -399,9 +399,7 @@ struct RecurrentKernel {
         for (int g = 0; g < G; ++g) {
           const int64_t off = b * p.o_sb + (t0 + t) * p.o_st +
                               static_cast<int64_t>(p.output_head(h, g)) * dv + c0;
-          const float* src = sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw;
-          if (it.stream_out) stream_row(p.out, off, ncols, at, src);
-          else V::store_row(p.out, off, ncols, at, src);
+          out_row(it, off, sc.o.data() + (static_cast<int64_t>(t) * G + g) * gw);
         }
     }
     if (it.stream_out) V::stream_fence();

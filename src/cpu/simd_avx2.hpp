@@ -36,26 +36,12 @@ struct VecAvx2 {
 
   // e^x, the polynomial of fast_exp.hpp in vector form.
   static R exp(R x) {
-    R v[1] = {x};
-    exp_n(v);
-    return v[0];
-  }
-  // e^x of N vectors in place, each step applied to all N before the next: N independent
-  // chains side by side, which the out-of-order core overlaps (one chain alone is about 15
-  // dependent operations).
-  template <int N>
-  static void exp_n(R (&x)[N]) {
-    R n[N], p[N];
-    for (int i = 0; i < N; ++i) x[i] = _mm256_min_ps(_mm256_max_ps(x[i], set1(-87.0f)), set1(88.0f));
-    for (int i = 0; i < N; ++i)
-      n[i] = _mm256_round_ps(_mm256_mul_ps(x[i], set1(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    exp_reduced<VecAvx2, N>(x, n, p);
-    for (int i = 0; i < N; ++i) {
-      const __m256i e = _mm256_slli_epi32(
-          _mm256_add_epi32(_mm256_cvtps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
-      x[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(e));
-    }
+    x = _mm256_min_ps(_mm256_max_ps(x, set1(-87.0f)), set1(88.0f));
+    const R n = _mm256_round_ps(_mm256_mul_ps(x, set1(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(exp_reduced<VecAvx2>(x, n), _mm256_castsi256_ps(e));
   }
 
   // 2^t of N vectors in place (t clamped to [-126, 126]; for the SiLU, exp_poly.hpp).

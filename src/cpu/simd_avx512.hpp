@@ -37,24 +37,13 @@ struct VecAvx512T {
     return _mm512_fnmadd_ps(a, _mm512_mul_ps(r, r), _mm512_add_ps(r, r));
   }
 
+  // e^x, the polynomial of fast_exp.hpp; n = round(x log2 e) by adding 1.5 * 2^23 inside the
+  // FMA (no fraction bits left), p 2^n by scalef.
   static R exp(R x) {
-    R v[1] = {x};
-    exp_n(v);
-    return v[0];
-  }
-  // e^x of N vectors in place, each step applied to all N before the next: N independent
-  // chains side by side, which the out-of-order core overlaps (one chain alone is about 15
-  // dependent operations).
-  template <int N>
-  static void exp_n(R (&x)[N]) {
-    R n[N], p[N];
-    for (int i = 0; i < N; ++i) x[i] = _mm512_min_ps(_mm512_max_ps(x[i], set1(-87.0f)), set1(88.0f));
-    // n = round(x log2 e), to nearest even: adding 1.5 * 2^23 leaves no fraction bits.
+    x = _mm512_min_ps(_mm512_max_ps(x, set1(-87.0f)), set1(88.0f));
     const R magic = set1(12582912.0f);
-    for (int i = 0; i < N; ++i)
-      n[i] = _mm512_sub_ps(_mm512_fmadd_ps(x[i], set1(1.44269504088896341f), magic), magic);
-    exp_reduced<VecAvx512T, N>(x, n, p);
-    for (int i = 0; i < N; ++i) x[i] = _mm512_scalef_ps(p[i], n[i]);  // p 2^n
+    const R n = _mm512_sub_ps(_mm512_fmadd_ps(x, set1(1.44269504088896341f), magic), magic);
+    return _mm512_scalef_ps(exp_reduced<VecAvx512T>(x, n), n);
   }
 
   // 2^t of N vectors in place (t clamped to [-127, 127]; for the SiLU, exp_poly.hpp).
@@ -111,8 +100,10 @@ struct VecAvx512T {
   static int64_t elem_bytes(linattn_dtype t) {
     return t == LINATTN_FLOAT32 ? 4 : t == LINATTN_FLOAT64 ? 8 : 2;
   }
+  // The first k lanes (none when k <= 0).
   static __mmask16 mask(int64_t k) {
-    return k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << k) - 1u);
+    return k >= 16 ? static_cast<__mmask16>(0xffff)
+                   : static_cast<__mmask16>((1u << (k > 0 ? k : 0)) - 1u);
   }
 
   static void load_row(const void* base, int64_t off, int64_t n, linattn_dtype t, float* dst) {
