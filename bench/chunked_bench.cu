@@ -264,12 +264,14 @@ int bench_chunked_prefill(int argc, char** argv) {
   int states = 3;             // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
   // --segments N (0: the rule), --window-mb N (records per window; 0: the library's bound),
   // --prefix 0|1 (never / always prefix segments; -1: the rule), --prefix-share X (0: the
-  // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup).
+  // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup), --whole-head 0|1
+  // (ChunkedOptions::whole_head: slabs / whole heads; by default the rule).
   detail::cuda::ChunkedOptions o;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--prefix") == 0) o.prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
     if (std::strcmp(argv[i], "--prefix-share") == 0) o.prefix_share = std::max(0.0, std::atof(argv[i + 1]));
     if (std::strcmp(argv[i], "--p-warpgroup") == 0) o.p_warpgroup = std::atoi(argv[i + 1]) != 0;
+    if (std::strcmp(argv[i], "--whole-head") == 0) o.whole_head = std::atoi(argv[i + 1]) != 0 ? 1 : 0;
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) o.segments = std::max(0, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--varlen-window") == 0) varlen_window = std::max(0, std::atoi(argv[i + 1]));
@@ -283,11 +285,11 @@ int bench_chunked_prefill(int argc, char** argv) {
   const PrefillShape shapes[] = {{16, 32, 1, 8192, 0.30}, {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
-  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s, prefix segments %s%s%s\n",
+  std::printf("chunked prefill, gated_delta, d=128, bf16 q/k/v, f32 state, segments %s, prefix segments %s%s%s%s\n",
               o.segments > 0 ? std::to_string(o.segments).c_str() : "by rule",
               o.prefix < 0 ? "by rule" : (o.prefix > 0 ? "always" : "never"),
               o.prefix_share > 0 ? (" (share " + std::to_string(o.prefix_share) + ")").c_str() : "",
-              o.p_warpgroup ? "" : ", no P warpgroup");
+              o.p_warpgroup ? "" : ", no P warpgroup", o.whole_head < 0 ? "" : (o.whole_head > 0 ? ", whole-head final pass" : ", slab final pass"));
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;

@@ -82,6 +82,7 @@ struct KernelArgs {
   bool vec_out16;  // output rows are 16-byte aligned: 16-byte stores
   bool split;      // hi + lo state operands
   bool pw = true;  // P o Q K^T on a fourth warpgroup where the scan has that form (chunked_scan.cu)
+  bool head = false;  // the final pass on whole value heads (chunked_head.cu; chunked_prefill.cu decides)
   int64_t c0;    // first chunk of this window
   int64_t nc;    // chunks in this window
   bool first;    // the window starts at the sequence start: the state comes from past
@@ -261,6 +262,13 @@ inline void set_vector_access(KernelArgs& a) {
 // scan's local pass (a.local) and the combine over segments, then the scan.
 Status launch_prep(const KernelArgs& a, cudaStream_t stream);
 Status launch_scan(const KernelArgs& a, cudaStream_t stream);
+// The final pass on whole value heads (chunked_head.cu): whether it can run calls of these
+// parameters (with the state split or not), and its launch.
+bool head_pass_applies(const LinearAttentionParams& p, bool split);
+Status launch_head_scan(const KernelArgs& a, cudaStream_t stream);
+// Whether a call whose final pass walks `sequences` sequences at once runs it on whole heads
+// (chunked_prefill.cu: where it can, by ChunkedOptions::whole_head, -1 the rule there).
+bool whole_heads(const LinearAttentionParams& p, int64_t sequences, bool split, int mode);
 Status launch_combine(const KernelArgs& a, cudaStream_t stream);
 // Dynamic shared memory of the scan kernel at key head dim dk (64 or 128).
 size_t scan_smem(int dk);

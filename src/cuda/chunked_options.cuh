@@ -39,6 +39,11 @@ struct ChunkedOptions {
   // per state, no state split, a wgmma build; chunked_scan.cu). Off: the outputs warpgroup forms
   // it. Tests cover both forms; benchmarks compare them.
   bool p_warpgroup = true;
+  // Whether the final pass runs one CTA per whole value head (chunked_head.cu: two state chains
+  // per SM) or one per 64-column slab (chunked_scan.cu): -1 the rule in chunked_prefill.cu, 0
+  // slabs, 1 whole heads wherever they can run (d_k = d_v = 128, the delta rules, one query head
+  // per state, no state split, a wgmma build). Tests force both forms; benchmarks compare them.
+  int whole_head = -1;
   // Benchmarks time the two kernels apart: off skips the launches of that kernel (the outputs
   // are then not the operator's).
   bool run_prep = true;

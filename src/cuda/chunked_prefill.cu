@@ -39,12 +39,37 @@ int sm_count() {
   return device_attribute<cudaDevAttrMultiProcessorCount>(dev);
 }
 
+}  // namespace
+
+// Whether the final pass runs on whole value heads (chunked_head.cu) where it can. A CTA on a
+// whole head does a chunk of both slabs in about 1.6 times the time a slab CTA takes for one
+// (3.2 against 2.0 us on the H100), but there are half as many lanes. By measurement
+// (`chunked_bench --state hi`, H100, ms, whole heads / slabs): 8 x 8192 (256 heads) 1.12 /
+// 1.31, 32 x 1024 0.63 / 0.72, 2/8 heads 1 x 65536 (8 heads, 16 / 8 segments) 0.612 / 0.638;
+// but 1 x 8192 (32 heads) 0.292 with four prefix segments / 0.249 with two, 1 x 65536 2.14 /
+// 1.79, 16/64 heads 1 x 32768 (64 heads) 1.43 / 1.33. So whole heads where the slabs would
+// take more than one wave (2 B H > SMs), or so few lanes that either form takes many segments
+// (slab lanes at most SMs / 8); slabs between, where their extra lanes fill the GPU with fewer
+// or no segments.
+bool whole_heads(const LinearAttentionParams& p, int64_t sequences, bool split, int mode) {
+  if (!head_pass_applies(p, split)) return false;
+  if (mode >= 0) return mode > 0;
+  const int64_t slab_lanes = sequences * p.Hkv * (p.dv / kSlab), sms = sm_count();
+  return slab_lanes > sms || 8 * slab_lanes <= sms;
+}
+
+namespace {
+bool dense_whole_heads(const LinearAttentionParams& p, const ChunkedOptions& o) {
+  return whole_heads(p, p.B, o.split_state, o.whole_head);
+}
+
 // Most segments per window. The final pass runs lanes x segments CTAs of one per SM; the rule
 // fills about one wave with them (the local pass then has up to twice as many CTAs, which on
 // sm_90 fit two per SM: measured within 1.5% of the best forced count on every row).
 int segments(const LinearAttentionParams& p, int64_t nch, const ChunkedOptions& o) {
   if (o.segments > 0) return static_cast<int>(std::min<int64_t>(o.segments, std::max<int64_t>(1, nch)));
-  const int64_t lanes = p.B * p.Hkv * (p.dv / kSlab);
+  // The final pass on whole heads has one lane per (sequence, state head), else one per slab.
+  const int64_t lanes = p.B * p.Hkv * (dense_whole_heads(p, o) ? 1 : p.dv / kSlab);
   int64_t n = lanes > 0 ? sm_count() / lanes : 1;
   n = std::min<int64_t>({n, kMaxSegments, nch / kMinSegmentChunks});
   return static_cast<int>(std::max<int64_t>(1, n));
@@ -151,8 +176,20 @@ size_t chunked_prefill_workspace_bytes_with(const LinearAttentionParams& p, cons
   return chunked_prefill_supports(p) ? chunked::plan(p, o).total : 0;
 }
 
+namespace {
+// The library's options. With decay the state forgets and its bf16 rounding stays below the
+// other error terms (measured the same at T = 4096 and 65536); without decay it grows and needs
+// the split. (The split also decides the segments: the final pass on whole heads has half the
+// lanes.)
+ChunkedOptions library_options(const LinearAttentionParams& p) {
+  ChunkedOptions o;
+  o.split_state = !p.gated;
+  return o;
+}
+}  // namespace
+
 size_t chunked_prefill_workspace_bytes(const LinearAttentionParams& p) {
-  return chunked_prefill_workspace_bytes_with(p, ChunkedOptions{});  // split_state needs no space
+  return chunked_prefill_workspace_bytes_with(p, library_options(p));
 }
 
 Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const ChunkedOptions& o) {
@@ -163,6 +200,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   a.p = p;
   a.split = o.split_state;
   a.pw = o.p_warpgroup;
+  a.head = chunked::dense_whole_heads(p, o);
   a.gate_dtype = p.act_dtype;
   chunked::set_vector_access(a);
   const chunked::WorkspacePlan w = chunked::plan(p, o);
@@ -213,11 +251,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
 }
 
 Status chunked_prefill(const LinearAttentionParams& p, const Exec& e) {
-  // With decay the state forgets and its bf16 rounding stays below the other error terms
-  // (measured the same at T = 4096 and 65536); without decay it grows and needs the split.
-  ChunkedOptions o;
-  o.split_state = !p.gated;
-  return chunked_prefill_with(p, e, o);
+  return chunked_prefill_with(p, e, library_options(p));
 }
 
 }  // namespace linattn::detail::cuda

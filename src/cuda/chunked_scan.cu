@@ -40,36 +40,12 @@
 #include "core/dtype.hpp"
 #include "cuda/chunked_layout.cuh"
 #include "cuda/chunked_mma.cuh"
+#include "cuda/chunked_scan_tiles.cuh"
 #include "cuda/chunked_wgmma.cuh"
 
 namespace linattn::detail::cuda::chunked {
 namespace {
 
-// The tiles of a prefetch stage (kC rows) are swizzled (chunked_wgmma.cuh): the loads copy
-// whole 128-byte rows into them at full speed. In the layout without swizzle each warp's
-// cp.async cost 32 shared wavefronts instead of 4 and L2 served every 32-byte sector twice.
-constexpr Tile kStaged = swizzled(kC);
-
-// Stages in flight: the loads run up to kStages - 1 chunks ahead of the outputs.
-constexpr int kStages = 3;
-
-// The stage of the next chunk, and the parity of its use.
-__device__ __forceinline__ void next_stage(int& s, uint32_t& phase) {
-  if (++s == kStages) {
-    s = 0;
-    phase ^= 1;
-  }
-}
-
-// A warpgroup that reads Q skips the n chunks before its prefix segment's own (they hold no
-// Q): it releases each stage once loaded.
-__device__ __forceinline__ void skip_chunks(int64_t n, uint64_t* full, uint64_t* empty, int& s, uint32_t& phase) {
-  for (int64_t k = 0; k < n; ++k) {
-    mbar_wait(full + s, phase);
-    mbar_arrive(empty + s);
-    next_stage(s, phase);
-  }
-}
 // The local pass runs the chain and the loads alone, two CTAs per SM where the registers can be
 // handed over (setmaxnreg, sm_90a); other architectures keep one CTA per SM with the launch's
 // registers for the chain.
@@ -123,142 +99,8 @@ struct ScanPlan {
 static_assert(ScanPlan<128, false>::bytes() <= 227 * 1024, "one final-pass CTA per SM on sm_90");
 static_assert(2 * (ScanPlan<128, true>::bytes() + 1024) <= 228 * 1024, "two local-pass CTAs per SM on sm_90");
 
-// Rows [0, n) of a 64 x COLS stage tile (on a 1024-byte boundary) from global memory (row
-// stride `stride` elements), zeros below. Each eight lanes of a warp copy 128 bytes of a row.
-// Aligned rows go through cp.async (visible after cp_async_wait_all or the stage's mbarrier,
-// then proxy_fence); others are copied synchronously. ROLLED keeps the loop rolled: the loading
-// warpgroup's code then stays small beside the warpgroups' in the instruction cache (unrolled,
-// the three did not fit and warps waited for instructions). LOWER (a T diag(b) record): the
-// 16 x 16 blocks above the diagonal, which the prep does not write, are zero-filled instead of
-// read.
-template <int COLS, int NT = kThreads, bool ROLLED = false, bool LOWER = false>
-__device__ __forceinline__ void load_tile(uint16_t* dst, const uint16_t* src, int64_t stride, int n, bool vec,
-                                          int t = threadIdx.x) {
-  constexpr int kPieces = COLS / 8;  // 16-byte pieces of a row
-  constexpr int kChunks = kC * kPieces, kRows = NT / kPieces;  // rows per step
-  static_assert(kChunks % NT == 0 && kRows % 8 == 0, "whole steps of whole atoms");
-  const int r0 = t / kPieces, cv = (t % kPieces) * 8;
-  uint16_t* d0 = dst + swz_off(il(r0, cv, kStaged));  // later steps: whole atoms further
-  if (vec && n == kC) {
-    // A whole chunk of aligned rows (all but a sequence's last chunk): no row tests, the source
-    // moves by a constant step, unrolled even when ROLLED (short code: about 3 instructions per
-    // cp.async, plus 3 no-ops the compiler puts before the first, instead of 20 each).
-    const uint16_t* sp = src + r0 * stride + cv;
-    const int64_t step = kRows * stride;
-#pragma unroll
-    for (int k = 0; k < kChunks / NT; ++k, sp += step) {
-      if constexpr (LOWER) {
-        static_assert(kRows == 16, "LOWER: step k covers block row k");
-        cp_async16(d0 + il(k * kRows, 0, kStaged), sp, (cv >> 4) <= k);
-      } else {
-        cp_async16(d0 + il(k * kRows, 0, kStaged), sp);
-      }
-    }
-    return;
-  }
-#pragma unroll(ROLLED ? 1 : kChunks / NT)
-  for (int k = 0; k < kChunks / NT; ++k) {
-    const int r = r0 + k * kRows;
-    uint16_t* d = d0 + il(k * kRows, 0, kStaged);
-    const bool in = r < n && (!LOWER || (cv >> 4) <= (r >> 4));  // LOWER: not above the diagonal
-    if (vec) {
-      cp_async16(d, src + (in ? r * stride + cv : 0), in);
-    } else {
-      *reinterpret_cast<uint4*>(d) = in ? load8_unaligned(src + r * stride + cv) : make_uint4(0u, 0u, 0u, 0u);
-    }
-  }
-}
 
-// The state slice of a thread of the state warpgroup, held transposed (S^T: the slab's 64
-// columns as rows, d_k columns) as NS = d_k / 64 products' accumulators: element (hf, j, e) is
-// S[d][c], c = 16 (w & 3) + lane / 4 + 8 (e / 2) of the slab, d = 64 hf + 8 j + 2 (lane % 4) +
-// e % 2.
-struct StateMap {
-  int c0, d0;  // of element (0, 0, 0)
-  __device__ __forceinline__ int c(int e) const { return c0 + 8 * (e >> 1); }
-  __device__ __forceinline__ int d(int hf, int j, int e) const { return d0 + 64 * hf + 8 * j + (e & 1); }
-};
 
-// Calls f(hf, j, e, o) for each element of the state slice, o its offset in a state block of
-// row stride sk with the slab's columns from col0.
-template <int NS, class F>
-__device__ __forceinline__ void for_state(const StateMap& m, int64_t sk, int col0, F&& f) {
-#pragma unroll
-  for (int hf = 0; hf < NS; ++hf) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) f(hf, j, e, m.d(hf, j, e) * sk + col0 + m.c(e));
-    }
-  }
-}
-
-// The state slice from / to a state block of dtype dt (float32, bfloat16 or float16): the
-// dtype is resolved once, so each access loop is one batch of independent accesses.
-template <int NS>
-__device__ __forceinline__ void load_state(float (&s)[NS][8][4], const void* base, linattn_dtype dt, int64_t sk,
-                                           const StateMap& m, int col0) {
-  if (dt == LINATTN_FLOAT32) {
-    const float* src = static_cast<const float*>(base);
-    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) { s[hf][j][e] = src[o]; });
-  } else {
-    const uint16_t* src = static_cast<const uint16_t*>(base);
-    const bool bf = dt == LINATTN_BFLOAT16;
-    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) {
-      s[hf][j][e] = bf ? from_bits<true>(src[o]) : from_bits<false>(src[o]);
-    });
-  }
-}
-template <int NS>
-__device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* base, linattn_dtype dt, int64_t sk,
-                                            const StateMap& m, int col0) {
-  if (dt == LINATTN_FLOAT32) {
-    float* dst = static_cast<float*>(base);
-    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) { dst[o] = s[hf][j][e]; });
-  } else {
-    uint16_t* dst = static_cast<uint16_t*>(base);
-    const bool bf = dt == LINATTN_BFLOAT16;
-    for_state<NS>(m, sk, col0, [&](int hf, int j, int e, int64_t o) {
-      dst[o] = bf ? to_bits<true>(s[hf][j][e]) : to_bits<false>(s[hf][j][e]);
-    });
-  }
-}
-
-// P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0), formed in place of the warpgroup's
-// Q K^T accumulators, as hi + lo A fragments of the product with U: rows row (= 16 wr +
-// lane / 4) and row + 8 have G grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4)
-// and the next; both scaled by log2(e). K steps past the warp's diagonal block are zero without
-// an exp, and only the diagonal block tests s <= r.
-template <bool BF16, bool DIAG>
-__device__ __forceinline__ void p_step(float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2], int row,
-                                       int kk, uint32_t (&ph)[4], uint32_t (&pl)[4]) {
-  const int t4 = threadIdx.x & 3;
-#pragma unroll
-  for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float p = exp2_ftz(grow[e >> 1] - (e & 1 ? gcol[j].y : gcol[j].x)) * qk[j][e];
-      qk[j][e] = DIAG && 8 * j + 2 * t4 + (e & 1) > row + 8 * (e >> 1) ? 0.f : p;
-    }
-  }
-  acc_frag<BF16>(qk, kk, ph);
-  acc_frag_lo<BF16>(qk, kk, ph, pl);
-}
-template <bool BF16>
-__device__ __forceinline__ void build_p(float (&qk)[8][4], const float2 (&gcol)[8], const float (&grow)[2], int row,
-                                        int wr, uint32_t (&ph)[4][4], uint32_t (&pl)[4][4]) {
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    if (kk < wr) {
-      p_step<BF16, false>(qk, gcol, grow, row, kk, ph[kk], pl[kk]);
-    } else if (kk == wr) {
-      p_step<BF16, true>(qk, gcol, grow, row, kk, ph[kk], pl[kk]);
-    } else {
-#pragma unroll
-      for (int q = 0; q < 4; ++q) ph[kk][q] = pl[kk][q] = 0u;
-    }
-  }
-}
 
 // The warp's 16 rows of a 64 x 64 product as 16-bit pairs w[hh][j] (rows 16 (w & 3) + lane / 4 +
 // 8 hh, columns 8 j + 2 (lane % 4) and the next), regrouped through the warp's own 2 KB of shared
@@ -303,17 +145,6 @@ __device__ __forceinline__ void rows_to_pieces(const uint32_t (&w)[2][8], void* 
   }
 }
 
-// G of the thread's accumulator columns (8 j + 2 (lane % 4) and the next) from a stage's G, in
-// log2 units (P o Q K^T takes exp2 of its differences with the rows').
-__device__ __forceinline__ void gcol_log2(const float* Gs, float2 (&gcol)[8]) {
-  const int t4 = threadIdx.x & 3;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    gcol[j] = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
-    gcol[j].x *= kLog2e;
-    gcol[j].y *= kLog2e;
-  }
-}
 
 // ao += (P o Q K^T) U over the chunk (four k steps, hi and lo parts), U a [kC][64] tile of
 // layout tu.
@@ -327,22 +158,6 @@ __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph
   }
 }
 
-// The layout of the P o Q K^T tiles that PW hands over: rows of the chunk's queries, columns of
-// its keys, 8 x 8 cores (a K-major A operand of the outputs' product).
-constexpr Tile kPTile = interleaved(kC / 8);
-
-// Stores the warp's A fragments of P o Q K^T (build_p: rows 16 (w & 3) .., k steps kk) into a
-// kPTile tile: each 32-bit store of a warp fills one 128-byte core, without bank conflicts.
-__device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* tile, int row) {
-  const int t4 = threadIdx.x & 3;
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      *reinterpret_cast<uint32_t*>(tile + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = f[kk][q];
-    }
-  }
-}
 
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING, bool PW>
 __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan<DK, LOCAL, PW>::kCtas)
@@ -1097,6 +912,7 @@ bool use_pw(const KernelArgs& a) {
 template <bool BF16, int DK>
 Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
   if constexpr (DK == 128) {
+    if (!a.local && a.head) return launch_head_scan(a, stream);
     if (use_pw<BF16>(a)) {
       if (a.serving) {
         return a.p.delta ? launch<BF16, DK, true, false, true, true>(a, stream)

@@ -457,6 +457,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.p = p;
   a.split = o.split_state;
   a.pw = o.p_warpgroup;
+  a.head = whole_heads(p, w.lanes, o.split_state, o.whole_head);
   a.gate_dtype = gate_dtype;
   set_vector_access(a);
   a.g = reinterpret_cast<float*>(ws + w.rg_off);

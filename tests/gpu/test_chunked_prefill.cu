@@ -38,17 +38,18 @@ struct Cfg {
   int prefix = -1;     // ChunkedOptions::prefix
   double share = 0;    // ChunkedOptions::prefix_share
   bool pw = true;      // ChunkedOptions::p_warpgroup
+  int head = -1;       // ChunkedOptions::whole_head
   double tol = 3e-3;
 };
 
 std::string describe(const Cfg& c) {
-  char buf[340];
-  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d pw=%d window=%lld seg=%d prefix=%d share=%.2f",
+  char buf[360];
+  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d pw=%d head=%d window=%lld seg=%d prefix=%d share=%.2f",
                 linattn_update_rule_name(c.rule), (long long)c.B, (long long)c.T, c.Hq, c.Hk,
                 c.Hkv, c.dk, c.dv, linattn_dtype_name(c.act),
                 c.has_past ? linattn_dtype_name(c.past) : "none", linattn_dtype_name(c.present),
                 c.in_place ? " in-place" : "", c.beta_shared ? " beta-shared" : "", c.pad,
-                c.split ? 1 : 0, c.pw ? 1 : 0, (long long)c.window, c.segments, c.prefix, c.share);
+                c.split ? 1 : 0, c.pw ? 1 : 0, c.head, (long long)c.window, c.segments, c.prefix, c.share);
   return buf;
 }
 
@@ -210,6 +211,7 @@ Errors run(const Cfg& c, uint64_t seed) {
   o.prefix = c.prefix;
   o.prefix_share = c.share;
   o.p_warpgroup = c.pw;
+  o.whole_head = c.head;
   Exec e;
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
   EXPECT_GT(e.workspace_bytes, 0u);
@@ -421,10 +423,12 @@ TEST(ChunkedPrefill, PWarpgroup) {
   // rows, partial chunks of three sequences, in place across windows, bfloat16 states, prefix
   // segments and the local pass with the combine before it. The cases that do not qualify
   // (split, two query heads per state, d_k = 64) run the three-warpgroup form whatever pw says.
+  // All on the slab form of the final pass (the whole-head form, below, has no pw choice).
   for (auto rule : {LINATTN_RULE_GATED, LINATTN_RULE_GATED_DELTA}) {
     for (auto act : {LINATTN_BFLOAT16, LINATTN_FLOAT16}) {
       for (bool pw : {true, false}) {
         Cfg c;
+        c.head = 0;
         c.rule = rule;
         c.act = act;
         c.T = 1000;
@@ -435,6 +439,7 @@ TEST(ChunkedPrefill, PWarpgroup) {
     }
   }
   Cfg c;
+  c.head = 0;
   c.split = false;
   c.T = 500;
   c.dv = 64;
@@ -546,6 +551,72 @@ TEST(ChunkedPrefill, StateRoundedOnce) {
     c.split = false;
     check(c);
   }
+}
+
+TEST(ChunkedPrefill, WholeHead) {
+  // The final pass on whole value heads (d_k = d_v = 128, the delta rules, one query head per
+  // state, no state split: the library's choice for gated_delta) against the slab form (head =
+  // 0): both activation types, partial chunks of three sequences, unaligned rows, key heads
+  // shared by value heads, in place across windows, bfloat16 and float16 states, no past,
+  // prefix segments by the rule and forced (three, four), the local pass with the combine, and
+  // a longer call.
+  for (auto act : {LINATTN_BFLOAT16, LINATTN_FLOAT16}) {
+    for (int head : {1, 0}) {
+      Cfg c;
+      c.act = act;
+      c.T = 1000;
+      c.split = false;
+      c.head = head;
+      check(c);
+    }
+  }
+  Cfg c;
+  c.split = false;
+  c.head = 1;
+  c.B = 3;
+  c.T = 150;
+  check(c);
+  c.B = 1;
+  c.T = 700;
+  c.pad = 3;
+  check(c);
+  c.pad = 0;
+  c.Hq = 2; c.Hk = 2; c.Hkv = 6;
+  check(c);
+  c.Hq = c.Hk = c.Hkv = 2;
+  c.B = 2;
+  c.T = 1000;
+  c.in_place = true;
+  c.window = 5;
+  check(c);
+  c.in_place = false;
+  c.window = 0;
+  c.past = LINATTN_BFLOAT16;
+  c.present = LINATTN_BFLOAT16;
+  check(c);
+  c.past = LINATTN_FLOAT16;
+  c.present = LINATTN_FLOAT32;
+  c.has_past = false;
+  check(c);
+  c.has_past = true;
+  c.past = LINATTN_FLOAT32;
+  c.B = 1;
+  c.T = 1500;
+  c.segments = 2;  // prefix segments by the rule
+  check(c);
+  for (int segs : {3, 4}) {
+    c.segments = segs;
+    c.prefix = 1;
+    check(c);
+  }
+  c.segments = 3;
+  c.prefix = 0;
+  check(c);
+  c = Cfg{};
+  c.split = false;
+  c.head = 1;
+  c.T = 4096;
+  check(c);
 }
 
 TEST(ChunkedPrefill, Supports) {

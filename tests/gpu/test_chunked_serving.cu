@@ -155,8 +155,10 @@ using Layout = detail::cuda::ChunkedServingOptions::Layout;
 
 // The CUDA serving call: window = 0 through the public API (the library's choice), window > 0
 // through the chunked serving entry with windows of that many chunks and the given numbering
-// of the chunks (chunked_layout.cuh).
-Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor, bool p_warpgroup = true) {
+// of the chunks (chunked_layout.cuh), the P o Q K^T warpgroup or not, and the form of the final
+// pass (ChunkedOptions::whole_head: -1 the rule, 0 slabs, 1 whole heads).
+Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor, bool p_warpgroup = true,
+                int whole_head = -1) {
   Result r{k.out, k.pool, k.past};
   Mirror m;
   const linattn_tensor dout = m.up(r.out), dpool = m.up(r.pool);
@@ -183,6 +185,7 @@ Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajo
     o.split_state = !s.p.gated;
     o.max_window_chunks = window;
     o.p_warpgroup = p_warpgroup;
+    o.whole_head = whole_head;
     detail::Exec e;
     e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
     EXPECT_EQ(cudaMalloc(&e.workspace, e.workspace_bytes > 0 ? e.workspace_bytes : 1), cudaSuccess);
@@ -290,10 +293,23 @@ TEST(ChunkedServing, VarlenPoolInPlace) {
       compare(k, ref, d, -1, kTol, what.c_str());
     }
   }
-  // P o Q K^T formed by the outputs warpgroup instead of the final pass's fourth one.
-  const Result d = run_cuda(k, 3, Layout::kTimeMajor, false);
+  // P o Q K^T formed by the outputs warpgroup instead of the final pass's fourth one (slabs).
+  const Result d = run_cuda(k, 3, Layout::kTimeMajor, false, 0);
   EXPECT_EQ(d.flag, 0);
   compare(k, ref, d, -1, kTol, "varlen pool (window 3, no P warpgroup)");
+  // Both forms of the final pass, whole heads and slabs, across windows in both numberings.
+  for (int whole_head : {1, 0}) {
+    for (int64_t window : {3, 1}) {
+      for (Layout layout : {Layout::kTimeMajor, Layout::kSequenceMajor}) {
+        const Result dh = run_cuda(k, window, layout, true, whole_head);
+        EXPECT_EQ(dh.flag, 0);
+        const std::string what = std::string("varlen pool (") + (whole_head ? "whole heads" : "slabs") +
+                                 ", window " + std::to_string(window) +
+                                 (layout == Layout::kTimeMajor ? ", time-major)" : ", sequence-major)");
+        compare(k, ref, dh, -1, kTol, what.c_str());
+      }
+    }
+  }
 }
 
 // A separate read pool (f32, padded) and read_state_indices with -1, GQA with two query heads
@@ -375,9 +391,12 @@ TEST(ChunkedServing, Checkpoints) {
     for (int64_t window : {0, 3}) {
       for (Layout layout : {Layout::kTimeMajor, Layout::kSequenceMajor}) {
         if (window == 0 && layout == Layout::kSequenceMajor) continue;
-        const Result dev = run_cuda(k, window, layout);
-        EXPECT_EQ(dev.flag, 0);
-        compare(k, ref, dev, -1, kTol, interval == 64 ? "checkpoints every 64" : "checkpoints every 128");
+        for (int whole_head : {1, 0}) {
+          if (window == 0 && whole_head == 0) continue;  // the library's own choice above
+          const Result dev = run_cuda(k, window, layout, true, window == 0 ? -1 : whole_head);
+          EXPECT_EQ(dev.flag, 0);
+          compare(k, ref, dev, -1, kTol, interval == 64 ? "checkpoints every 64" : "checkpoints every 128");
+        }
       }
     }
   }

@@ -1,0 +1,542 @@
+// The final pass of the chunked scan on whole value heads (d_k = d_v = 128, the delta rules, one
+// query head per state, no state split, sm_90a): one CTA per (sequence, state head, segment)
+// instead of one per 64-column slab. Four warpgroups:
+//   0, 1: the state chain of value columns 64 c .. 64 c + 63 (c = the warpgroup), each with its
+//         own outputs. The slice of S is held transposed in float32 registers and every product
+//         takes its A operand from registers:
+//           (K S)^T = S^T K^T and (Q S)^T = S^T Q^T     A = S^T rounded to 16 bits
+//           U^T = X^T (T diag(b))^T                     A = X^T = V^T - (K S)^T diag(L), hi + lo
+//           S^T <- L_C S^T + (U diag(exp(G_C - G)))^T K
+//           O^T = scale ((Q S)^T diag(L) + U^T (P o Q K^T)^T)
+//         so neither the state nor U passes through shared memory: the outputs come out
+//         transposed and go to memory through the warp's own small tile (stmatrix .trans).
+//         The two chains are independent: while one waits for its products the other's run.
+//   2:    P o Q K^T of each chunk (once for both chains), as hi + lo tiles in one of two buffers.
+//   3:    loads K, Q, T diag(b), V (both slabs) and G of the coming chunks with cp.async.
+// Against the slab form (chunked_scan.cu: one chain per SM, the outputs on a warpgroup of their
+// own fed by hand-overs of S and U) each SM runs two chains side by side, Q K^T and P o Q K^T
+// are formed once per head instead of once per slab, and K, Q, T and G are loaded once.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.hpp"
+#include "cuda/chunked_layout.cuh"
+#include "cuda/chunked_mma.cuh"
+#include "cuda/chunked_scan_tiles.cuh"
+#include "cuda/chunked_wgmma.cuh"
+#include "cuda/cuda_common.cuh"
+
+namespace linattn::detail::cuda::chunked {
+namespace {
+
+// Shared memory: kStages stages of K, Q ([kC][128] each), T diag(b) ([kC][kC]) and V ([kC][128]),
+// all swizzled, then the stages' G (kC float32 each), then two P o Q K^T buffers of hi and lo
+// tiles ([kC][kC] each, kPTile), then each chain warp's output tile ([kC][16]), then the
+// mbarriers: full and empty per stage, pfull and pfree per P buffer.
+struct HeadPlan {
+  static constexpr int kDK = 128, kDV = 128;
+  static constexpr int kOffQ = kC * kDK;
+  static constexpr int kOffT = 2 * kC * kDK;
+  static constexpr int kOffV = kOffT + kC * kC;
+  static constexpr int kStage = kOffV + kC * kDV;
+  static constexpr int kPElems = 2 * 2 * kC * kC;
+  static constexpr int kOutElems = 8 * kC * 16;
+  static constexpr int kBarriers = 2 * kStages + 2 * 2;
+  static constexpr int kThreads = 4 * 128;
+  // Threads that read a stage and release it: both chains and the P o Q K^T warpgroup.
+  static constexpr int kReaders = 3 * 128;
+  // Registers: the launch gives 128 per thread; the loads keep 40 and P o Q K^T 72, the chains
+  // take 200 each (ptxas spills nothing at this split; at 184 or 192 the chains spilled).
+  static constexpr int kChainRegs = 200, kPRegs = 72, kLoadRegs = 40;
+  static_assert(2 * kChainRegs + kPRegs + kLoadRegs == 4 * 128, "register budget");
+  static constexpr size_t bytes() {
+    return (kStages * static_cast<size_t>(kStage + 2 * kC) + kPElems + kOutElems) * 2 + kBarriers * sizeof(uint64_t);
+  }
+  static_assert(kStage * 2 % 1024 == 0, "swizzled tiles on 1024-byte boundaries");
+};
+static_assert(HeadPlan::bytes() <= 227 * 1024, "one CTA per SM on sm_90");
+
+// Where (token tt, half hv of the warp's 16 value columns) lies in a warp's [kC][16] output tile:
+// the halves swap every four tokens, so that the eight 16-byte rows an stmatrix writes fall in
+// distinct banks.
+__device__ __forceinline__ int out_off(int tt, int hv) { return tt * 16 + ((hv ^ ((tt >> 2) & 1)) << 3); }
+
+template <bool BF16, bool SERVING>
+__global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(const KernelArgs args) {
+  const LinearAttentionParams& p = args.p;
+  using Plan = HeadPlan;
+  constexpr int DK = Plan::kDK, NS = DK / 64, KS = DK / 16;
+  constexpr int kStage = Plan::kStage;
+
+  extern __shared__ __align__(1024) unsigned char smem[];
+  uint16_t* stages = reinterpret_cast<uint16_t*>(smem);
+  float* gstage = reinterpret_cast<float*>(stages + kStages * kStage);
+  uint16_t* Pbuf = reinterpret_cast<uint16_t*>(gstage + kStages * kC);  // [2][hi, lo][kC][kC]
+  uint16_t* Obuf = Pbuf + Plan::kPElems;                                 // [8 warps][kC][16]
+  // full[s]: stage s loaded (the loading warpgroup's threads arrive once their copies landed);
+  // empty[s]: stage s read (both chains and the P o Q K^T warpgroup); pfull[b]: P o Q K^T of the
+  // chunk in buffer b written; pfree[b]: both chains done with it.
+  uint64_t* full = reinterpret_cast<uint64_t*>(Obuf + Plan::kOutElems);
+  uint64_t* empty = full + kStages;
+  uint64_t* pfull = empty + kStages;
+  uint64_t* pfree = pfull + 2;
+
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int wg = w >> 2, wr = w & 3;
+  const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
+  // What this CTA walks (as the slab form's, chunked_scan.cu): chunks cl in [pbeg, cend), with
+  // outputs from cbeg on, tokens from tbase + cl * kC to tok_end, records rec0 + cl (time-major
+  // serving calls: rec0 + off(cl)); the state from init_f (float32 [d_k][d_v]) or init_p (any
+  // dtype, row stride init_sk) or zeros, to fin_f or fin_p.
+  int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
+  int h, seg;
+  const float* init_f = nullptr;
+  const void* init_p = nullptr;
+  linattn_dtype init_dt = LINATTN_FLOAT32;
+  int64_t init_sk = 0;
+  float* fin_f = nullptr;
+  void* fin_p = nullptr;
+  int64_t seq_n = 0, seq_len = 0;  // serving: the sequence and its length (checkpoints)
+  const SeqTable tab{args.table, args.ix.N};
+  if constexpr (!SERVING) {
+    const int64_t heads = p.B * p.Hkv;
+    bh = blockIdx.x % heads;
+    seg = static_cast<int>(blockIdx.x / heads);
+    h = static_cast<int>(bh % p.Hkv);
+    b = bh / p.Hkv;
+    if (args.prefix) {
+      pbeg = cbeg = cend = 0;
+#pragma unroll
+      for (int k = 0; k < kMaxPrefixSegments; ++k) {
+        if (k == seg) {
+          cbeg = args.seg_bnd[k];
+          cend = args.seg_bnd[k + 1];
+        }
+      }
+    } else {
+      cbeg = seg * args.seg_len;
+      cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
+      pbeg = cbeg;
+    }
+    rec0 = bh * args.nc;
+    tbase = args.c0 * kC;
+    tok_end = p.T;
+    if (args.nseg > 1) {
+      // The segment slots: written by the combine, or for prefix segments by the prep (slot 0).
+      init_f = args.seg_state + (bh * args.nseg + (args.prefix ? 0 : seg)) * DK * p.dv;
+    } else if (!args.first) {
+      init_f = args.carry + bh * DK * p.dv;
+    } else if (p.past) {
+      init_p = static_cast<const char*>(p.past) + (b * p.past_sb + h * p.past_sh) * elem_bytes(p.past_dtype);
+      init_dt = p.past_dtype;
+      init_sk = p.past_sk;
+    }
+    if (args.last) {
+      fin_p = static_cast<char*>(p.present) + (b * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    } else {
+      fin_f = args.carry + bh * DK * p.dv;
+    }
+  } else {
+    // CTA i of the window takes the i-th sequence with chunks in it (the window map).
+    h = static_cast<int>(blockIdx.x % p.Hkv);
+    seg = 0;
+    bh = h;
+    const int64_t wnd = args.c0 / args.window_chunks;
+    const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + blockIdx.x / p.Hkv);
+    const int64_t k = e[0];
+    if (k < 0) return;
+    cbeg = e[1];
+    cend = e[2];
+    pbeg = cbeg;
+    const int64_t first = tab.start(k);
+    const bool from_carry = cbeg > 0, to_carry = cend < tab.start(k + 1) - first;
+    rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
+    seq_n = tab.seq(k);
+    ResolvedSequence r;
+    resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
+    b = r.b;
+    seq_len = r.len;
+    tbase = r.t0;
+    tok_end = r.t0 + r.len;
+    const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
+    if (from_carry) {
+      init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
+    } else if (r.read >= 0) {
+      // The pool read: past_state, or present_state itself when past is absent.
+      const bool past = p.past != nullptr;
+      init_dt = past ? p.past_dtype : p.present_dtype;
+      init_sk = past ? p.past_sk : p.pres_sk;
+      const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
+      init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(init_dt);
+    }
+    if (to_carry) {
+      fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
+    } else {
+      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    }
+  }
+
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full + s, 128);
+      mbar_init(empty + s, Plan::kReaders);
+    }
+    for (int i = 0; i < 2; ++i) {
+      mbar_init(pfull + i, 128);
+      mbar_init(pfree + i, 256);
+    }
+  }
+  __syncthreads();
+
+  if (wg == 3) {
+    // The loads: chunk cl into stage i % kStages once its previous chunk was released; the
+    // chunks before a prefix segment need no Q.
+    reg_dealloc<Plan::kLoadRegs>();
+    const int lt = tid - 384;
+    const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h) * DK;
+    const uint16_t* qbase = static_cast<const uint16_t*>(p.q) + b * p.q_sb + p.query_head(h, 0) * DK;
+    const uint16_t* vbase = static_cast<const uint16_t*>(p.v) + b * p.v_sb + h * p.dv;
+    int s = 0;
+    for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
+      if (i >= kStages) mbar_wait(empty + s, static_cast<uint32_t>((i / kStages - 1) & 1));
+      const int64_t t0 = tbase + cl * kC;
+      const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+      const int64_t rec = rec0 + (SERVING && args.time_major ? tab.off(cl) : cl);
+      uint16_t* st = stages + s * kStage;
+      load_tile<DK, 128, true>(st, kbase + t0 * p.k_st, p.k_st, n, args.vec_in, lt);
+      load_tile<kC, 128, true, true>(st + Plan::kOffT, args.t + rec * kC * kC, kC, kC, true, lt);
+      load_tile<Plan::kDV, 128, true>(st + Plan::kOffV, vbase + t0 * p.v_st, p.v_st, n, args.vec_in, lt);
+      if (cl >= cbeg) load_tile<DK, 128, true>(st + Plan::kOffQ, qbase + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
+      if (lt < kC / 4) cp_async16(gstage + s * kC + 4 * lt, args.g + rec * kC + 4 * lt, true);
+      // Unaligned rows were stored synchronously: the arrival releases them.
+      mbar_track_cp_async(full + s);
+      mbar_arrive(full + s);
+      s = s + 1 == kStages ? 0 : s + 1;
+    }
+    cp_async_wait_all();
+    return;
+  }
+
+  if (wg == 2) {
+    // P o Q K^T of chunk i to buffer i % 2 once both chains are done with chunk i - 2's; the
+    // stage is released as soon as Q K^T is complete and G is in registers. The blocks above
+    // the diagonal are zeros in every chunk: written once here.
+    reg_dealloc<Plan::kPRegs>();
+    for (int bsel = 0; bsel < 2; ++bsel) {
+      for (int part = 0; part < 2; ++part) {
+        uint16_t* P = Pbuf + (2 * bsel + part) * kC * kC;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          if (kk <= wr) continue;
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            *reinterpret_cast<uint32_t*>(P + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = 0u;
+          }
+        }
+      }
+    }
+    int s = 0;
+    uint32_t phase = 0;
+    skip_chunks(cbeg - pbeg, full, empty, s, phase);
+    for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
+      const uint16_t* st = stages + s * kStage;
+      const float* Gs = gstage + s * kC;
+      const int bsel = static_cast<int>(i & 1);
+      uint16_t* P = Pbuf + bsel * 2 * kC * kC;
+      mbar_wait(full + s, phase);
+      proxy_fence();
+      float qk[8][4];
+      wg_begin(qk);
+      wg_gemm<BF16, Operand::kRowsK, true>(qk, st + Plan::kOffQ, kStaged, st, kStaged, DK, false);
+      wg_issued();
+      const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
+      float2 gcol[8];
+      gcol_log2(Gs, gcol);
+      wg_complete();
+      wg_done(qk);
+      mbar_arrive(empty + s);
+      if (i >= 2) mbar_wait(pfree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (kk > wr) continue;
+        uint32_t ph[4], pl[4];
+        if (kk < wr) {
+          p_step<BF16, false>(qk, gcol, grow, row, kk, ph, pl);
+        } else {
+          p_step<BF16, true>(qk, gcol, grow, row, kk, ph, pl);
+        }
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int o = il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile);
+          *reinterpret_cast<uint32_t*>(P + o) = ph[q];
+          *reinterpret_cast<uint32_t*>(P + kC * kC + o) = pl[q];
+        }
+      }
+      proxy_fence();
+      mbar_arrive(pfull + bsel);
+      next_stage(s, phase);
+    }
+    return;
+  }
+
+  // The chains: warpgroup c walks value columns vcol .. vcol + 63.
+  reg_alloc<Plan::kChainRegs>();
+  const int vcol = wg * kSlab;
+  const StateMap sm{row, 2 * t4};
+  float accS[NS][8][4];
+  if (init_f) {
+    load_state(accS, init_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+  } else if (init_p) {
+    load_state(accS, init_p, init_dt, init_sk, sm, vcol);
+  } else {
+    for_state<NS>(sm, 0, 0, [&](int hf, int j, int e, int64_t) { accS[hf][j][e] = 0.f; });
+  }
+  uint32_t sh[KS][4];
+  const auto state_frags = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) acc_frag<BF16>(accS[kk >> 2], kk & 3, sh[kk]);
+  };
+  state_frags();
+  const int voff = swz_off(frag_t_offset(kStaged));
+  uint16_t* ob = Obuf + w * kC * 16;
+  uint16_t* obase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, 0) * p.dv + vcol + 16 * wr;
+  int s = 0;
+  uint32_t phase = 0;
+  const int64_t npre = cbeg - pbeg;
+  for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
+    const uint16_t* st = stages + s * kStage;
+    const uint16_t* Ks = st;
+    const uint16_t* Qs = st + Plan::kOffQ;
+    const uint16_t* Tbs = st + Plan::kOffT;
+    const uint16_t* Vs = st + Plan::kOffV + il(0, vcol, kStaged);
+    const float* Gs = gstage + s * kC;
+    const int64_t io = i - npre;  // the chunk's index among those with outputs
+    const bool out = io >= 0;
+    const int bsel = static_cast<int>(io & 1);
+    const uint32_t bpar = static_cast<uint32_t>((io >> 1) & 1);
+    mbar_wait(full + s, phase);
+    proxy_fence();
+    // (K S)^T and (Q S)^T, both from the state's fragments.
+    float au[8][4], ao[8][4];
+    wg_begin(au);
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    if (out) {
+      wg_begin(ao);
+#pragma unroll
+      for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(ao, sh[kk], Qs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    }
+    wg_issued();
+    const float gend = Gs[kC - 1];
+    const float lend = exp_ftz(gend);
+    wg_complete();
+    wg_done(au);
+    wg_done(ao);
+    // X^T = V^T - (K S)^T diag(L) as hi + lo A fragments; (Q S)^T diag(L) in place.
+    uint32_t xh[4][4], xl[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      uint32_t vt[4];
+      ldsm_x4_t(vt, Vs + voff + il(16 * kk, 0, kStaged));
+#pragma unroll
+      for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
+        const float2 gc = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+        const float l0 = exp_ftz(gc.x), l1 = exp_ftz(gc.y);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const uint32_t v = vt[2 * (j & 1) + (e >> 1)];
+          const float x = from_bits<BF16>(static_cast<uint16_t>(e & 1 ? v >> 16 : v & 0xffffu));
+          au[j][e] = x - (e & 1 ? l1 : l0) * au[j][e];
+          ao[j][e] *= e & 1 ? l1 : l0;
+        }
+      }
+      acc_frag<BF16>(au, kk, xh[kk]);
+      acc_frag_lo<BF16>(au, kk, xh[kk], xl[kk]);
+    }
+    // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
+    float uu[8][4];
+    wg_begin(uu);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, true);
+    wg_issued();
+    // While U is on the tensor cores: the decay of the state.
+#pragma unroll
+    for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) accS[hf][j][e] *= lend;
+      }
+    }
+    wg_complete();
+    wg_done(uu);
+    // (U diag(exp(G_C - G)))^T for the update, U^T for the outputs, as A fragments.
+    uint32_t uf[4][4], ut[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const int j = 2 * kk + jj;
+        const float2 gc = *reinterpret_cast<const float2*>(Gs + 8 * j + 2 * t4);
+        const float f0 = exp_ftz(gend - gc.x), f1 = exp_ftz(gend - gc.y);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          uf[kk][2 * jj + hh] = pack2<BF16>(uu[j][2 * hh] * f0, uu[j][2 * hh + 1] * f1);
+        }
+      }
+      acc_frag<BF16>(uu, kk, ut[kk]);
+    }
+    // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
+#pragma unroll
+    for (int hf = 0; hf < NS; ++hf) wg_begin(accS[hf]);
+#pragma unroll
+    for (int hf = 0; hf < NS; ++hf) {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
+    }
+    wg_issued();
+    if (out) {
+      // O^T += U^T (P o Q K^T)^T: P o Q K^T (rows: queries) as the K-major B operand, hi and lo.
+      mbar_wait(pfull + bsel, bpar);
+      const uint16_t* P = Pbuf + bsel * 2 * kC * kC;
+      wg_begin(ao);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(ao, ut[kk], P + il(0, 16 * kk, kPTile), kPTile);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(ao, ut[kk], P + kC * kC + il(0, 16 * kk, kPTile), kPTile);
+    }
+    // (An empty group without outputs: the wait below is the same in both cases.)
+    wg_issued();
+    wg_complete_prior();
+#pragma unroll
+    for (int hf = 0; hf < NS; ++hf) wg_done(accS[hf]);
+    // Every read of the stage by this warpgroup is complete.
+    mbar_arrive(empty + s);
+    state_frags();
+    if (out) {
+      wg_complete();
+      wg_done(ao);
+      mbar_arrive(pfree + bsel);
+      // O^T (the warp's 16 value columns x the chunk's tokens) to the warp's tile transposed,
+      // then whole 16-byte pieces of its rows to the output: piece k of a lane is token
+      // lane / 2 + 16 k, half lane % 2.
+      const int64_t t0 = tbase + cl * kC;
+      const int n = static_cast<int>(tok_end - t0 < kC ? tok_end - t0 : kC);
+      __syncwarp();
+      const int mi = lane >> 3;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t f[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int j = 2 * kk + (q >> 1), e = 2 * (q & 1);
+          f[q] = pack2<BF16>(p.scale * ao[j][e], p.scale * ao[j][e + 1]);
+        }
+        stsm_x4_t(f, ob + out_off(16 * kk + 8 * (mi >> 1) + (lane & 7), mi & 1));
+      }
+      __syncwarp();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int tt = (lane >> 1) + 16 * k, hv = lane & 1;
+        if (tt >= n) continue;
+        uint32_t v[4];
+        asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
+                     : "r"(smem_addr(ob + out_off(tt, hv)))
+                     : "memory");
+        uint16_t* o = obase + (t0 + tt) * p.o_st + 8 * hv;
+        if (args.vec_out16) {
+          asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]),
+                       "r"(v[3])
+                       : "memory");
+        } else {
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            if (args.vec_out) {
+              *reinterpret_cast<uint32_t*>(o + 2 * q) = v[q];
+            } else {
+              o[2 * q] = static_cast<uint16_t>(v[q] & 0xffffu);
+              o[2 * q + 1] = static_cast<uint16_t>(v[q] >> 16);
+            }
+          }
+        }
+      }
+    }
+    if (SERVING && args.ix.ckpt_count > 0) {
+      // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
+      // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
+      const int64_t done = (cl + 1) * kC;
+      const int64_t j = done / args.ix.ckpt_interval;
+      if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
+        const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
+        if (cs >= 0) {
+          store_state(accS,
+                      static_cast<char*>(p.present) + (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
+                      p.present_dtype, p.pres_sk, sm, vcol);
+        }
+      }
+    }
+    next_stage(s, phase);
+  }
+  // Only the last segment's end state leaves the window.
+  if (seg + 1 == args.nseg) {
+    if (fin_p) {
+      store_state(accS, fin_p, p.present_dtype, p.pres_sk, sm, vcol);
+    } else {
+      store_state(accS, fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+    }
+  }
+}
+
+template <bool BF16, bool SERVING>
+Status launch(const KernelArgs& a, cudaStream_t stream) {
+  auto kernel = chunked_head_kernel<BF16, SERVING>;
+  constexpr size_t bytes = HeadPlan::bytes();
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) {
+    return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (head scan): ") + cudaGetErrorString(err));
+  }
+  // Serving: one CTA per (sequence with chunks in the window, state head); a window of nc chunks
+  // meets at most nc sequences.
+  const int64_t lanes = SERVING ? (a.nc < a.ix.N ? a.nc : a.ix.N) * a.p.Hkv : a.p.B * a.p.Hkv;
+  const int64_t blocks = lanes * a.nseg;
+  if (blocks == 0) return Status::ok_status();
+  kernel<<<static_cast<unsigned>(blocks), HeadPlan::kThreads, bytes, stream>>>(a);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (head scan): ") + cudaGetErrorString(err));
+  }
+  return Status::ok_status();
+}
+
+// Whether the build runs the kernel on the tensor cores' asynchronous path on the current device
+// (its PTX level, asked once per device): the register hand-over it needs is sm_90a's.
+template <bool BF16>
+bool built_for_device() {
+  static std::array<std::atomic<int>, 64> cache{};
+  return asked_once_per_device(cache, [](int) {
+    cudaFuncAttributes attr{};
+    return cudaFuncGetAttributes(&attr, chunked_head_kernel<BF16, false>) == cudaSuccess && attr.ptxVersion >= 90;
+  });
+}
+
+}  // namespace
+
+bool head_pass_applies(const LinearAttentionParams& p, bool split) {
+  if (split || !p.delta || p.dk != 128 || p.dv != 128 || p.q_per_kv() != 1) return false;
+  if (p.act_dtype != LINATTN_BFLOAT16 && p.act_dtype != LINATTN_FLOAT16) return false;
+  return p.act_dtype == LINATTN_BFLOAT16 ? built_for_device<true>() : built_for_device<false>();
+}
+
+Status launch_head_scan(const KernelArgs& a, cudaStream_t stream) {
+  if (a.serving) return a.p.act_dtype == LINATTN_BFLOAT16 ? launch<true, true>(a, stream) : launch<false, true>(a, stream);
+  return a.p.act_dtype == LINATTN_BFLOAT16 ? launch<true, false>(a, stream) : launch<false, false>(a, stream);
+}
+
+}  // namespace linattn::detail::cuda::chunked
