@@ -72,7 +72,7 @@ if step build cmake --build "$BUILD" -j "$JOBS" && [ "$PARTS" != bench ]; then
     "$BUILD/tests/test_cuda_oracle_matrix" --gtest_brief=1 --gtest_filter="$san_filter"
   step memcheck_chunked "$sanitizer" --tool memcheck --error-exitcode 1 \
     "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 \
-    --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments:ChunkedPrefill.PrefixSegments:ChunkedPrefill.PWarpgroup'
+    --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments:ChunkedPrefill.PrefixSegments:ChunkedPrefill.PWarpgroup:ChunkedPrefill.WholeHead'
   step racecheck_chunked "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
     "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.PWarpgroup'
   # The serving kernels: memcheck and racecheck on the tests that reach every serving kernel
