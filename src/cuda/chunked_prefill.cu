@@ -1,7 +1,8 @@
 // Chunked (WY-form) prefill on tensor cores (CHUNKED.md), as two kernels per window of chunks:
 // chunked_prep.cu computes everything that does not depend on the state for all chunks at once
 // (fully parallel) and writes it to the workspace; chunked_scan.cu then walks the chunks of each
-// (sequence, kv head, value slab) in order doing only the state-dependent products. Long calls
+// (sequence, kv head, value slab) in order doing only the state-dependent products (or, for the
+// final pass where the rule below prefers it, chunked_head.cu walks whole value heads). Long calls
 // are cut into windows so that the workspace stays bounded; between windows the state crosses a
 // float32 carry buffer in the workspace. When the (sequence, kv head, slab) lanes would leave
 // SMs idle, each window's chunks are also cut into segments scanned in parallel: a local pass
