@@ -1,7 +1,8 @@
 // The state-dependent part of the chunked prefill (the slab form; chunked_head.cu is the final
 // pass on whole value heads, which chunked_prefill.cu prefers where its rule says): one CTA per
-// (sequence, kv head, 64-column slab of d_v) walks the chunks of a window in order. G and T diag(b) come from the workspace
-// records of chunked_prep.cu; K, Q and the slab of V from the call's tensors. Three warpgroups:
+// (sequence, kv head, 64-column slab of d_v) walks the chunks of a window in order. G and
+// T diag(b) come from the workspace records of chunked_prep.cu; K, Q and the slab of V from the
+// call's tensors. Three warpgroups:
 //   0: the state chain. It holds the d_k x 64 slice of S transposed in float32 registers and
 //      takes the A operand of each product from registers (wgmma on sm_90a):
 //        (K S)^T = S^T K^T;  U^T = X^T (T diag(b))^T, X = V - diag(L) K S  (U = V without the
