@@ -88,97 +88,23 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int wg = w >> 2, wr = w & 3;
   const int row = 16 * wr + g;  // rows row and row + 8 of the chunk products (accumulator layout)
-  // What this CTA walks (as the slab form's, chunked_scan.cu): chunks cl in [pbeg, cend), with
-  // outputs from cbeg on, tokens from tbase + cl * kC to tok_end, records rec0 + cl (time-major
-  // serving calls: rec0 + off(cl)); the state from init_f (float32 [d_k][d_v]) or init_p (any
-  // dtype, row stride init_sk) or zeros, to fin_f or fin_p.
-  int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
-  int h, seg;
-  const float* init_f = nullptr;
-  const void* init_p = nullptr;
-  linattn_dtype init_dt = LINATTN_FLOAT32;
-  int64_t init_sk = 0;
-  float* fin_f = nullptr;
-  void* fin_p = nullptr;
-  int64_t seq_n = 0, seq_len = 0;  // serving: the sequence and its length (checkpoints)
+  // What this CTA walks (Walk, chunked_scan_tiles.cuh).
   const SeqTable tab{args.table, args.ix.N};
+  Walk wk;
   if constexpr (!SERVING) {
     const int64_t heads = p.B * p.Hkv;
-    bh = blockIdx.x % heads;
-    seg = static_cast<int>(blockIdx.x / heads);
-    h = static_cast<int>(bh % p.Hkv);
-    b = bh / p.Hkv;
-    if (args.prefix) {
-      pbeg = cbeg = cend = 0;
-#pragma unroll
-      for (int k = 0; k < kMaxPrefixSegments; ++k) {
-        if (k == seg) {
-          cbeg = args.seg_bnd[k];
-          cend = args.seg_bnd[k + 1];
-        }
-      }
-    } else {
-      cbeg = seg * args.seg_len;
-      cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
-      pbeg = cbeg;
-    }
-    rec0 = bh * args.nc;
-    tbase = args.c0 * kC;
-    tok_end = p.T;
+    dense_walk<DK>(args, blockIdx.x % heads, static_cast<int>(blockIdx.x / heads), args.prefix, wk);
     if (args.nseg > 1) {
       // The segment slots: written by the combine, or for prefix segments by the prep (slot 0).
-      init_f = args.seg_state + (bh * args.nseg + (args.prefix ? 0 : seg)) * DK * p.dv;
-    } else if (!args.first) {
-      init_f = args.carry + bh * DK * p.dv;
-    } else if (p.past) {
-      init_p = static_cast<const char*>(p.past) + (b * p.past_sb + h * p.past_sh) * elem_bytes(p.past_dtype);
-      init_dt = p.past_dtype;
-      init_sk = p.past_sk;
-    }
-    if (args.last) {
-      fin_p = static_cast<char*>(p.present) + (b * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
-    } else {
-      fin_f = args.carry + bh * DK * p.dv;
+      wk.init_f = args.seg_state + (wk.bh * args.nseg + (args.prefix ? 0 : wk.seg)) * DK * p.dv;
+      wk.init_p = nullptr;
     }
   } else {
-    // CTA i of the window takes the i-th sequence with chunks in it (the window map).
-    h = static_cast<int>(blockIdx.x % p.Hkv);
-    seg = 0;
-    bh = h;
-    const int64_t wnd = args.c0 / args.window_chunks;
-    const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + blockIdx.x / p.Hkv);
-    const int64_t k = e[0];
-    if (k < 0) return;
-    cbeg = e[1];
-    cend = e[2];
-    pbeg = cbeg;
-    const int64_t first = tab.start(k);
-    const bool from_carry = cbeg > 0, to_carry = cend < tab.start(k + 1) - first;
-    rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
-    seq_n = tab.seq(k);
-    ResolvedSequence r;
-    resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
-    b = r.b;
-    seq_len = r.len;
-    tbase = r.t0;
-    tok_end = r.t0 + r.len;
-    const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
-    if (from_carry) {
-      init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
-    } else if (r.read >= 0) {
-      // The pool read: past_state, or present_state itself when past is absent.
-      const bool past = p.past != nullptr;
-      init_dt = past ? p.past_dtype : p.present_dtype;
-      init_sk = past ? p.past_sk : p.pres_sk;
-      const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
-      init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(init_dt);
-    }
-    if (to_carry) {
-      fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
-    } else {
-      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
-    }
+    if (!serving_walk<DK>(args, tab, static_cast<int>(blockIdx.x % p.Hkv), blockIdx.x / p.Hkv, wk)) return;
   }
+  const int64_t bh = wk.bh, b = wk.b, pbeg = wk.pbeg, cbeg = wk.cbeg, cend = wk.cend, rec0 = wk.rec0,
+                tbase = wk.tbase, tok_end = wk.tok_end, seq_n = wk.seq_n, seq_len = wk.seq_len;
+  const int h = wk.h, seg = wk.seg;
 
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -288,10 +214,10 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   const int vcol = wg * kSlab;
   const StateMap sm{row, 2 * t4};
   float accS[NS][8][4];
-  if (init_f) {
-    load_state(accS, init_f, LINATTN_FLOAT32, p.dv, sm, vcol);
-  } else if (init_p) {
-    load_state(accS, init_p, init_dt, init_sk, sm, vcol);
+  if (wk.init_f) {
+    load_state(accS, wk.init_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+  } else if (wk.init_p) {
+    load_state(accS, wk.init_p, wk.init_dt, wk.init_sk, sm, vcol);
   } else {
     for_state<NS>(sm, 0, 0, [&](int hf, int j, int e, int64_t) { accS[hf][j][e] = 0.f; });
   }
@@ -486,10 +412,10 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   }
   // Only the last segment's end state leaves the window.
   if (seg + 1 == args.nseg) {
-    if (fin_p) {
-      store_state(accS, fin_p, p.present_dtype, p.pres_sk, sm, vcol);
+    if (wk.fin_p) {
+      store_state(accS, wk.fin_p, p.present_dtype, p.pres_sk, sm, vcol);
     } else {
-      store_state(accS, fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
+      store_state(accS, wk.fin_f, LINATTN_FLOAT32, p.dv, sm, vcol);
     }
   }
 }

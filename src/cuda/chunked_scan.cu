@@ -199,105 +199,31 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
   const bool is_m = LOCAL && slab >= slabs;
   const int vcol = (is_m ? slab - slabs : slab) * kSlab;
   const int qpk = p.q_per_kv();
-  // What this CTA walks: chunks cl in [pbeg, cend), in order, with outputs from cbeg on (pbeg <
-  // cbeg: prefix segments), whose tokens start at
-  // tbase + cl * kC and end at tok_end, with records rec0 + cl (time-major serving calls:
-  // rec0 + off(cl)); serving calls count cl within the sequence, dense calls within the
-  // window. The state comes from init_f (float32 [d_k][d_v]) or init_p (any dtype, row stride
-  // init_sk) or is zero, and goes to fin_f or fin_p likewise.
-  int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
-  int h, seg;
-  const float* init_f = nullptr;
-  const void* init_p = nullptr;
-  linattn_dtype init_dt = LINATTN_FLOAT32;
-  int64_t init_sk = 0;
-  float* fin_f = nullptr;
-  void* fin_p = nullptr;
-  int64_t fin_sk = p.pres_sk;
-  // Serving: the sequence and its length (checkpoints).
-  int64_t seq_n = 0, seq_len = 0;
+  // What this CTA walks (Walk, chunked_scan_tiles.cuh).
   const SeqTable tab{args.table, args.ix.N};
+  Walk wk;
   if constexpr (!SERVING) {
     const int64_t heads = p.B * p.Hkv;
-    bh = (blockIdx.x / nsl) % heads;
-    seg = static_cast<int>(blockIdx.x / nsl / heads);
+    const int64_t lane_bh = (blockIdx.x / nsl) % heads;
+    const int lane_seg = static_cast<int>(blockIdx.x / nsl / heads);
     // Segment 0 starts from the true state: its transition product is never needed.
-    if (is_m && seg == 0) return;
-    h = static_cast<int>(bh % p.Hkv);
-    b = bh / p.Hkv;
-    if (!LOCAL && args.prefix) {
-      pbeg = cbeg = cend = 0;
-#pragma unroll
-      for (int k = 0; k < kMaxPrefixSegments; ++k) {
-        if (k == seg) {
-          cbeg = args.seg_bnd[k];
-          cend = args.seg_bnd[k + 1];
-        }
-      }
-    } else {
-      cbeg = seg * args.seg_len;
-      cend = cbeg + args.seg_len < args.nc ? cbeg + args.seg_len : args.nc;
-      pbeg = cbeg;
-    }
-    rec0 = bh * args.nc;
-    tbase = args.c0 * kC;
-    tok_end = p.T;
-    if (!args.first) {
-      init_f = args.carry + bh * DK * p.dv;
-    } else if (p.past) {
-      init_p = static_cast<const char*>(p.past) + (b * p.past_sb + h * p.past_sh) * elem_bytes(p.past_dtype);
-      init_dt = p.past_dtype;
-      init_sk = p.past_sk;
-    }
-    if (args.last) {
-      fin_p = static_cast<char*>(p.present) + (b * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
-    } else {
-      fin_f = args.carry + bh * DK * p.dv;
-    }
+    if (is_m && lane_seg == 0) return;
+    dense_walk<DK>(args, lane_bh, lane_seg, !LOCAL && args.prefix, wk);
   } else {
-    // CTA i of the window takes the i-th sequence with chunks in it: the window map holds it
-    // and its chunks in this window.
-    h = static_cast<int>((blockIdx.x / nsl) % p.Hkv);
-    seg = 0;
-    bh = h;
-    const int64_t wnd = args.c0 / args.window_chunks;
-    const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + blockIdx.x / nsl / p.Hkv);
-    const int64_t k = e[0];
-    if (k < 0) return;
-    cbeg = e[1];
-    cend = e[2];
-    pbeg = cbeg;
-    const int64_t first = tab.start(k);
-    const bool from_carry = cbeg > 0, to_carry = cend < tab.start(k + 1) - first;
-    // Record of chunk cl: h * nc + (its global index - c0), the global index being
-    // off(cl) + k (time-major) or first + cl (sequence-major).
-    rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
-    seq_n = tab.seq(k);
-    ResolvedSequence r;
-    resolve_sequence(args.ix, seq_n, &r);  // true: the table holds only sequences that resolve
-    b = r.b;
-    seq_len = r.len;
-    tbase = r.t0;
-    tok_end = r.t0 + r.len;
-    // Carry slot of the sequence (time-major) or of the boundary (sequence-major: before the
-    // window for the start state, after it for the end state).
-    const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
-    if (from_carry) {
-      init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
-    } else if (r.read >= 0) {
-      // The pool read: past_state, or present_state itself when past is absent.
-      const bool past = p.past != nullptr;
-      init_dt = past ? p.past_dtype : p.present_dtype;
-      init_sk = past ? p.past_sk : p.pres_sk;
-      const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
-      init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(init_dt);
-    }
-    if (to_carry) {
-      fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
-    } else {
-      fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+    if (!serving_walk<DK>(args, tab, static_cast<int>((blockIdx.x / nsl) % p.Hkv), blockIdx.x / nsl / p.Hkv, wk)) {
+      return;
     }
   }
+  const int64_t bh = wk.bh, b = wk.b, pbeg = wk.pbeg, cbeg = wk.cbeg, cend = wk.cend, rec0 = wk.rec0,
+                tbase = wk.tbase, tok_end = wk.tok_end, seq_n = wk.seq_n, seq_len = wk.seq_len;
+  const int h = wk.h, seg = wk.seg;
+  const float* init_f = wk.init_f;
+  const void* init_p = wk.init_p;
+  const linattn_dtype init_dt = wk.init_dt;
+  const int64_t init_sk = wk.init_sk;
+  float* fin_f = wk.fin_f;
+  void* fin_p = wk.fin_p;
+  const int64_t fin_sk = p.pres_sk;
   // Prefix segments all start from slot 0.
   const int64_t slot = bh * args.nseg + (!LOCAL && args.prefix ? 0 : seg);
 

@@ -1,6 +1,7 @@
 // Pieces the passes of the chunked scan share (chunked_scan.cu, the slab passes;
 // chunked_head.cu, the final pass on whole value heads): the prefetch stages and their tile
-// loads, the state slice a warpgroup holds in registers, and P o Q K^T with its tile.
+// loads, what a CTA walks, the state slice a warpgroup holds in registers, and P o Q K^T with
+// its tile.
 #pragma once
 
 #include <cstdint>
@@ -202,6 +203,114 @@ __device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* til
       *reinterpret_cast<uint32_t*>(tile + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = f[kk][q];
     }
   }
+}
+
+// What a CTA of the scan walks: chunks cl in [pbeg, cend), in order, with outputs from cbeg on
+// (pbeg < cbeg: prefix segments), whose tokens start at tbase + cl * kC and end at tok_end, with
+// records rec0 + cl (time-major serving calls: rec0 + off(cl)); serving calls count cl within
+// the sequence, dense calls within the window. The state comes from init_f (float32
+// [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes to fin_f or fin_p
+// likewise. Serving: the sequence seq_n and its length (checkpoints).
+struct Walk {
+  int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
+  int h, seg;
+  const float* init_f = nullptr;
+  const void* init_p = nullptr;
+  linattn_dtype init_dt = LINATTN_FLOAT32;
+  int64_t init_sk = 0;
+  float* fin_f = nullptr;
+  void* fin_p = nullptr;
+  int64_t seq_n = 0, seq_len = 0;
+};
+
+// Dense calls: the lane bh = (sequence, state head), segment seg of the window; `prefix`: the
+// final pass with prefix segments (args.seg_bnd).
+template <int DK>
+__device__ __forceinline__ void dense_walk(const KernelArgs& args, int64_t bh, int seg, bool prefix, Walk& w) {
+  const LinearAttentionParams& p = args.p;
+  w.bh = bh;
+  w.seg = seg;
+  w.h = static_cast<int>(bh % p.Hkv);
+  w.b = bh / p.Hkv;
+  if (prefix) {
+    w.pbeg = w.cbeg = w.cend = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxPrefixSegments; ++k) {
+      if (k == seg) {
+        w.cbeg = args.seg_bnd[k];
+        w.cend = args.seg_bnd[k + 1];
+      }
+    }
+  } else {
+    w.cbeg = seg * args.seg_len;
+    w.cend = w.cbeg + args.seg_len < args.nc ? w.cbeg + args.seg_len : args.nc;
+    w.pbeg = w.cbeg;
+  }
+  w.rec0 = bh * args.nc;
+  w.tbase = args.c0 * kC;
+  w.tok_end = p.T;
+  if (!args.first) {
+    w.init_f = args.carry + bh * DK * p.dv;
+  } else if (p.past) {
+    w.init_p = static_cast<const char*>(p.past) + (w.b * p.past_sb + w.h * p.past_sh) * elem_bytes(p.past_dtype);
+    w.init_dt = p.past_dtype;
+    w.init_sk = p.past_sk;
+  }
+  if (args.last) {
+    w.fin_p = static_cast<char*>(p.present) + (w.b * p.pres_sb + w.h * p.pres_sh) * elem_bytes(p.present_dtype);
+  } else {
+    w.fin_f = args.carry + bh * DK * p.dv;
+  }
+}
+
+// Serving calls: state head h of CTA `lane` of the window, which takes the lane-th sequence with
+// chunks in it (the window map holds it and its chunks in this window); false where there is
+// none.
+template <int DK>
+__device__ __forceinline__ bool serving_walk(const KernelArgs& args, const SeqTable& tab, int h, int64_t lane,
+                                             Walk& w) {
+  const LinearAttentionParams& p = args.p;
+  w.h = h;
+  w.seg = 0;
+  w.bh = h;
+  const int64_t wnd = args.c0 / args.window_chunks;
+  const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + lane);
+  const int64_t k = e[0];
+  if (k < 0) return false;
+  w.cbeg = e[1];
+  w.cend = e[2];
+  w.pbeg = w.cbeg;
+  const int64_t first = tab.start(k);
+  const bool from_carry = w.cbeg > 0, to_carry = w.cend < tab.start(k + 1) - first;
+  // Record of chunk cl: h * nc + (its global index - c0), the global index being
+  // off(cl) + k (time-major) or first + cl (sequence-major).
+  w.rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
+  w.seq_n = tab.seq(k);
+  ResolvedSequence r;
+  resolve_sequence(args.ix, w.seq_n, &r);  // true: the table holds only sequences that resolve
+  w.b = r.b;
+  w.seq_len = r.len;
+  w.tbase = r.t0;
+  w.tok_end = r.t0 + r.len;
+  // Carry slot of the sequence (time-major) or of the boundary (sequence-major: before the
+  // window for the start state, after it for the end state).
+  const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
+  if (from_carry) {
+    w.init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
+  } else if (r.read >= 0) {
+    // The pool read: past_state, or present_state itself when past is absent.
+    const bool past = p.past != nullptr;
+    w.init_dt = past ? p.past_dtype : p.present_dtype;
+    w.init_sk = past ? p.past_sk : p.pres_sk;
+    const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
+    w.init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(w.init_dt);
+  }
+  if (to_carry) {
+    w.fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
+  } else {
+    w.fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);
+  }
+  return true;
 }
 
 }  // namespace linattn::detail::cuda::chunked
