@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   } else {
     if (!serving_walk<DK>(args, tab, static_cast<int>(blockIdx.x % p.Hkv), blockIdx.x / p.Hkv, wk)) return;
   }
-  const int64_t bh = wk.bh, b = wk.b, pbeg = wk.pbeg, cbeg = wk.cbeg, cend = wk.cend, rec0 = wk.rec0,
+  const int64_t b = wk.b, pbeg = wk.pbeg, cbeg = wk.cbeg, cend = wk.cend, rec0 = wk.rec0,
                 tbase = wk.tbase, tok_end = wk.tok_end, seq_n = wk.seq_n, seq_len = wk.seq_len;
   const int h = wk.h, seg = wk.seg;
 
@@ -159,9 +159,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
         for (int kk = 0; kk < 4; ++kk) {
           if (kk <= wr) continue;
 #pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            *reinterpret_cast<uint32_t*>(P + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = 0u;
-          }
+          for (int q = 0; q < 4; ++q) *reinterpret_cast<uint32_t*>(P + p_off(row, kk, q)) = 0u;
         }
       }
     }
@@ -197,7 +195,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
         }
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          const int o = il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile);
+          const int o = p_off(row, kk, q);
           *reinterpret_cast<uint32_t*>(P + o) = ph[q];
           *reinterpret_cast<uint32_t*>(P + kC * kC + o) = pl[q];
         }
@@ -302,7 +300,8 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     }
     wg_complete();
     wg_done(uu);
-    // (U diag(exp(G_C - G)))^T for the update, U^T for the outputs, as A fragments.
+    // (U diag(exp(G_C - G)))^T for the update, U^T for the outputs, as A fragments (G read
+    // again from the stage rather than kept from X: fewer live registers while U runs).
     uint32_t uf[4][4], ut[4][4];
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {

@@ -194,14 +194,15 @@ constexpr Tile kPTile = interleaved(kC / 8);
 
 // Stores the warp's A fragments of P o Q K^T (build_p: rows 16 (w & 3) .., k steps kk) into a
 // kPTile tile: each 32-bit store of a warp fills one 128-byte core, without bank conflicts.
+// p_off: where register q of k step kk of the warp's fragment (rows row, row + 8) goes.
+__device__ __forceinline__ int p_off(int row, int kk, int q) {
+  return il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * (threadIdx.x & 3), kPTile);
+}
 __device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* tile, int row) {
-  const int t4 = threadIdx.x & 3;
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      *reinterpret_cast<uint32_t*>(tile + il(row + 8 * (q & 1), 16 * kk + 8 * (q >> 1) + 2 * t4, kPTile)) = f[kk][q];
-    }
+    for (int q = 0; q < 4; ++q) *reinterpret_cast<uint32_t*>(tile + p_off(row, kk, q)) = f[kk][q];
   }
 }
 

@@ -416,6 +416,38 @@ TEST(ChunkedPrefill, PrefixSegments) {
   check(c);
 }
 
+// Cases both forms of the final pass meet, from `base` (its form, rule and T): unaligned rows,
+// partial chunks of three sequences, in place across windows, bfloat16 states, prefix segments
+// by the rule, and the local pass with the combine.
+void check_final_pass_cases(const Cfg& base) {
+  Cfg c = base;
+  c.pad = 3;
+  check(c);
+  c = base;
+  c.B = 3;
+  c.T = 150;
+  check(c);
+  c = base;
+  c.B = 2;
+  c.T = 1000;
+  c.in_place = true;
+  c.window = 5;
+  check(c);
+  c = base;
+  c.B = 2;
+  c.T = 1000;
+  c.past = LINATTN_BFLOAT16;
+  c.present = LINATTN_BFLOAT16;
+  check(c);
+  c = base;
+  c.T = 1500;
+  c.segments = 2;  // prefix segments by the rule
+  check(c);
+  c.segments = 3;
+  c.prefix = 0;
+  check(c);
+}
+
 TEST(ChunkedPrefill, PWarpgroup) {
   // The final pass's fourth warpgroup for P o Q K^T (d_k = 128, one query head per state, no
   // state split: the library's choice for the gated rules) against the outputs warpgroup forming
@@ -445,30 +477,10 @@ TEST(ChunkedPrefill, PWarpgroup) {
   c.dv = 64;
   check(c);
   c.dv = 128;
-  c.pad = 3;
-  check(c);
-  c.pad = 0;
-  c.B = 3;
-  c.T = 150;
-  check(c);
-  c.B = 2;
-  c.T = 1000;
-  c.in_place = true;
-  c.window = 5;
-  check(c);
-  c.in_place = false;
-  c.window = 0;
-  c.past = LINATTN_BFLOAT16;
-  c.present = LINATTN_BFLOAT16;
-  check(c);
-  c.past = c.present = LINATTN_FLOAT32;
-  c.B = 1;
+  check_final_pass_cases(c);
   c.T = 1500;
-  c.segments = 2;  // prefix segments by the rule
-  check(c);
   c.segments = 3;
   c.prefix = 0;
-  check(c);
   c.rule = LINATTN_RULE_GATED;
   check(c);
 }
@@ -573,48 +585,24 @@ TEST(ChunkedPrefill, WholeHead) {
   Cfg c;
   c.split = false;
   c.head = 1;
-  c.B = 3;
-  c.T = 150;
-  check(c);
-  c.B = 1;
   c.T = 700;
-  c.pad = 3;
-  check(c);
-  c.pad = 0;
+  check_final_pass_cases(c);
   c.Hq = 2; c.Hk = 2; c.Hkv = 6;
   check(c);
-  c.Hq = c.Hk = c.Hkv = 2;
-  c.B = 2;
-  c.T = 1000;
-  c.in_place = true;
-  c.window = 5;
-  check(c);
-  c.in_place = false;
-  c.window = 0;
-  c.past = LINATTN_BFLOAT16;
-  c.present = LINATTN_BFLOAT16;
-  check(c);
+  c.Hkv = 2;
   c.past = LINATTN_FLOAT16;
-  c.present = LINATTN_FLOAT32;
   c.has_past = false;
   check(c);
   c.has_past = true;
   c.past = LINATTN_FLOAT32;
-  c.B = 1;
   c.T = 1500;
-  c.segments = 2;  // prefix segments by the rule
-  check(c);
   for (int segs : {3, 4}) {
     c.segments = segs;
     c.prefix = 1;
     check(c);
   }
-  c.segments = 3;
-  c.prefix = 0;
-  check(c);
-  c = Cfg{};
-  c.split = false;
-  c.head = 1;
+  c.segments = 0;
+  c.prefix = -1;
   c.T = 4096;
   check(c);
 }
