@@ -231,6 +231,20 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   int s = 0;
   uint32_t phase = 0;
   const int64_t npre = cbeg - pbeg;
+  // (K S)^T of a chunk is issued at the end of the chunk before, as soon as its state is known,
+  // so that it runs while that chunk's outputs are stored.
+  float au[8][4];
+  const auto issue_ks = [&](const uint16_t* Ks) {
+    wg_begin(au);
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    wg_issued();
+  };
+  if (pbeg < cend) {
+    mbar_wait(full, 0);
+    proxy_fence();
+    issue_ks(stages);
+  }
   for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
     const uint16_t* st = stages + s * kStage;
     const uint16_t* Ks = st;
@@ -242,13 +256,8 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     const bool out = io >= 0;
     const int bsel = static_cast<int>(io & 1);
     const uint32_t bpar = static_cast<uint32_t>((io >> 1) & 1);
-    mbar_wait(full + s, phase);
-    proxy_fence();
-    // (K S)^T and (Q S)^T, both from the state's fragments.
-    float au[8][4], ao[8][4];
-    wg_begin(au);
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    // (Q S)^T from the state's fragments ((K S)^T is under way).
+    float ao[8][4];
     if (out) {
       wg_begin(ao);
 #pragma unroll
@@ -344,8 +353,21 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     // Every read of the stage by this warpgroup is complete.
     mbar_arrive(empty + s);
     state_frags();
+    {
+      // The next chunk's (K S)^T (on the last chunk a product of this stage that nobody reads,
+      // so that no wgmma stands in a branch).
+      int sn = s;
+      uint32_t pn = phase;
+      next_stage(sn, pn);
+      const bool more = cl + 1 < cend;
+      if (more) {
+        mbar_wait(full + sn, pn);
+        proxy_fence();
+      }
+      issue_ks(more ? stages + sn * kStage : st);
+    }
     if (out) {
-      wg_complete();
+      wg_complete_prior();
       wg_done(ao);
       mbar_arrive(pfree + bsel);
       // O^T (the warp's 16 value columns x the chunk's tokens) to the warp's tile transposed,
@@ -409,6 +431,8 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     }
     next_stage(s, phase);
   }
+  wg_complete();
+  wg_done(au);
   // Only the last segment's end state leaves the window.
   if (seg + 1 == args.nseg) {
     if (wk.fin_p) {
