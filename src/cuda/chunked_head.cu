@@ -173,15 +173,9 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
       uint16_t* P = Pbuf + bsel * 2 * kC * kC;
       mbar_wait(full + s, phase);
       proxy_fence();
-      float qk[8][4];
-      wg_begin(qk);
-      wg_gemm<BF16, Operand::kRowsK, true>(qk, st + Plan::kOffQ, kStaged, st, kStaged, DK, false);
-      wg_issued();
-      const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
+      float qk[8][4], grow[2];
       float2 gcol[8];
-      gcol_log2(Gs, gcol);
-      wg_complete();
-      wg_done(qk);
+      qk_with_gates<BF16, DK>(qk, st + Plan::kOffQ, st, Gs, row, grow, gcol);
       mbar_arrive(empty + s);
       if (i >= 2) mbar_wait(pfree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
 #pragma unroll

@@ -585,15 +585,9 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         uint16_t* P = Sbuf + bsel * 2 * DK * kSlab + DK * kSlab;
         mbar_wait(fullB + s, phase);
         proxy_fence();
-        float qk[8][4];
-        wg_begin(qk);
-        wg_gemm<BF16, Operand::kRowsK, true>(qk, st + Plan::kOffQ, kStaged, st, kStaged, DK, false);
-        wg_issued();
-        const float grow[2] = {Gs[row] * kLog2e, Gs[row + 8] * kLog2e};  // log2 units
+        float qk[8][4], grow[2];
         float2 gcol[8];
-        gcol_log2(Gs, gcol);
-        wg_complete();
-        wg_done(qk);
+        qk_with_gates<BF16, DK>(qk, st + Plan::kOffQ, st, Gs, row, grow, gcol);
         mbar_arrive(empty + s);
         uint32_t ph[4][4], pl[4][4];
         build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);

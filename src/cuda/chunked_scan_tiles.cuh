@@ -188,6 +188,22 @@ __device__ __forceinline__ void gcol_log2(const float* Gs, float2 (&gcol)[8]) {
   }
 }
 
+// Q K^T of a stage (Qs: its Q tile, Ks: its K tile, DK columns; rows: the chunk's queries) for
+// P o Q K^T, with G of the thread's rows (grow) and columns (gcol) in log2 units loaded while the
+// product runs: what the P o Q K^T warpgroups of both final-pass forms start each chunk with.
+template <bool BF16, int DK>
+__device__ __forceinline__ void qk_with_gates(float (&qk)[8][4], const uint16_t* Qs, const uint16_t* Ks,
+                                              const float* Gs, int row, float (&grow)[2], float2 (&gcol)[8]) {
+  wg_begin(qk);
+  wg_gemm<BF16, Operand::kRowsK, true>(qk, Qs, kStaged, Ks, kStaged, DK, false);
+  wg_issued();
+  grow[0] = Gs[row] * kLog2e;
+  grow[1] = Gs[row + 8] * kLog2e;
+  gcol_log2(Gs, gcol);
+  wg_complete();
+  wg_done(qk);
+}
+
 // The layout of the P o Q K^T tiles that PW hands over: rows of the chunk's queries, columns of
 // its keys, 8 x 8 cores (a K-major A operand of the outputs' product).
 constexpr Tile kPTile = interleaved(kC / 8);
