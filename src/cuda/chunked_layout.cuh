@@ -75,6 +75,18 @@ constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: confl
 // Most prefix segments per window (KernelArgs::prefix).
 constexpr int kMaxPrefixSegments = 4;
 
+// n / d for 0 <= n < 2^31 by a multiply-high, an add and a shift (d >= 1, set on the host):
+// with l = ceil(log2 d) and m = floor(2^32 (2^l - d) / d) + 1, n / d = (umulhi(n, m) + n) >> l.
+struct DivU32 {
+  uint32_t m = 1, l = 0;
+  DivU32() = default;
+  explicit DivU32(uint32_t d) {
+    while ((uint64_t{1} << l) < d) ++l;
+    m = static_cast<uint32_t>((uint64_t{1} << 32) * ((uint64_t{1} << l) - d) / d + 1);
+  }
+  __device__ __forceinline__ uint32_t div(uint32_t n) const { return (__umulhi(n, m) + n) >> l; }
+};
+
 struct KernelArgs {
   LinearAttentionParams p;
   bool vec_in;     // q, k, v rows are 16-byte aligned: 16-byte loads
@@ -110,6 +122,10 @@ struct KernelArgs {
   const int64_t* chunk_map = nullptr;
   const int64_t* window_map = nullptr;
   int64_t window_lanes = 0;   // L of the window map
+  // The prep's index divisors (chunked_prep.cu sets them at its launch): by nc, by the head
+  // groups of a sequence and by the value heads per key head.
+  DivU32 div_nc, div_groups, div_kv_per_k;
+  int prep_nh = 1, prep_groups = 1;  // value heads per prep CTA, prep CTAs per sequence and chunk
 };
 
 // Bytes of one state element (device code has no other dtype table).

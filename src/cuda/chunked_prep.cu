@@ -184,7 +184,7 @@ template <bool BF16, int DK, bool DELTA>
 __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
   constexpr int LDK = DK + 8;
-  const int nh = prep_heads(p);
+  const int nh = args.prep_nh;  // prep_heads(p), set at the launch
 
   extern __shared__ __align__(16) unsigned char smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);          // [kC][LDK]
@@ -196,13 +196,13 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
   // This CTA's chunk lc of the window and value heads h0 .. h0 + nh - 1; head j's records are
   // rec0 + j nc (chunked_layout.cuh). 32-bit index arithmetic: grids stay below 2^31 CTAs.
   const uint32_t nc = static_cast<uint32_t>(args.nc), cta = blockIdx.x;
-  const uint32_t grp = cta / nc, lc = cta - grp * nc;
+  const uint32_t grp = args.div_nc.div(cta), lc = cta - grp * nc;
   int h0;
   int64_t b, t0, rec0;
   int n;
   if (!args.serving) {
-    const uint32_t groups = static_cast<uint32_t>(p.Hkv / nh);
-    const uint32_t bq = grp / groups;
+    const uint32_t groups = static_cast<uint32_t>(args.prep_groups);
+    const uint32_t bq = args.div_groups.div(grp);
     b = bq;
     h0 = static_cast<int>(grp - bq * groups) * nh;
     t0 = (args.c0 + lc) * kC;
@@ -223,7 +223,8 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
 
   // K feeds A only: without the delta rule the prep writes G alone.
   if constexpr (DELTA) {
-    const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + p.key_head(h0) * DK;
+    const int kh = static_cast<int>(args.div_kv_per_k.div(static_cast<uint32_t>(h0)));  // p.key_head(h0)
+    const uint16_t* kbase = static_cast<const uint16_t*>(p.k) + b * p.k_sb + int64_t{kh} * DK;
     load_tile<DK>(Ks, LDK, kbase + t0 * p.k_st, p.k_st, n, args.vec_in);
   }
   if (w < nh) {
@@ -241,9 +242,9 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
       const float y = __shfl_up_sync(0xffffffffu, s, off);
       if (lane >= off) s += y;
     }
-    float* gs = Gs + w * kC;
-    gs[2 * lane] = s - g1;
-    gs[2 * lane + 1] = s;
+    float* gs = Gs + w * kC;  // log2 units for the mask's exponentials
+    gs[2 * lane] = (s - g1) * kLog2e;
+    gs[2 * lane + 1] = s * kLog2e;
     float* gout = args.g + (rec0 + w * args.nc) * kC;
     gout[2 * lane] = s - g1;
     gout[2 * lane + 1] = s;
@@ -269,27 +270,37 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
       zero_acc(acc);
       if (col0 <= row0 + 15) warp_gemm<BF16, 4, false, false>(acc, Ks, LDK, Ks, LDK, DK, row0, col0);
       __syncthreads();  // every warp is done reading K
+      // Lane (g, t4) holds rows r = row0 + g + 8 hh and column pairs s = col0 + 8 q + 2 t4 (+ 1)
+      // of every n tile q. Their tri() offset splits into a warp part, a lane part by the parity
+      // of q (the swizzle bit is (q ^ g >> 2) & 1) and the constants (q >> 1) 256 + hh 128; a
+      // tile q lies in a diagonal block exactly when col0 / 16 + q / 2 == w & 3 (warp-uniform).
+      const int bi = w & 3, wofs = (bi * (bi + 1) / 2 + (col0 >> 4)) * 256 + g * 16 + 2 * t4;
+      const int sw = ((g >> 2) & 1) << 3;
+      const int lofs[2] = {wofs + sw, wofs + (sw ^ 8)};
+      const int dlt = col0 - row0 + 2 * t4 - g;  // s - r at q = hh = 0
       for (int j = 0; j < nh; ++j) {
-        const float* G = Gs + j * kC;
+        const float* G = Gs + j * kC;  // log2 units
         const float* Bv = Bs + j * kC;
         uint16_t* Ah = tiles + j * kHeadTiles;
-        uint16_t* Al = Ah + kTri;
-        float* Adj = Ad + j * kAdHead;
+        float* ad = Ad + j * kAdHead + bi * (16 * kAdLd) + 2 * t4 * kAdLd + g;
+        const float gr[2] = {G[row0 + g], G[row0 + g + 8]}, br[2] = {Bv[row0 + g], Bv[row0 + g + 8]};
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           if (col0 + 8 * q > row0 + 15) continue;  // warp-uniform
+          const float2 gs = *reinterpret_cast<const float2*>(G + col0 + 8 * q + 2 * t4);
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
-            const int r = row0 + g + 8 * hh, s = col0 + 8 * q + 2 * t4;
-            const float a0 = s < r ? Bv[r] * exp_ftz(G[r] - G[s]) * acc[q][2 * hh] : 0.f;
-            const float a1 = s + 1 < r ? Bv[r] * exp_ftz(G[r] - G[s + 1]) * acc[q][2 * hh + 1] : 0.f;
+            const int d = dlt + 8 * (q - hh);
+            const float a0 = d < 0 ? br[hh] * exp2_ftz(gr[hh] - gs.x) * acc[q][2 * hh] : 0.f;
+            const float a1 = d + 1 < 0 ? br[hh] * exp2_ftz(gr[hh] - gs.y) * acc[q][2 * hh + 1] : 0.f;
             const uint32_t hi = pack2<true>(a0, a1);
-            *reinterpret_cast<uint32_t*>(Ah + tri(r, s)) = hi;
-            *reinterpret_cast<uint32_t*>(Al + tri(r, s)) = pack2_lo<true>(a0, a1, hi);
-            if ((r >> 4) == (s >> 4)) {
-              float* d = Adj + (r >> 4) * (16 * kAdLd) + (s & 15) * kAdLd + (r & 15);
-              d[0] = a0;
-              d[kAdLd] = a1;
+            const int o = lofs[q & 1] + (q >> 1) * 256 + hh * 128;
+            *reinterpret_cast<uint32_t*>(Ah + o) = hi;
+            *reinterpret_cast<uint32_t*>(Ah + kTri + o) = pack2_lo<true>(a0, a1, hi);
+            if ((col0 >> 4) + (q >> 1) == bi) {
+              float* dd = ad + 8 * (q & 1) * kAdLd + 8 * hh;
+              dd[0] = a0;
+              dd[kAdLd] = a1;
             }
           }
         }
@@ -346,9 +357,15 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
 }
 
 template <bool BF16, int DK, bool DELTA>
-Status launch(const KernelArgs& a, cudaStream_t stream) {
+Status launch(const KernelArgs& args, cudaStream_t stream) {
   auto kernel = chunked_prep_kernel<BF16, DK, DELTA>;
-  const int nh = prep_heads(a.p);
+  const int nh = prep_heads(args.p);
+  KernelArgs a = args;
+  a.div_nc = DivU32(static_cast<uint32_t>(a.nc));
+  a.div_groups = DivU32(static_cast<uint32_t>(a.p.Hkv / nh));
+  a.div_kv_per_k = DivU32(static_cast<uint32_t>(a.p.Hkv / a.p.Hk));
+  a.prep_nh = nh;
+  a.prep_groups = a.p.Hkv / nh;
   const size_t bytes = prep_smem_bytes<DK>(nh);
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
