@@ -36,10 +36,6 @@ constexpr size_t combine_smem_bytes() {
   return 2 * size_t{DK} * m_ld<DK>() * 4 + 2 * size_t{DK} * kSLd * 2;
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most one committed group is still in flight.
-__device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
 // M_s (row-major DK x DK float32) into a shared buffer of rows m_ld<DK>().
 template <int DK>
 __device__ __forceinline__ void copy_m(float* dst, const float* src) {
@@ -132,7 +128,7 @@ __global__ void __launch_bounds__(DK / 16 * 32) chunked_combine_kernel(const Ker
         for (int hh = 0; hh < 2; ++hh) lnext[j][hh] = *reinterpret_cast<const float2*>(at(s + 2, j, hh));
       }
     }
-    cp_async_wait_1();  // M_s has landed (M_{s+1} may not have)
+    cp_async_wait<1>();  // M_s has landed (M_{s+1} may not have)
     __syncthreads();    // ... for every thread, and S_s is in sh / sl
     const float* m = mbuf + ((s - 1) & 1) * DK * MLD + (row0 + g) * MLD + 2 * t4;
 #pragma unroll

@@ -405,38 +405,10 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
                      : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
                      : "r"(smem_addr(ob + out_off(tt, hv)))
                      : "memory");
-        uint16_t* o = obase + (t0 + tt) * p.o_st + 8 * hv;
-        if (args.vec_out16) {
-          asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]),
-                       "r"(v[3])
-                       : "memory");
-        } else {
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            if (args.vec_out) {
-              *reinterpret_cast<uint32_t*>(o + 2 * q) = v[q];
-            } else {
-              o[2 * q] = static_cast<uint16_t>(v[q] & 0xffffu);
-              o[2 * q + 1] = static_cast<uint16_t>(v[q] >> 16);
-            }
-          }
-        }
+        store_out8(obase + (t0 + tt) * p.o_st + 8 * hv, v, args.vec_out16, args.vec_out);
       }
     }
-    if (SERVING && args.ix.ckpt_count > 0) {
-      // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
-      // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
-      const int64_t done = (cl + 1) * kC;
-      const int64_t j = done / args.ix.ckpt_interval;
-      if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
-        const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
-        if (cs >= 0) {
-          store_state(accS,
-                      static_cast<char*>(p.present) + (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
-                      p.present_dtype, p.pres_sk, sm, vcol);
-        }
-      }
-    }
+    if constexpr (SERVING) store_checkpoint(accS, args, cl, seq_n, seq_len, h, sm, vcol);
     next_stage(s, phase);
   }
   if constexpr (kEarlyKS) {
@@ -461,10 +433,8 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (head scan): ") + cudaGetErrorString(err));
   }
-  // Serving: one CTA per (sequence with chunks in the window, state head); a window of nc chunks
-  // meets at most nc sequences.
-  const int64_t lanes = SERVING ? (a.nc < a.ix.N ? a.nc : a.ix.N) * a.p.Hkv : a.p.B * a.p.Hkv;
-  const int64_t blocks = lanes * a.nseg;
+  // One CTA per (sequence, state head) and segment.
+  const int64_t blocks = window_state_lanes(a) * a.nseg;
   if (blocks == 0) return Status::ok_status();
   kernel<<<static_cast<unsigned>(blocks), HeadPlan::kThreads, bytes, stream>>>(a);
   err = cudaGetLastError();

@@ -128,6 +128,12 @@ struct KernelArgs {
   int prep_nh = 1, prep_groups = 1;  // value heads per prep CTA, prep CTAs per sequence and chunk
 };
 
+// (sequence, state head) pairs whose chains a window's final or local pass runs: every one of a
+// dense batch; in a serving call the sequences with chunks in the window, at most its nc chunks.
+inline int64_t window_state_lanes(const KernelArgs& a) {
+  return (a.serving ? (a.nc < a.ix.N ? a.nc : a.ix.N) : a.p.B) * a.p.Hkv;
+}
+
 // Bytes of one state element (device code has no other dtype table).
 __host__ __device__ __forceinline__ int64_t elem_bytes(linattn_dtype t) {
   return t == LINATTN_FLOAT64 ? 8 : (t == LINATTN_FLOAT32 ? 4 : 2);

@@ -85,6 +85,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
 __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
 }
+// The cp.async issued since the last commit form one group; cp_async_wait<N> waits until at most
+// N committed groups are still in flight.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
 // Shared-memory barriers (mbarrier) between a producer of stages and their consumers. A phase
 // completes when `count` arrivals (mbar_init) have come; waiters name the phase by its parity.

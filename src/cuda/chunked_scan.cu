@@ -540,20 +540,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // Every read of the stage by this warpgroup is complete (the products' waits included).
       mbar_arrive(empty + s);
       state_frags(NS > 1 ? 4 : 0, KS);
-      if (SERVING && args.ix.ckpt_count > 0) {
-        // Prefix checkpoints fall on chunk ends (the interval is a multiple of kC): the state
-        // after `done` tokens goes to slot checkpoint_indices[n, j - 1], j = done / interval.
-        const int64_t done = (cl + 1) * kC;
-        const int64_t j = done / args.ix.ckpt_interval;
-        if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
-          const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
-          if (cs >= 0) {
-            store_state(accS, static_cast<char*>(p.present) +
-                                  (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
-                        p.present_dtype, p.pres_sk, sm, vcol);
-          }
-        }
-      }
+      if constexpr (SERVING) store_checkpoint(accS, args, cl, seq_n, seq_len, h, sm, vcol);
       next_stage(s, phase);
     }
 
@@ -616,23 +603,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         if (4 * k >= prows) continue;
-        uint16_t* o = pbase + 4 * k * p.o_st;
-        const uint32_t(&v)[4] = pend[k];
-        if (args.vec_out16) {
-          asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]),
-                       "r"(v[3])
-                       : "memory");
-        } else {
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            if (args.vec_out) {
-              *reinterpret_cast<uint32_t*>(o + 2 * q) = v[q];
-            } else {
-              o[2 * q] = static_cast<uint16_t>(v[q] & 0xffffu);
-              o[2 * q + 1] = static_cast<uint16_t>(v[q] >> 16);
-            }
-          }
-        }
+        store_out8(pbase + 4 * k * p.o_st, pend[k], args.vec_out16, args.vec_out);
       }
     };
     int s = 0;
@@ -802,11 +773,9 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }
-  // The local pass skips the last segment, whose end state only the final pass produces.
-  // Serving: one CTA per (sequence with chunks in the window, kv head, slab); a window of nc
-  // chunks meets at most nc sequences.
-  const int64_t lanes = a.serving ? (a.nc < a.ix.N ? a.nc : a.ix.N) * a.p.Hkv : a.p.B * a.p.Hkv;
-  const int64_t blocks = lanes * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
+  // One CTA per (sequence, kv head), slab and segment; the local pass skips the last segment,
+  // whose end state only the final pass produces.
+  const int64_t blocks = window_state_lanes(a) * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
                          (LOCAL ? a.nseg - 1 : a.nseg);
   if (blocks == 0) return Status::ok_status();
   kernel<<<static_cast<unsigned>(blocks), Plan::kThreadsAll, bytes, stream>>>(a);

@@ -140,6 +140,45 @@ __device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* ba
   }
 }
 
+// Serving calls' prefix checkpoints fall on chunk ends (the interval is a multiple of kC): after
+// chunk cl of sequence seq_n (seq_len tokens), the state after done = (cl + 1) kC tokens goes to
+// slot checkpoint_indices[seq_n, j - 1], j = done / interval, for state head h.
+template <int NS>
+__device__ __forceinline__ void store_checkpoint(const float (&s)[NS][8][4], const KernelArgs& args, int64_t cl,
+                                                 int64_t seq_n, int64_t seq_len, int h, const StateMap& m,
+                                                 int col0) {
+  const LinearAttentionParams& p = args.p;
+  if (args.ix.ckpt_count <= 0) return;
+  const int64_t done = (cl + 1) * kC;
+  const int64_t j = done / args.ix.ckpt_interval;
+  if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
+    const int64_t cs = args.ix.checkpoint_indices.at(seq_n, j - 1);
+    if (cs >= 0) {
+      store_state(s, static_cast<char*>(p.present) + (cs * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype),
+                  p.present_dtype, p.pres_sk, m, col0);
+    }
+  }
+}
+
+// Eight 16-bit outputs (v, packed in pairs) to o: one 16-byte store where output rows are
+// 16-byte aligned (vec16), else four 4-byte stores (vec4) or eight 2-byte ones.
+__device__ __forceinline__ void store_out8(uint16_t* o, const uint32_t (&v)[4], bool vec16, bool vec4) {
+  if (vec16) {
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(o), "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3])
+                 : "memory");
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    if (vec4) {
+      *reinterpret_cast<uint32_t*>(o + 2 * q) = v[q];
+    } else {
+      o[2 * q] = static_cast<uint16_t>(v[q] & 0xffffu);
+      o[2 * q + 1] = static_cast<uint16_t>(v[q] >> 16);
+    }
+  }
+}
+
 // P o Q K^T (P_rs = exp(G_r - G_s) for s <= r, else 0), formed in place of the warpgroup's
 // Q K^T accumulators, as hi + lo A fragments of the product with U: rows row (= 16 wr +
 // lane / 4) and row + 8 have G grow; gcol[j] holds G of the thread's columns 8 j + 2 (lane % 4)
