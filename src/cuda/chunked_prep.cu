@@ -2,15 +2,19 @@
 // (sequence, kv head, chunk) of a window at once: one CTA of 8 warps per chunk and pair of value
 // heads that share a key head (one value head when the key heads' groups are odd) loads K once,
 // computes K K^T once and for each of its value heads G, A = masked b exp(dG) K K^T and
-// T = (I + A)^-1 (16x16 diagonal blocks by forward substitution in float32, then the
-// off-diagonal blocks row by row on the tensor cores with hi + lo operands, the two heads' solves
-// on separate warps side by side); it writes G and T diag(b) (16-bit, rounded from the solve's
-// float32 values as each block is found; the six 16 x 16 blocks above the diagonal, all zero,
-// are not written: the scan's loads zero-fill them) to the workspace records of
-// chunked_layout.cuh for the sequential kernel, which applies T to the chunk's values and forms
-// P o Q K^T itself. Products run on mma.sync with 16-bit operands and float32 accumulation.
-// Serving calls number chunks globally over the sequences (chunked_layout.cuh): a CTA finds its
-// tokens in the chunk map.
+// T = (I + A)^-1; it writes G and T diag(b) (16-bit, rounded from the solve's float32 values as
+// each block is found; the six 16 x 16 blocks above the diagonal, all zero, are not written: the
+// scan's loads zero-fill them) to the workspace records of chunked_layout.cuh for the sequential
+// kernel, which applies T to the chunk's values and forms P o Q K^T itself. The warps split the
+// 16 x 16 blocks of A by kind, with one CTA barrier between the phases:
+//   warps 0-3: diagonal block w of K K^T, masked for each head into float32, then its inverse
+//              by forward substitution (one half-warp per head), without waiting for the others;
+//   warps 4-7: the six blocks below the diagonal, masked for each head into hi + lo parts;
+//   then the off-diagonal blocks of T row by row on the tensor cores with hi + lo operands
+//   (off_diagonal_row), the two heads' rows on separate warps side by side.
+// Products run on mma.sync with 16-bit operands and float32 accumulation. Serving calls number
+// chunks globally over the sequences (chunked_layout.cuh): a CTA finds its tokens in the chunk
+// map.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -29,39 +33,40 @@ __host__ __device__ __forceinline__ int prep_heads(const LinearAttentionParams& 
   return (p.Hkv / p.Hk) % 2 == 0 ? 2 : 1;
 }
 
-// A is lower triangular and the solve reads nothing above the diagonal: it is kept as its ten
-// 16 x 16 blocks on and below the diagonal, block (i, j) at i (i + 1) / 2 + j, 16 rows of 32
-// bytes; rows 4-7 and 12-15 of a block hold their two 16-byte halves swapped, so that the eight
-// rows an ldmatrix (or a warp's accumulator store) touches fall on distinct banks. Of T only the
-// four diagonal blocks pass through shared memory (DIAG: block i at i, the same rows): the
-// others stay in the registers of the warp that finds them (off_diagonal_row).
-constexpr int kTri = 10 * 256;
+// A is lower triangular and the solve reads nothing on or above the diagonal of its 16 x 16
+// blocks from the 16-bit tiles: they keep A's six blocks below the diagonal, block (i, j) at
+// i (i - 1) / 2 + j, 16 rows of 32 bytes; rows 4-7 and 12-15 of a block hold their two 16-byte
+// halves swapped, so that the eight rows an ldmatrix (or a warp's accumulator store) touches fall
+// on distinct banks. Of T only the four diagonal blocks pass through shared memory (DIAG: block i
+// at i, the same rows): the others stay in the registers of the warp that finds them
+// (off_diagonal_row).
+constexpr int kTri = 6 * 256;
 constexpr int kDiag = 4 * 256;
 template <bool DIAG = false>
 __device__ __forceinline__ int tri(int r, int c) {
   const int bi = r >> 4;
-  return (DIAG ? bi : bi * (bi + 1) / 2 + (c >> 4)) * 256 + (r & 15) * 16 + ((((c >> 3) ^ (r >> 2)) & 1) << 3) +
+  return (DIAG ? bi : bi * (bi - 1) / 2 + (c >> 4)) * 256 + (r & 15) * 16 + ((((c >> 3) ^ (r >> 2)) & 1) << 3) +
          (c & 7);
 }
-// Per value head: A hi, A lo (kTri each), T hi, T lo (kDiag each).
-constexpr int kHeadTiles = 2 * kTri + 2 * kDiag;
 
 // A's diagonal blocks in float32 for the forward substitution, transposed (a column of a block
 // is a row here, read four values at a time), rows of kAdLd floats: 16-byte aligned, and the
-// accumulator stores of the mask phase (8 rows x 4 column pairs) fall on distinct banks.
+// accumulator stores of the mask (8 rows x 4 column pairs) fall on distinct banks.
 constexpr int kAdLd = 20;
 constexpr int kAdHead = 4 * 16 * kAdLd;  // floats per head
 
-// K, whose space A's diagonal blocks take once K K^T is done; per value head A hi, A lo, T hi,
-// T lo (kHeadTiles); G and beta per value head.
+// Per value head: A hi, A lo (kTri each), T hi, T lo (kDiag each), 16-bit; then Ad (float32).
+constexpr int kHeadTiles = 2 * kTri + 2 * kDiag;
+constexpr size_t kHeadBytes = size_t{kHeadTiles} * 2 + size_t{kAdHead} * 4;
+
+// K ([kC][DK + 8]), then per value head its tiles (kHeadBytes), then G and beta per value head.
 template <int DK>
-constexpr size_t prep_k_bytes(int nh) {
-  const size_t k = static_cast<size_t>(kC) * (DK + 8) * 2, ad = static_cast<size_t>(nh) * kAdHead * 4;
-  return k > ad ? k : ad;
+constexpr size_t prep_k_bytes() {
+  return static_cast<size_t>(kC) * (DK + 8) * 2;
 }
 template <int DK>
 constexpr size_t prep_smem_bytes(int nh) {
-  return prep_k_bytes<DK>(nh) + static_cast<size_t>(nh) * kHeadTiles * 2 + static_cast<size_t>(nh) * 2 * kC * 4;
+  return prep_k_bytes<DK>() + static_cast<size_t>(nh) * kHeadBytes + static_cast<size_t>(nh) * 2 * kC * 4;
 }
 // Four CTAs per SM (sm_90: 228 KB, 1 KB of it reserved per CTA).
 static_assert(4 * (prep_smem_bytes<128>(2) + 1024) <= 228 * 1024, "four prep CTAs per SM");
@@ -93,6 +98,62 @@ template <bool DIAG = false>
 __device__ __forceinline__ void block_b(uint32_t (&b)[4], const uint16_t* t, int r0, int c0) {
   const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
   ldsm_x4_t(b, t + tri<DIAG>(r0 + (mi & 1) * 8 + r8, c0 + (mi >> 1) * 8));
+}
+
+// The masks of A = strictly lower b_r exp(G_r - G_s) (k_r . k_s) on a warp's accumulators of
+// K K^T (lane (g, t4): rows row0 + g + 8 hh, column pairs col0 + 8 q + 2 t4 of n tile q), for one
+// head: G in log2 units (Gs), beta (Bv).
+// A block below the diagonal (every entry masked in) as hi + lo parts to the tiles (Ah, A lo at
+// Ah + kTri), NT n tiles from col0 (both multiples of 16, and col0 + 8 NT <= row0). The tri()
+// offset of an entry is a lane part by the parity of q (the swizzle bit is (q ^ g >> 2) & 1) and
+// constants.
+template <int NT>
+__device__ __forceinline__ void mask_below(const float (&acc)[NT][4], int row0, int col0, const float* Gs,
+                                           const float* Bv, uint16_t* Ah) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3, bi = row0 >> 4;
+  const int base = (bi * (bi - 1) / 2 + (col0 >> 4)) * 256 + g * 16 + 2 * t4, sw = ((g >> 2) & 1) << 3;
+  const float gr[2] = {Gs[row0 + g], Gs[row0 + g + 8]}, br[2] = {Bv[row0 + g], Bv[row0 + g + 8]};
+#pragma unroll
+  for (int q = 0; q < NT; ++q) {
+    const float2 gs = *reinterpret_cast<const float2*>(Gs + col0 + 8 * q + 2 * t4);
+    const int oq = base + (q >> 1) * 256 + ((q & 1) ? (sw ^ 8) : sw);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float a0 = br[hh] * exp2_ftz(gr[hh] - gs.x) * acc[q][2 * hh];
+      const float a1 = br[hh] * exp2_ftz(gr[hh] - gs.y) * acc[q][2 * hh + 1];
+      const uint32_t hi = pack2<true>(a0, a1);
+      *reinterpret_cast<uint32_t*>(Ah + oq + hh * 128) = hi;
+      *reinterpret_cast<uint32_t*>(Ah + kTri + oq + hh * 128) = pack2_lo<true>(a0, a1, hi);
+    }
+  }
+}
+
+// Diagonal block i in float32, transposed, to ad (the head's Ad block i): entries on and above
+// the diagonal are zero. Of the lane's four 8 x 8 quarters, the upper right is all zero and the
+// lower left all below the diagonal; the other two compare.
+__device__ __forceinline__ void mask_diagonal(const float (&acc)[2][4], int i, const float* Gs, const float* Bv,
+                                              float* ad) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3, r0 = 16 * i;
+  const float gr[2] = {Gs[r0 + g], Gs[r0 + g + 8]}, br[2] = {Bv[r0 + g], Bv[r0 + g + 8]};
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    const float2 gs = *reinterpret_cast<const float2*>(Gs + r0 + 8 * q + 2 * t4);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float* dd = ad + (8 * q + 2 * t4) * kAdLd + g + 8 * hh;
+      float a0 = 0.f, a1 = 0.f;
+      if (q <= hh) {
+        a0 = br[hh] * exp2_ftz(gr[hh] - gs.x) * acc[q][2 * hh];
+        a1 = br[hh] * exp2_ftz(gr[hh] - gs.y) * acc[q][2 * hh + 1];
+        if (q == hh) {  // column 8 q + 2 t4 (+ 1) against row 8 hh + g
+          a0 = 2 * t4 < g ? a0 : 0.f;
+          a1 = 2 * t4 + 1 < g ? a1 : 0.f;
+        }
+      }
+      dd[0] = a0;
+      dd[kAdLd] = a1;
+    }
+  }
 }
 
 // Block row I of T = (I + A)^-1 below the diagonal, from T (I + A) = I:
@@ -187,12 +248,15 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
   const int nh = args.prep_nh;  // prep_heads(p), set at the launch
 
   extern __shared__ __align__(16) unsigned char smem[];
-  uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);          // [kC][LDK]
-  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + prep_k_bytes<DK>(nh));  // [nh][kHeadTiles]
-  float* Gs = reinterpret_cast<float*>(tiles + nh * kHeadTiles);  // [nh][kC]
-  float* Bs = Gs + nh * kC;                                   // [nh][kC]
+  uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [kC][LDK]
+  unsigned char* heads = smem + prep_k_bytes<DK>();   // [nh][kHeadBytes]
+  float* Gs = reinterpret_cast<float*>(heads + nh * kHeadBytes);  // [nh][kC]
+  float* Bs = Gs + nh * kC;                                       // [nh][kC]
+  // Head j's 16-bit tiles (A hi, A lo, T hi, T lo) and A's diagonal blocks in float32 (Ad).
+  auto head_tiles = [&](int j) { return reinterpret_cast<uint16_t*>(heads + j * kHeadBytes); };
+  auto head_ad = [&](int j) { return reinterpret_cast<float*>(heads + j * kHeadBytes + kHeadTiles * 2); };
 
-  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31;
   // This CTA's chunk lc of the window and value heads h0 .. h0 + nh - 1; head j's records are
   // rec0 + j nc (chunked_layout.cuh). 32-bit index arithmetic: grids stay below 2^31 CTAs.
   const uint32_t nc = static_cast<uint32_t>(args.nc), cta = blockIdx.x;
@@ -257,87 +321,60 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
   cp_async_wait_all();
   __syncthreads();
 
-  // Warp tile of the C x C products: 16 x 32.
-  const int row0 = 16 * (w & 3), col0 = 32 * (w >> 2);
   if constexpr (DELTA) {
-    // For each head: A = strictly lower b_r exp(G_r - G_s) (k_r . k_s), as hi + lo parts, and its
-    // four diagonal 16 x 16 blocks in float32 (Ad, in the K tile's space: K is read only here).
-    // K K^T is shared by the heads. The 8-column groups of a warp tile wholly above the diagonal
-    // (warps 4 and 5, and the right half of warps 0 and 6) are neither computed nor stored.
-    float* Ad = reinterpret_cast<float*>(Ks);  // [nh][4][16 columns][kAdLd]
-    {
+    if (w < 4) {
+      // Diagonal block w: K K^T, the mask of each head, then its inverse. The forward
+      // substitution reads only what this warp wrote, so no barrier of the CTA comes between.
+      float acc[2][4];
+      zero_acc(acc);
+      warp_gemm<BF16, 2, false, false>(acc, Ks, LDK, Ks, LDK, DK, 16 * w, 16 * w);
+      for (int j = 0; j < nh; ++j) mask_diagonal(acc, w, Gs + j * kC, Bs + j * kC, head_ad(j) + w * (16 * kAdLd));
+      __syncwarp();
+      // T_ww = (I + A_ww)^-1 of head lane / 16: lane c of the half-warp solves column c in float32
+      // by forward substitution, right-looking: once t_s is known it goes into the sums of every
+      // later row (independent multiply-adds, A's column s read four values at a time, the
+      // half-warp's loads coinciding), so the dependent chain is one multiply-add per row instead
+      // of one per term (the same terms in the same order per row).
+      const int j = lane >> 4, base = 16 * w, c = lane & 15;
+      if (j < nh) {
+        uint16_t* Th = head_tiles(j) + 2 * kTri;
+        uint16_t* Tl = Th + kDiag;
+        const float* ad = head_ad(j) + w * (16 * kAdLd);
+        const float bc = Bs[j * kC + base + c];
+        uint16_t* tout = args.t + (rec0 + j * args.nc) * kC * kC + base * kC + base + c;
+        float acc_t[16];
+#pragma unroll
+        for (int r = 0; r < 16; ++r) acc_t[r] = 0.f;
+#pragma unroll
+        for (int s = 0; s < 16; ++s) {
+          const float t = s < c ? 0.f : (s == c ? 1.f : -acc_t[s]);
+#pragma unroll
+          for (int r4 = (s + 1) / 4; r4 < 4; ++r4) {
+            const float4 a = *reinterpret_cast<const float4*>(ad + s * kAdLd + 4 * r4);  // A[4 r4 ..][s]
+            if (4 * r4 > s) acc_t[4 * r4] += a.x * t;
+            if (4 * r4 + 1 > s) acc_t[4 * r4 + 1] += a.y * t;
+            if (4 * r4 + 2 > s) acc_t[4 * r4 + 2] += a.z * t;
+            if (4 * r4 + 3 > s) acc_t[4 * r4 + 3] += a.w * t;
+          }
+          const uint16_t hi = to_bits<true>(t);
+          Th[tri<true>(base + s, base + c)] = hi;
+          Tl[tri<true>(base + s, base + c)] = to_bits<true>(t - from_bits<true>(hi));
+          tout[s * kC] = to_bits<BF16>(t * bc);  // zero above the diagonal
+        }
+      }
+    } else if (w < 6) {
+      // Blocks (w - 2, 0) and (w - 2, 1): rows 32 .. 63, columns 0 .. 31.
       float acc[4][4];
       zero_acc(acc);
-      if (col0 <= row0 + 15) warp_gemm<BF16, 4, false, false>(acc, Ks, LDK, Ks, LDK, DK, row0, col0);
-      __syncthreads();  // every warp is done reading K
-      // Lane (g, t4) holds rows r = row0 + g + 8 hh and column pairs s = col0 + 8 q + 2 t4 (+ 1)
-      // of every n tile q. Their tri() offset splits into a warp part, a lane part by the parity
-      // of q (the swizzle bit is (q ^ g >> 2) & 1) and the constants (q >> 1) 256 + hh 128; a
-      // tile q lies in a diagonal block exactly when col0 / 16 + q / 2 == w & 3 (warp-uniform).
-      const int bi = w & 3, wofs = (bi * (bi + 1) / 2 + (col0 >> 4)) * 256 + g * 16 + 2 * t4;
-      const int sw = ((g >> 2) & 1) << 3;
-      const int lofs[2] = {wofs + sw, wofs + (sw ^ 8)};
-      const int dlt = col0 - row0 + 2 * t4 - g;  // s - r at q = hh = 0
-      for (int j = 0; j < nh; ++j) {
-        const float* G = Gs + j * kC;  // log2 units
-        const float* Bv = Bs + j * kC;
-        uint16_t* Ah = tiles + j * kHeadTiles;
-        float* ad = Ad + j * kAdHead + bi * (16 * kAdLd) + 2 * t4 * kAdLd + g;
-        const float gr[2] = {G[row0 + g], G[row0 + g + 8]}, br[2] = {Bv[row0 + g], Bv[row0 + g + 8]};
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          if (col0 + 8 * q > row0 + 15) continue;  // warp-uniform
-          const float2 gs = *reinterpret_cast<const float2*>(G + col0 + 8 * q + 2 * t4);
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int d = dlt + 8 * (q - hh);
-            const float a0 = d < 0 ? br[hh] * exp2_ftz(gr[hh] - gs.x) * acc[q][2 * hh] : 0.f;
-            const float a1 = d + 1 < 0 ? br[hh] * exp2_ftz(gr[hh] - gs.y) * acc[q][2 * hh + 1] : 0.f;
-            const uint32_t hi = pack2<true>(a0, a1);
-            const int o = lofs[q & 1] + (q >> 1) * 256 + hh * 128;
-            *reinterpret_cast<uint32_t*>(Ah + o) = hi;
-            *reinterpret_cast<uint32_t*>(Ah + kTri + o) = pack2_lo<true>(a0, a1, hi);
-            if ((col0 >> 4) + (q >> 1) == bi) {
-              float* dd = ad + 8 * (q & 1) * kAdLd + 8 * hh;
-              dd[0] = a0;
-              dd[kAdLd] = a1;
-            }
-          }
-        }
-      }
-    }
-    __syncthreads();
-    // T = (I + A)^-1. Diagonal 16x16 blocks, head w / 2 on warp w < 2 nh: lane c of a half-warp
-    // solves column c in float32 by forward substitution, right-looking: once t_s is known it
-    // goes into the sums of every later row (independent multiply-adds, A's column s read four
-    // values at a time, the half-warp's loads coinciding), so the dependent chain is one
-    // multiply-add per row instead of one per term (the same terms in the same order per row).
-    if (w < 2 * nh) {
-      const int j = w >> 1, blk = 2 * (w & 1) + (lane >> 4), base = 16 * blk, c = lane & 15;
-      uint16_t* Th = tiles + j * kHeadTiles + 2 * kTri;
-      uint16_t* Tl = Th + kDiag;
-      const float* ad = Ad + j * kAdHead + blk * (16 * kAdLd);
-      const float bc = Bs[j * kC + base + c];
-      uint16_t* tout = args.t + (rec0 + j * args.nc) * kC * kC + base * kC + base + c;
-      float acc[16];
-#pragma unroll
-      for (int r = 0; r < 16; ++r) acc[r] = 0.f;
-#pragma unroll
-      for (int s = 0; s < 16; ++s) {
-        const float t = s < c ? 0.f : (s == c ? 1.f : -acc[s]);
-#pragma unroll
-        for (int r4 = (s + 1) / 4; r4 < 4; ++r4) {
-          const float4 a = *reinterpret_cast<const float4*>(ad + s * kAdLd + 4 * r4);  // A[4 r4 ..][s]
-          if (4 * r4 > s) acc[4 * r4] += a.x * t;
-          if (4 * r4 + 1 > s) acc[4 * r4 + 1] += a.y * t;
-          if (4 * r4 + 2 > s) acc[4 * r4 + 2] += a.z * t;
-          if (4 * r4 + 3 > s) acc[4 * r4 + 3] += a.w * t;
-        }
-        const uint16_t hi = to_bits<true>(t);
-        Th[tri<true>(base + s, base + c)] = hi;
-        Tl[tri<true>(base + s, base + c)] = to_bits<true>(t - from_bits<true>(hi));
-        tout[s * kC] = to_bits<BF16>(t * bc);  // zero above the diagonal
-      }
+      warp_gemm<BF16, 4, false, false>(acc, Ks, LDK, Ks, LDK, DK, 16 * (w - 2), 0);
+      for (int j = 0; j < nh; ++j) mask_below<4>(acc, 16 * (w - 2), 0, Gs + j * kC, Bs + j * kC, head_tiles(j));
+    } else {
+      // Block (1, 0) on warp 6, block (3, 2) on warp 7.
+      const int row0 = w == 6 ? 16 : 48, col0 = w == 6 ? 0 : 32;
+      float acc[2][4];
+      zero_acc(acc);
+      warp_gemm<BF16, 2, false, false>(acc, Ks, LDK, Ks, LDK, DK, row0, col0);
+      for (int j = 0; j < nh; ++j) mask_below<2>(acc, row0, col0, Gs + j * kC, Bs + j * kC, head_tiles(j));
     }
     __syncthreads();
     // Off-diagonal blocks from T (I + A) = I (off_diagonal_row): warp 3 h + i - 1 finds block
@@ -345,7 +382,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
     // three times for the one on the longest row).
     if (w < 3 * nh) {
       const int hd = w >= 3 ? 1 : 0, i = w - 3 * hd + 1;
-      const uint16_t* Ah = tiles + hd * kHeadTiles;
+      const uint16_t* Ah = head_tiles(hd);
       const uint16_t* Th = Ah + 2 * kTri;
       const float* bv = Bs + hd * kC;
       uint16_t* tout = args.t + (rec0 + hd * args.nc) * kC * kC;
