@@ -239,7 +239,7 @@ __device__ void copy_start_state(const KernelArgs& a, int64_t b, int h0, int nh,
   }
 }
 
-// Four CTAs per SM (64 registers, 47 KB of shared memory at d_k = 128): the phases are
+// Four CTAs per SM (64 registers, 49 KB of shared memory at d_k = 128): the phases are
 // latency-bound, and a fourth CTA took the prep 4-15% lower than three.
 template <bool BF16, int DK, bool DELTA>
 __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelArgs args) {
