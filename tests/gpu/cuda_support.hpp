@@ -116,9 +116,14 @@ class GraphStream {
     return ::testing::AssertionSuccess();
   }
 
-  // Launches the captured graph on the stream and waits for it.
+  // Launches the captured graph on the stream and waits for it. The stream is non-blocking, so
+  // it is not ordered after the tests' cudaMemcpy and cudaMemset on the legacy stream (memsets
+  // and pageable copies to the device may return before they are done): the device is
+  // synchronized first, or a poisoning memset could land after the graph's writes.
   ::testing::AssertionResult replay() {
-    cudaError_t e = cudaGraphLaunch(exec_, stream_);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) return failure("cudaDeviceSynchronize", e);
+    e = cudaGraphLaunch(exec_, stream_);
     if (e != cudaSuccess) return failure("cudaGraphLaunch", e);
     e = cudaStreamSynchronize(stream_);
     if (e != cudaSuccess) return failure("cudaStreamSynchronize", e);
