@@ -77,10 +77,11 @@ constexpr int kMaxPrefixSegments = 4;
 
 // n / d for 0 <= n < 2^31 by a multiply-high, an add and a shift (d >= 1, set on the host):
 // with l = ceil(log2 d) and m = floor(2^32 (2^l - d) / d) + 1, n / d = (umulhi(n, m) + n) >> l.
+// d is kept for the remainders.
 struct DivU32 {
-  uint32_t m = 1, l = 0;
+  uint32_t d = 1, m = 1, l = 0;
   DivU32() = default;
-  explicit DivU32(uint32_t d) {
+  explicit DivU32(uint32_t divisor) : d(divisor) {
     while ((uint64_t{1} << l) < d) ++l;
     m = static_cast<uint32_t>((uint64_t{1} << 32) * ((uint64_t{1} << l) - d) / d + 1);
   }
@@ -125,7 +126,7 @@ struct KernelArgs {
   // The prep's index divisors (chunked_prep.cu sets them at its launch): by nc, by the head
   // groups of a sequence and by the value heads per key head.
   DivU32 div_nc, div_groups, div_kv_per_k;
-  int prep_nh = 1, prep_groups = 1;  // value heads per prep CTA, prep CTAs per sequence and chunk
+  int prep_nh = 1;  // value heads per prep CTA (div_groups.d: prep CTAs per sequence and chunk)
 };
 
 // (sequence, state head) pairs whose chains a window's final or local pass runs: every one of a

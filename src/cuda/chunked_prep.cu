@@ -265,10 +265,9 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
   int64_t b, t0, rec0;
   int n;
   if (!args.serving) {
-    const uint32_t groups = static_cast<uint32_t>(args.prep_groups);
     const uint32_t bq = args.div_groups.div(grp);
     b = bq;
-    h0 = static_cast<int>(grp - bq * groups) * nh;
+    h0 = static_cast<int>(grp - bq * args.div_groups.d) * nh;
     t0 = (args.c0 + lc) * kC;
     n = static_cast<int>(p.T - t0 < kC ? p.T - t0 : kC);
     rec0 = (b * p.Hkv + h0) * args.nc + lc;
@@ -402,7 +401,6 @@ Status launch(const KernelArgs& args, cudaStream_t stream) {
   a.div_groups = DivU32(static_cast<uint32_t>(a.p.Hkv / nh));
   a.div_kv_per_k = DivU32(static_cast<uint32_t>(a.p.Hkv / a.p.Hk));
   a.prep_nh = nh;
-  a.prep_groups = a.p.Hkv / nh;
   const size_t bytes = prep_smem_bytes<DK>(nh);
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
