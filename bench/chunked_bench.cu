@@ -158,19 +158,19 @@ double time_prefill(const PrefillShape& s, bool split, PrefillPath path, int rep
 
 namespace {
 
-// A serving prefill against the dense 8 x 8192 call: 8 packed sequences of mixed lengths
-// summing to 65536 (16/32 heads, d = 128, gated_delta, bf16), read and written in place in a
-// pool of 16 float32 slots through shuffled state_indices. `window`: chunks per window (0: the
-// library's choice).
+// A serving prefill of packed sequences of the given lengths (16/32 heads, d = 128, gated_delta,
+// bf16), read and written in place in a pool of 16 float32 slots through shuffled
+// state_indices. `o`: window (max_window_chunks), numbering, prefix segments, prep only.
 using Layout = detail::cuda::ChunkedServingOptions::Layout;
 
-double time_varlen_serving(int reps, int64_t window, Layout layout, bool prep_only) {
+double time_serving(int reps, const std::vector<int64_t>& lens, const detail::cuda::ChunkedServingOptions& o) {
   const int d = 128, hqk = 16, hv = 32;
-  const std::vector<int64_t> lens{1024, 2048, 4096, 6144, 8192, 10240, 14336, 19456};
   std::vector<int32_t> cu{0};
   for (int64_t l : lens) cu.push_back(cu.back() + static_cast<int32_t>(l));
   const int64_t T = cu.back(), slots = 16;
-  const std::vector<int32_t> slot{3, 12, 0, 7, 9, 1, 15, 5};
+  const std::vector<int32_t> all_slots{3, 12, 0, 7, 9, 1, 15, 5};
+  if (lens.size() > all_slots.size()) return -1.0;
+  const std::vector<int32_t> slot(all_slots.begin(), all_slots.begin() + static_cast<std::ptrdiff_t>(lens.size()));
   uint16_t *q, *k, *v, *g, *beta, *out;
   float* pool;
   int32_t *dcu, *dslot;
@@ -219,19 +219,14 @@ double time_varlen_serving(int reps, int64_t window, Layout layout, bool prep_on
   x.state_indices.data = dslot;
   x.state_indices.s0 = 1;
 
-  detail::cuda::ChunkedServingOptions o;
-  o.split_state = false;  // the library's choice for gated rules
-  o.max_window_chunks = window;
-  o.layout = layout;
-  o.run_scan = !prep_only;
   if (!detail::cuda::chunked_prefill_serving_supports(s)) {
-    std::fprintf(stderr, "varlen serving: not on the chunked path\n");
+    std::fprintf(stderr, "serving: not on the chunked path\n");
     return -1.0;
   }
   detail::Exec e;
   e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
   BENCH_CUDA(cudaMalloc(&e.workspace, e.workspace_bytes));
-  const double t = median_event_ms(reps, "varlen serving", [&] {
+  const double t = median_event_ms(reps, "serving", [&] {
     return detail::cuda::chunked_prefill_serving_with(s, e, o);
   });
   for (void* ptr : {e.workspace, (void*)q, (void*)k, (void*)v, (void*)g, (void*)beta, (void*)out,
@@ -240,18 +235,33 @@ double time_varlen_serving(int reps, int64_t window, Layout layout, bool prep_on
   return t;
 }
 
-// The serving row beside the dense 8 x 8192 row (library defaults, same run).
-int print_varlen_row(int reps, int64_t window) {
-  const PrefillShape dense{16, 32, 8, 8192, 1.0};
-  const double td = time_prefill(dense, false, PrefillPath::kChunked, reps);
-  const double tv = time_varlen_serving(reps, window, Layout::kAuto, false);  // the library's
-  const double tp = time_varlen_serving(reps, window, Layout::kAuto, true);
-  const double tc = time_varlen_serving(reps, window, Layout::kSequenceMajor, false);
-  if (td < 0 || tv < 0 || tp < 0 || tc < 0) return 1;
+// The serving rows beside the dense rows of the same tokens (library defaults, same run): 8
+// sequences of 1024 .. 19456 tokens against dense 8 x 8192, and one sequence of 65536 tokens
+// against dense 1 x 65536. `base`: the serving options (prefix segments, share) the command
+// line sets; window > 0: chunks per window.
+int print_varlen_row(int reps, int64_t window, detail::cuda::ChunkedServingOptions base) {
+  base.split_state = false;  // the library's choice for gated rules
+  base.max_window_chunks = window;
+  const std::vector<int64_t> mixed{1024, 2048, 4096, 6144, 8192, 10240, 14336, 19456}, lone{65536};
+  const double td = time_prefill(PrefillShape{16, 32, 8, 8192, 1.0}, false, PrefillPath::kChunked, reps);
+  const double tv = time_serving(reps, mixed, base);  // the library's numbering
+  detail::cuda::ChunkedServingOptions o = base;
+  o.run_scan = false;
+  const double tp = time_serving(reps, mixed, o);
+  o = base;
+  o.layout = Layout::kSequenceMajor;
+  const double tc = time_serving(reps, mixed, o);
+  const double td1 = time_prefill(PrefillShape{16, 32, 1, 65536, 1.6}, false, PrefillPath::kChunked, reps);
+  const double t1 = time_serving(reps, lone, base);
+  if (td < 0 || tv < 0 || tp < 0 || tc < 0 || td1 < 0 || t1 < 0) return 1;
+  const std::string wnd = window > 0 ? " window " + std::to_string(window) : "";
   std::printf("serving varlen 8 seqs (1024..19456) = 65536 tokens, 16/32 heads, pool 16 f32 slots%s: "
               "%.3f ms (prep %.3f; sequence-major windows %.3f); dense 8x8192: %.3f ms; "
               "varlen/dense %.3f (target <= 1.10)\n",
-              window > 0 ? (" window " + std::to_string(window)).c_str() : "", tv, tp, tc, td, tv / td);
+              wnd.c_str(), tv, tp, tc, td, tv / td);
+  std::printf("serving 1 seq of 65536 tokens, 16/32 heads, pool 16 f32 slots%s: %.3f ms; dense 1x65536: "
+              "%.3f ms; serving/dense %.3f\n",
+              wnd.c_str(), t1, td1, t1 / td1);
   return 0;
 }
 
@@ -265,7 +275,9 @@ int bench_chunked_prefill(int argc, char** argv) {
   // --segments N (0: the rule), --window-mb N (records per window; 0: the library's bound),
   // --prefix 0|1 (never / always prefix segments; -1: the rule), --prefix-share X (0: the
   // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup), --whole-head 0|1
-  // (ChunkedOptions::whole_head: slabs / whole heads; by default the rule).
+  // (ChunkedOptions::whole_head: slabs / whole heads; by default the rule). The serving rows
+  // take --prefix, --prefix-share and (with --prefix 1) --segments; their dense rows beside
+  // them run the library's defaults.
   detail::cuda::ChunkedOptions o;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--prefix") == 0) o.prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
@@ -279,9 +291,13 @@ int bench_chunked_prefill(int argc, char** argv) {
     if (std::strcmp(argv[i], "--window-mb") == 0) o.window_bytes = static_cast<size_t>(std::max(0, std::atoi(argv[i + 1]))) << 20;
     if (std::strcmp(argv[i], "--state") == 0) states = std::strcmp(argv[i + 1], "hi") == 0 ? 2 : 1;
   }
-  // --varlen-only: just the serving row and the dense 8 x 8192 row beside it.
+  detail::cuda::ChunkedServingOptions so;
+  so.prefix = o.prefix;
+  so.prefix_share = o.prefix_share;
+  so.segments = o.segments;
+  // --varlen-only: just the serving rows and the dense rows beside them.
   for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--varlen-only") == 0) return print_varlen_row(reps, varlen_window);
+    if (std::strcmp(argv[i], "--varlen-only") == 0) return print_varlen_row(reps, varlen_window, so);
   const PrefillShape shapes[] = {{16, 32, 1, 8192, 0.30}, {16, 32, 8, 8192, 1.0},
                           {16, 32, 1, 65536, 1.6},  {16, 32, 32, 1024, 0.6},
                           {2, 8, 1, 65536, 0.5},    {16, 64, 1, 32768, 1.6}};
@@ -311,7 +327,7 @@ int bench_chunked_prefill(int argc, char** argv) {
                   t, tp, s.target_ms, tokens / t / 1e3, flops / t / 1e9, t / s.target_ms);
     }
   }
-  if (only < 0 && print_varlen_row(reps, varlen_window) != 0) rc = 1;
+  if (only < 0 && print_varlen_row(reps, varlen_window, so) != 0) rc = 1;
   return rc;
 }
 

@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
         store_out8(obase + (t0 + tt) * p.o_st + 8 * hv, v, args.vec_out16, args.vec_out);
       }
     }
-    if constexpr (SERVING) store_checkpoint(accS, args, cl, seq_n, seq_len, h, sm, vcol);
+    if constexpr (SERVING) store_checkpoint(accS, args, cl, cbeg, seq_n, seq_len, h, sm, vcol);
     next_stage(s, phase);
   }
   if constexpr (kEarlyKS) {
@@ -416,7 +416,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     wg_done(au);
   }
   // Only the last segment's end state leaves the window.
-  if (seg + 1 == args.nseg) {
+  if (seg + 1 == args.nseg && (!SERVING || wk.fin_p || wk.fin_f)) {
     if (wk.fin_p) {
       store_state(accS, wk.fin_p, p.present_dtype, p.pres_sk, sm, vcol);
     } else {

@@ -49,9 +49,20 @@
 //        off[0..C] (off[C] = total chunks);
 //   chunk map int64 [M][2]: per global chunk its first token t0 and (b << 8) | tokens (zero
 //        tokens past the real total), for the prep CTAs;
-//   window map int64 [windows][L][3], L = min(window, N): per window and scan CTA i the
-//        sequence rank k (-1: none) and its chunks [cbeg, cend) in the window (the
-//        sequence's own chunk indices), for the scan CTAs.
+//   window map WindowLane [windows][X + L], L = min(window, N): per window and scan CTA i the
+//        sequence rank k (-1: none), the chunks it walks and those it writes outputs for (the
+//        sequence's own chunk indices), for the scan CTAs. X > 0 (KernelArgs::split_lanes):
+//        time-major calls cut a window's longest sequences into prefix segments as dense calls
+//        do (below), each segment an entry of its own: a sequence's chunks [cb, ce) of the
+//        window become [cb, b1), [b1, b2), ..., each walked from cb, its chain alone before its
+//        own chunks. The table kernel picks the cuts per window from the chunk counts (one warp
+//        per window: at most 64 sequences) so that the window's work fills the SMs; the
+//        segments come first in the map (they are the window's longest walks), then the
+//        sequences left whole;
+//   split starts SplitStart [windows][X]: per window and split sequence j the source of its
+//        start state, which the prep copies to float32 slot j (KernelArgs::split_state) before
+//        the scan: every segment starts there, since the last one writes the end state to the
+//        carry slot or the pool slot (in place) the others would read.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -72,8 +83,34 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kLd = kSlab + 8;  // row stride of 64-wide 16-bit tiles (+8: conflict-free ldmatrix)
 
-// Most prefix segments per window (KernelArgs::prefix).
+// Most prefix segments per window (KernelArgs::prefix), and per sequence of a serving window.
 constexpr int kMaxPrefixSegments = 4;
+
+// Prefix segments: the cost of a chunk that a segment's chain walks alone, before its own chunks,
+// against a chunk with outputs. First estimated at 0.6 from the chain's cycles per chunk without
+// and with the outputs (about 2,500 and 4,300); three rounds of `chunked_bench --prefix-share`
+// on the H100 measured 0.5 to 0.6 within 1% on 1x8192 and 1x65536 (0.4 and 0.45 1-3% slower),
+// 0.5 the steadiest.
+constexpr double kPrefixChainShare = 0.5;
+// The share a call uses: ChunkedOptions::prefix_share (0: the constant above), clamped.
+inline double prefix_share(double forced) {
+  return forced > 0 ? (forced < 0.05 ? 0.05 : (forced > 0.95 ? 0.95 : forced)) : kPrefixChainShare;
+}
+
+// An entry of a serving call's window map (above): the scan CTAs of sequence rank k (-1: none)
+// walk its chunks [pbeg, cend) and write the outputs of [cbeg, cend); slot >= 0: a prefix
+// segment, whose start state is split slot `slot`; last: it writes the end state (the carry or
+// the pool).
+struct WindowLane {
+  int64_t k, pbeg, cbeg, cend, slot, last;
+};
+
+// Where the start state of a window's split sequence comes from (above): kind 0 zeros, 1 the
+// carry (float32, element offset base), 2 past_state, 3 present_state (the pool: element
+// offset base of the read slot's head 0).
+struct SplitStart {
+  int64_t k, kind, base;
+};
 
 // n / d for 0 <= n < 2^31 by a multiply-high, an add and a shift (d >= 1, set on the host):
 // with l = ceil(log2 d) and m = floor(2^32 (2^l - d) / d) + 1, n / d = (umulhi(n, m) + n) >> l.
@@ -121,8 +158,13 @@ struct KernelArgs {
   int64_t window_chunks = 0;  // chunks per window (carry slot of a boundary: c0 / window_chunks)
   bool time_major = false;    // the global chunk numbering (above)
   const int64_t* chunk_map = nullptr;
-  const int64_t* window_map = nullptr;
-  int64_t window_lanes = 0;   // L of the window map
+  const WindowLane* window_map = nullptr;
+  int64_t window_lanes = 0;   // X + L of the window map
+  // Prefix segments of serving windows (above): X entries at the head of each window's map, the
+  // sources of the split sequences' start states and their float32 copies [X][Hkv][d_k][d_v].
+  int64_t split_lanes = 0;
+  const SplitStart* split_src = nullptr;
+  float* split_state = nullptr;
   // The prep's index divisors (chunked_prep.cu sets them at its launch): by nc, by the head
   // groups of a sequence and by the value heads per key head.
   DivU32 div_nc, div_groups, div_kv_per_k;
@@ -130,9 +172,10 @@ struct KernelArgs {
 };
 
 // (sequence, state head) pairs whose chains a window's final or local pass runs: every one of a
-// dense batch; in a serving call the sequences with chunks in the window, at most its nc chunks.
+// dense batch; in a serving call the sequences with chunks in the window, at most its nc chunks,
+// and the extra prefix segments of its split sequences.
 inline int64_t window_state_lanes(const KernelArgs& a) {
-  return (a.serving ? (a.nc < a.ix.N ? a.nc : a.ix.N) : a.p.B) * a.p.Hkv;
+  return (a.serving ? (a.nc < a.ix.N ? a.nc : a.ix.N) + a.split_lanes : a.p.B) * a.p.Hkv;
 }
 
 // Bytes of one state element (device code has no other dtype table).
@@ -293,6 +336,8 @@ Status launch_head_scan(const KernelArgs& a, cudaStream_t stream);
 // (chunked_prefill.cu: where it can, by ChunkedOptions::whole_head, -1 the rule there).
 bool whole_heads(const LinearAttentionParams& p, int64_t sequences, bool split, int mode);
 Status launch_combine(const KernelArgs& a, cudaStream_t stream);
+// SMs of the current device (0 when it cannot be asked).
+int sm_count();
 // Dynamic shared memory of the scan kernel at key head dim dk (64 or 128).
 size_t scan_smem(int dk);
 // CTAs of the scan's final pass (local = false) or local pass that one SM of the current device

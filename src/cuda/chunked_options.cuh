@@ -29,10 +29,13 @@ struct ChunkedOptions {
   // How segments after the first find their start state (chunked_layout.cuh): -1 the rule in
   // chunked_prefill.cu (prefix segments for two segments per window, else the local pass and the
   // combine), 0 always the local pass and the combine, 1 always prefix segments (at most
-  // kMaxPrefixSegments per window).
+  // kMaxPrefixSegments per window). Serving calls (chunked_serving.cu): -1 the sequences of a
+  // time-major window cut into prefix segments where the rule there finds it pays, 0 never,
+  // 1 the longest ones cut into `segments` (2 when 0; at most kMaxPrefixSegments) whatever the
+  // gain, for tests.
   int prefix = -1;
   // Cost of a chunk the chain walks alone against a chunk with outputs, which sets the lengths
-  // of prefix segments (0: kPrefixChainShare, chunked_prefill.cu; else clamped to [0.05, 0.95]).
+  // of prefix segments (0: kPrefixChainShare, chunked_layout.cuh; else clamped to [0.05, 0.95]).
   // Benchmarks sweep it.
   double prefix_share = 0;
   // The final pass forms P o Q K^T on a fourth warpgroup where it can (d_k = 128, one query head

@@ -30,6 +30,8 @@ namespace {
 constexpr int kMaxSegments = 16;
 constexpr int64_t kMinSegmentChunks = 8;
 
+}  // namespace
+
 // SMs of the current device (the entries make the context's device current).
 int sm_count() {
   int dev = 0;
@@ -39,8 +41,6 @@ int sm_count() {
   }
   return device_attribute<cudaDevAttrMultiProcessorCount>(dev);
 }
-
-}  // namespace
 
 // Whether the final pass runs on whole value heads (chunked_head.cu) where it can. A CTA on a
 // whole head does a chunk of both slabs in about 1.6 times the time a slab CTA takes for one
@@ -76,13 +76,6 @@ int segments(const LinearAttentionParams& p, int64_t nch, const ChunkedOptions& 
   return static_cast<int>(std::max<int64_t>(1, n));
 }
 
-// Prefix segments (chunked_layout.cuh): the cost of a chunk that a segment's chain walks alone,
-// before its own chunks, against a chunk with outputs. First estimated at 0.6 from the chain's
-// cycles per chunk without and with the outputs (about 2,500 and 4,300); three rounds of
-// `chunked_bench --prefix-share` on the H100 measured 0.5 to 0.6 within 1% on 1x8192 and
-// 1x65536 (0.4 and 0.45 1-3% slower), 0.5 the steadiest.
-constexpr double kPrefixChainShare = 0.5;
-
 // Whether a window of nseg segments takes prefix segments: by the rule, for two. With r the
 // share above and nc chunks, in chunk times with outputs: two segments take nc (1 + r) / 2 with
 // the local pass and the final pass, nc r / (1 - (1 - r)^2) as prefix segments (0.75 nc
@@ -97,7 +90,7 @@ bool use_prefix(const ChunkedOptions& o, int nseg) {
 // predecessors' chunks alone (share r each) and its own with outputs; equal times for all give
 // lengths proportional to (1 - r)^s. Every segment keeps at least one chunk.
 void prefix_bounds(int n, int64_t nc, double share, int64_t* bnd) {
-  const double r = share > 0 ? std::min(0.95, std::max(0.05, share)) : kPrefixChainShare;
+  const double r = prefix_share(share);
   const double q = 1.0 - r, total = 1.0 - std::pow(q, n);
   bnd[0] = 0;
   for (int s = 1; s < n; ++s) {

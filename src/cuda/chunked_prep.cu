@@ -239,6 +239,47 @@ __device__ void copy_start_state(const KernelArgs& a, int64_t b, int h0, int nh,
   }
 }
 
+// Serving windows with prefix segments (chunked_layout.cuh): the start states of the window's
+// split sequences, value heads h0 .. h0 + nh - 1, as float32 to their split slots, in spans of
+// kCopySpan elements (one slot and head each: kCopySpan divides d_k d_v) over the window's
+// first CTAs, kCopyPerThread per thread with their loads issued together. The other CTAs skip
+// it without a load: a dependent load or two before every CTA's own work cost the prep about
+// 10% (measured on the varlen row, 0.29 -> 0.32 ms).
+constexpr int kCopyPerThread = 16;
+constexpr int64_t kCopySpan = int64_t{kThreads} * kCopyPerThread;
+static_assert(64 * 64 % kCopySpan == 0, "a copy span lies within one head's state");
+__device__ void copy_split_starts(const KernelArgs& a, int h0, int nh, uint32_t lc) {
+  const LinearAttentionParams& p = a.p;
+  const int64_t per = int64_t{p.dk} * p.dv, spans = a.split_lanes * nh * per / kCopySpan;
+  for (int64_t sp = lc; sp < spans; sp += a.nc) {
+    const int64_t e0 = sp * kCopySpan;
+    const int64_t j = e0 / (nh * per), jh = (e0 - j * nh * per) / per, i0 = e0 - (j * nh + jh) * per;
+    const SplitStart ss = a.split_src[(a.c0 / a.window_chunks) * a.split_lanes + j];
+    if (ss.k < 0) continue;
+    const int64_t h = h0 + jh;
+    float x[kCopyPerThread] = {};
+    const auto pool = [&](const void* base, int64_t sh, int64_t sk, linattn_dtype dt) {
+#pragma unroll
+      for (int it = 0; it < kCopyPerThread; ++it) {
+        const int64_t i = i0 + it * kThreads + threadIdx.x, r = i / p.dv;
+        x[it] = load_as_float(base, ss.base + h * sh + r * sk + (i - r * p.dv), dt);
+      }
+    };
+    if (ss.kind == 1) {
+      const float* src = a.carry + ss.base + h * per + i0 + threadIdx.x;
+#pragma unroll
+      for (int it = 0; it < kCopyPerThread; ++it) x[it] = src[it * kThreads];
+    } else if (ss.kind == 2) {
+      pool(p.past, p.past_sh, p.past_sk, p.past_dtype);
+    } else if (ss.kind == 3) {
+      pool(p.present, p.pres_sh, p.pres_sk, p.present_dtype);
+    }
+    float* dst = a.split_state + (j * p.Hkv + h) * per + i0 + threadIdx.x;
+#pragma unroll
+    for (int it = 0; it < kCopyPerThread; ++it) dst[it * kThreads] = x[it];
+  }
+}
+
 // Four CTAs per SM (64 registers, 49 KB of shared memory at d_k = 128): the phases are
 // latency-bound, and a fourth CTA took the prep 4-15% lower than three.
 template <bool BF16, int DK, bool DELTA>
@@ -276,6 +317,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunked_prep_kernel(const KernelA
     // Global chunk gc of the call: its tokens from the chunk map (one load; CTAs past the
     // real total find no tokens and exit).
     h0 = static_cast<int>(grp) * nh;
+    if (args.split_lanes > 0) copy_split_starts(args, h0, nh, lc);
     const ChunkTokens ct = chunk_tokens(args.chunk_map, args.c0 + lc);
     if (ct.n == 0) return;
     b = ct.b;

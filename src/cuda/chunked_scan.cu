@@ -29,9 +29,11 @@
 // chunk from slot 0 and walks the chunks before its segment with the chain alone (the loads
 // skip Q, the outputs warpgroup only keeps the stages' phases), then its own with outputs.
 //
-// Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th sequence with
-// chunks in the window, from its read slot (or zeros, or its carry slot) to its write slot (or
-// its carry slot), and stores prefix checkpoints at the chunk ends where they fall.
+// Serving calls (SERVING, chunked_layout.cuh): CTA i of a window walks the i-th entry of the
+// window map, a sequence with chunks in the window from its read slot (or zeros, or its carry
+// slot) to its write slot (or its carry slot), or one prefix segment of a split sequence (from
+// its split slot, its chain alone before its own chunks, only the last one keeping the end
+// state), and stores prefix checkpoints at the ends of the chunks it writes outputs for.
 #include <cuda_runtime.h>
 
 #include <array>
@@ -282,7 +284,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       mbar_arrive(fullA + s);
       if (!LOCAL) {
         // A chunk before the segment needs no Q; its arrival keeps the outputs' phases.
-        if (SERVING || cl >= cbeg) {
+        if (cl >= cbeg) {
           load_tile<DK, 128, true>(st + Plan::kOffQ, qbase0 + t0 * p.q_st, p.q_st, n, args.vec_in, lt);
           mbar_track_cp_async(fullB + s);
         }
@@ -345,7 +347,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     constexpr bool kPipe = LOCAL;
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
-    const int64_t npre = SERVING ? 0 : cbeg - pbeg;  // chunks before the segment
+    const int64_t npre = cbeg - pbeg;  // chunks before the segment
     for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
@@ -355,7 +357,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // io: the chunk's index among those with outputs (negative before the segment, where the
       // buffers still alternate by chunk: the split state's lo tile feeds the chain's K S).
       const int64_t io = i - npre;
-      const bool out = !LOCAL && (SERVING || io >= 0);
+      const bool out = !LOCAL && io >= 0;
       const int bsel = static_cast<int>(io & 1);
       uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;  // final pass
       uint16_t* slo = LOCAL ? Sbuf : sb + DK * kSlab;
@@ -540,7 +542,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // Every read of the stage by this warpgroup is complete (the products' waits included).
       mbar_arrive(empty + s);
       state_frags(NS > 1 ? 4 : 0, KS);
-      if constexpr (SERVING) store_checkpoint(accS, args, cl, seq_n, seq_len, h, sm, vcol);
+      if constexpr (SERVING) store_checkpoint(accS, args, cl, cbeg, seq_n, seq_len, h, sm, vcol);
       next_stage(s, phase);
     }
 
@@ -550,7 +552,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       } else {
         store_state(accS, args.seg_state + (slot + 1) * DK * p.dv, LINATTN_FLOAT32, p.dv, sm, vcol);
       }
-    } else if (seg + 1 == args.nseg) {  // only the last segment's end state leaves the window
+    } else if (seg + 1 == args.nseg && (!SERVING || fin_p || fin_f)) {  // only the last segment's end state leaves the window
       if (fin_p) {
         store_state(accS, fin_p, p.present_dtype, fin_sk, sm, vcol);
       } else {
@@ -564,7 +566,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // complete and G is in registers.
       int s = 0;
       uint32_t phase = 0;
-      if (!SERVING) skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
+      skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
       for (int64_t cl = cbeg, i = 0; cl < cend; ++cl, ++i) {
         const uint16_t* st = stages + s * kStage;
         const float* Gs = gstage + s * kC;
@@ -608,7 +610,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     };
     int s = 0;
     uint32_t phase = 0;
-    if (!SERVING) skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
+    skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
     for (int64_t cl = cbeg, i = 0; PW && cl < cend; ++cl, ++i) {
       // One query head, no split: O = scale (diag(L) (Q S) + (P o Q K^T) U), the two products
       // in separate accumulators, issued back to back.

@@ -145,10 +145,10 @@ __device__ __forceinline__ void store_state(const float (&s)[NS][8][4], void* ba
 // slot checkpoint_indices[seq_n, j - 1], j = done / interval, for state head h.
 template <int NS>
 __device__ __forceinline__ void store_checkpoint(const float (&s)[NS][8][4], const KernelArgs& args, int64_t cl,
-                                                 int64_t seq_n, int64_t seq_len, int h, const StateMap& m,
-                                                 int col0) {
+                                                 int64_t cbeg, int64_t seq_n, int64_t seq_len, int h,
+                                                 const StateMap& m, int col0) {
   const LinearAttentionParams& p = args.p;
-  if (args.ix.ckpt_count <= 0) return;
+  if (args.ix.ckpt_count <= 0 || cl < cbeg) return;
   const int64_t done = (cl + 1) * kC;
   const int64_t j = done / args.ix.ckpt_interval;
   if (done <= seq_len && done % args.ix.ckpt_interval == 0 && j <= args.ix.ckpt_count) {
@@ -266,7 +266,7 @@ __device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* til
 // records rec0 + cl (time-major serving calls: rec0 + off(cl)); serving calls count cl within
 // the sequence, dense calls within the window. The state comes from init_f (float32
 // [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes to fin_f or fin_p
-// likewise. Serving: the sequence seq_n and its length (checkpoints).
+// likewise (neither: a serving call's prefix segment before the last). Serving: the sequence seq_n and its length (checkpoints).
 struct Walk {
   int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
   int h, seg;
@@ -319,9 +319,10 @@ __device__ __forceinline__ void dense_walk(const KernelArgs& args, int64_t bh, i
   }
 }
 
-// Serving calls: state head h of CTA `lane` of the window, which takes the lane-th sequence with
-// chunks in it (the window map holds it and its chunks in this window); false where there is
-// none.
+// Serving calls: state head h of CTA `lane` of the window, which takes the lane-th entry of the
+// window map (a sequence with chunks in the window, or one prefix segment of it); false where
+// there is none. A segment starts from its split slot and only the last one keeps the end
+// state (fin_f and fin_p both null for the others).
 template <int DK>
 __device__ __forceinline__ bool serving_walk(const KernelArgs& args, const SeqTable& tab, int h, int64_t lane,
                                              Walk& w) {
@@ -330,14 +331,14 @@ __device__ __forceinline__ bool serving_walk(const KernelArgs& args, const SeqTa
   w.seg = 0;
   w.bh = h;
   const int64_t wnd = args.c0 / args.window_chunks;
-  const int64_t* e = args.window_map + 3 * (wnd * args.window_lanes + lane);
-  const int64_t k = e[0];
+  const WindowLane e = args.window_map[wnd * args.window_lanes + lane];
+  const int64_t k = e.k;
   if (k < 0) return false;
-  w.cbeg = e[1];
-  w.cend = e[2];
-  w.pbeg = w.cbeg;
+  w.pbeg = e.pbeg;
+  w.cbeg = e.cbeg;
+  w.cend = e.cend;
   const int64_t first = tab.start(k);
-  const bool from_carry = w.cbeg > 0, to_carry = w.cend < tab.start(k + 1) - first;
+  const bool from_carry = w.pbeg > 0, to_carry = w.cend < tab.start(k + 1) - first;
   // Record of chunk cl: h * nc + (its global index - c0), the global index being
   // off(cl) + k (time-major) or first + cl (sequence-major).
   w.rec0 = int64_t{h} * args.nc - args.c0 + (args.time_major ? k : first);
@@ -351,7 +352,9 @@ __device__ __forceinline__ bool serving_walk(const KernelArgs& args, const SeqTa
   // Carry slot of the sequence (time-major) or of the boundary (sequence-major: before the
   // window for the start state, after it for the end state).
   const int64_t carry_in = args.time_major ? k : wnd - 1, carry_out = args.time_major ? k : wnd;
-  if (from_carry) {
+  if (e.slot >= 0) {
+    w.init_f = args.split_state + (e.slot * p.Hkv + h) * DK * p.dv;
+  } else if (from_carry) {
     w.init_f = args.carry + (carry_in * p.Hkv + h) * DK * p.dv;
   } else if (r.read >= 0) {
     // The pool read: past_state, or present_state itself when past is absent.
@@ -361,7 +364,9 @@ __device__ __forceinline__ bool serving_walk(const KernelArgs& args, const SeqTa
     const int64_t off = r.read * (past ? p.past_sb : p.pres_sb) + h * (past ? p.past_sh : p.pres_sh);
     w.init_p = static_cast<const char*>(past ? p.past : p.present) + off * elem_bytes(w.init_dt);
   }
-  if (to_carry) {
+  if (!e.last) {
+    // An earlier prefix segment: the last one writes the end state.
+  } else if (to_carry) {
     w.fin_f = args.carry + (carry_out * p.Hkv + h) * DK * p.dv;
   } else {
     w.fin_p = static_cast<char*>(p.present) + (r.write * p.pres_sb + h * p.pres_sh) * elem_bytes(p.present_dtype);

@@ -14,10 +14,11 @@
 //      that breaks an index rule, zero output rows of PAD sequences, and the state copy (read
 //      slot or zeros -> write slot) of zero-length ones;
 //   4. per window of the global chunk index space: the prep kernel (CTAs over chunk x kv
-//      head, each finding its sequence and chunk by binary search; past the real total they
-//      exit) and the scan kernel (CTA i of a window takes the i-th sequence with chunks in
-//      it, per kv head and 64-column slab, and walks its chunks of the window). A sequence
-//      that crosses a window boundary passes its state through a float32 carry slot.
+//      head, each finding its chunk in the chunk map; past the real total they exit) and the
+//      scan kernel (CTA i of a window takes the i-th entry of the window map, a sequence with
+//      chunks in it or a prefix segment of one, per kv head (and 64-column slab), and walks
+//      its chunks of the window). A sequence that crosses a window boundary passes its state
+//      through a float32 carry slot.
 // The global numbering (chunked_layout.cuh) decides what a window holds. Sequence-major (all
 // chunks of one sequence, then the next) puts a few whole sequences in a window, so a long
 // sequence scans alone with 64 CTAs per window while the SMs idle; time-major (the first
@@ -25,8 +26,10 @@
 // slice of all running sequences, as the dense path's windows do for a batch. Time-major
 // needs a carry state per sequence, so it is the default up to kTimeMajorMaxSequences
 // sequences; beyond that the windows hold many sequences either way.
-// Windows keep the workspace bounded as in the dense path (same record budget). Segments
-// (the dense path's parallel scan of one long sequence) are not used.
+// Windows keep the workspace bounded as in the dense path (same record budget). Time-major
+// windows cut their longest sequences into prefix segments where the SMs would otherwise idle
+// (SplitRule below; a lone long prompt: 2.42 -> 1.94 ms at 65536 tokens on the H100); the
+// dense path's local pass and combine are not used.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -46,14 +49,71 @@ namespace {
 
 constexpr int kTableThreads = 1024;
 
+// The least makespan in chunks for which the rule below cuts sequences (as the dense path's
+// least segment, kMinSegmentChunks).
+constexpr int64_t kMinSplitChunks = 8;
+
+// How the table kernel cuts the sequences of a window into prefix segments (chunked_layout.cuh).
+// In chunk times with outputs (a chunk the chain walks alone costs r), it looks for the
+// smallest makespan M such that every sequence fits into at most smax segments that all end by
+// M (segment j gets M - r x (the chunks before it), the last the rest), the segments beyond the
+// first number at most X, and the work of all of them fits the SMs: sum of times <= lam M, lam
+// being the sequences the final pass runs at once (SMs over CTAs per sequence). It cuts only
+// where M is below 0.95 of the window's time uncut, max(longest, work / lam), and M is at least
+// kMinSplitChunks (a CTA's start, its state load and first stages, costs a few chunks' time,
+// which the rule does not count). Forced (tests): the work bound, the gain and the least M are
+// not asked.
+struct SplitRule {
+  float lam = 0.f, r = 0.5f;
+  int smax = 1;
+  int64_t min_m = 1;  // the smallest makespan considered (chunks)
+  bool forced = false;
+  // Start states: past_state given, the element strides of a pool slot (past, present) and of a
+  // carry state.
+  bool past = false;
+  int64_t past_sb = 0, pres_sb = 0, carry_per_seq = 0;
+};
+
 struct ServingPlan {
   int64_t max_chunks = 0;  // bound on the chunks of all sequences (host side, indices unread)
   int64_t window = 0, windows = 0;
   bool time_major = false;
   int64_t lanes = 0;  // L of the window map: min(window, N)
-  size_t table_off = 0, cmap_off = 0, wmap_off = 0, q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
+  bool head = false;  // the final pass on whole value heads (chunked_prefill.cu, whole_heads)
+  int64_t splits = 0; // X: prefix-segment entries per window beyond the L sequences
+  SplitRule rule;
+  size_t table_off = 0, cmap_off = 0, wmap_off = 0, split_src_off = 0, split_state_off = 0;
+  size_t q_off = 0, k_off = 0, g_off = 0, beta_off = 0;
   size_t rg_off = 0, rt_off = 0, carry_off = 0, total = 0;
 };
+
+// The rule's knobs for a call (X = 0: no prefix segments). Time-major windows only, whose
+// sequences are few (at most kTimeMajorMaxSequences, one warp of the table kernel per window),
+// and with a carry slot per sequence. By the fluid argument of the rule, the segments beyond
+// the first number less than lam, so X = floor(lam) entries suffice.
+void split_rule(const LinearAttentionServing& s, const ChunkedServingOptions& o, ServingPlan* w) {
+  const LinearAttentionParams& p = s.p;
+  SplitRule& r = w->rule;
+  r.past = p.past != nullptr;
+  r.past_sb = p.past_sb;
+  r.pres_sb = p.pres_sb;
+  r.carry_per_seq = int64_t{p.Hkv} * p.dk * p.dv;
+  r.r = static_cast<float>(prefix_share(o.prefix_share));
+  w->splits = 0;
+  if (!w->time_major || w->lanes > 64 || o.prefix == 0) return;
+  if (o.prefix > 0) {
+    r.forced = true;
+    r.smax = static_cast<int>(std::clamp<int64_t>(o.segments > 0 ? o.segments : 2, 2, kMaxPrefixSegments));
+    w->splits = w->lanes * (r.smax - 1);
+    return;
+  }
+  const int64_t per_seq = int64_t{p.Hkv} * (w->head ? 1 : p.dv / kSlab);
+  const int64_t ctas = int64_t{sm_count()} * std::max(1, scan_ctas_per_sm(p.dk, false));
+  r.lam = static_cast<float>(static_cast<double>(ctas) / static_cast<double>(per_seq));
+  r.smax = kMaxPrefixSegments;
+  r.min_m = kMinSplitChunks;
+  w->splits = std::min<int64_t>(static_cast<int64_t>(r.lam), w->lanes * (r.smax - 1));
+}
 
 int64_t token_rows(const LinearAttentionServing& s) { return s.p.B * s.p.T; }
 
@@ -78,10 +138,17 @@ ServingPlan serving_plan(const LinearAttentionServing& s, const ChunkedServingOp
                                (w.time_major ? static_cast<size_t>(w.max_chunks) + 1 : 0);
   off = align256(off + table_entries * 8);
   w.lanes = std::min<int64_t>(w.window, x.N);
+  w.head = whole_heads(p, w.lanes, o.split_state, o.whole_head);
+  split_rule(s, o, &w);
+  const size_t nwin = static_cast<size_t>(w.windows), nsplit = static_cast<size_t>(w.splits);
   w.cmap_off = off;
   off = align256(off + static_cast<size_t>(w.max_chunks) * 2 * 8);
   w.wmap_off = off;
-  off = align256(off + static_cast<size_t>(w.windows) * static_cast<size_t>(w.lanes) * 3 * 8);
+  off = align256(off + nwin * static_cast<size_t>(w.lanes + w.splits) * sizeof(WindowLane));
+  w.split_src_off = off;
+  off = align256(off + nwin * nsplit * sizeof(SplitStart));
+  w.split_state_off = off;
+  off = align256(off + nsplit * static_cast<size_t>(w.rule.carry_per_seq) * 4);
   const size_t rows = static_cast<size_t>(token_rows(s));
   const size_t a16 = 2;
   w.q_off = off;
@@ -191,14 +258,186 @@ __device__ int64_t block_exclusive_scan(int64_t x, int64_t* total) {
   return r;
 }
 
+// Lane i of window w before any cut: the sequence rank k (-1: none) and its chunks [cb, ce) in
+// the window (its own chunk indices).
+struct WindowSpan {
+  int64_t k, cb, ce;
+};
+__device__ WindowSpan window_span(const SeqTable& tab, bool time_major, int64_t total, int64_t M,
+                                  int64_t W, int64_t w, int64_t i) {
+  const int64_t c0 = w * W;
+  const int64_t nc = W < M - c0 ? W : M - c0;
+  int64_t k = -1, cb = 0, ce = 0;
+  if (c0 < total && i < nc) {
+    if (time_major) {
+      // The window starts at sequence ka of step ca and meets sequences (ka + i) mod a_ca.
+      const int64_t ca = tab.step_of(c0);
+      const int64_t a = tab.off(ca + 1) - tab.off(ca);
+      if (i < a) {
+        k = (c0 - tab.off(ca) + i) % a;
+        const int64_t cnt = tab.start(k + 1) - tab.start(k);
+        cb = tab.first_step_from(c0, k, cnt);
+        ce = tab.first_step_from(c0 + nc, k, cnt);
+      }
+    } else {
+      k = tab.find(c0) + i;
+      if (k < tab.count() && tab.start(k) < c0 + nc) {
+        const int64_t first = tab.start(k), end = tab.start(k + 1);
+        cb = (first > c0 ? first : c0) - first;
+        ce = (end < c0 + nc ? end : c0 + nc) - first;
+      }
+    }
+    if (cb >= ce) k = -1;
+  }
+  return WindowSpan{k, cb, ce};
+}
+
+// Prefix segments of n chunks that all end by time m (SplitRule): segment j gets m - r (chunks
+// before it), the last the rest. Returns their count (0: more than smax, or no progress), adds
+// their times to *work and, with len, writes their lengths.
+__device__ int prefix_cuts(int64_t n, int64_t m, float r, int smax, float* work, int64_t* len) {
+  int64_t pre = 0;
+  for (int j = 0; j < smax; ++j) {
+    const int64_t rest = n - pre;
+    const float before = r * static_cast<float>(pre);
+    if (before + static_cast<float>(rest) <= static_cast<float>(m)) {
+      if (len) len[j] = rest;
+      *work += before + static_cast<float>(rest);
+      return j + 1;
+    }
+    const auto l = static_cast<int64_t>(static_cast<float>(m) - before);
+    if (l < 1) return 0;
+    if (len) len[j] = l;
+    *work += before + static_cast<float>(l);
+    pre += l;
+  }
+  return 0;
+}
+
+// Exclusive prefix sums over a warp's 64 values (thread t holds values t and 32 + t); *total
+// gets their sum.
+__device__ void warp_scan64(int64_t v0, int64_t v1, int64_t* e0, int64_t* e1, int64_t* total) {
+  const int lane = threadIdx.x & 31;
+  int64_t i0 = v0, i1 = v1;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int64_t y0 = __shfl_up_sync(0xffffffffu, i0, off), y1 = __shfl_up_sync(0xffffffffu, i1, off);
+    if (lane >= off) {
+      i0 += y0;
+      i1 += y1;
+    }
+  }
+  const int64_t t0 = __shfl_sync(0xffffffffu, i0, 31);
+  *e0 = i0 - v0;
+  *e1 = t0 + i1 - v1;
+  *total = t0 + __shfl_sync(0xffffffffu, i1, 31);
+}
+
+// One warp: window w's map of L + X entries with its longest sequences cut into prefix segments
+// by the rule (SplitRule), and the sources of their start states (X entries).
+__device__ void split_window(const ServingIndices& x, const SeqTable& tab, bool time_major, int64_t total,
+                             int64_t M, int64_t W, int64_t w, int64_t L, int64_t X, const SplitRule& rule,
+                             WindowLane* map, SplitStart* src) {
+  const int lane = threadIdx.x & 31;
+  WindowSpan sp[2];
+  int64_t n[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t i = lane + 32 * h;
+    sp[h] = i < L ? window_span(tab, time_major, total, M, W, w, i) : WindowSpan{-1, 0, 0};
+    n[h] = sp[h].k >= 0 ? sp[h].ce - sp[h].cb : 0;
+  }
+  int64_t nmax = n[0] > n[1] ? n[0] : n[1];
+  float work0 = static_cast<float>(n[0] + n[1]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const int64_t y = __shfl_xor_sync(0xffffffffu, nmax, off);
+    nmax = y > nmax ? y : nmax;
+    work0 += __shfl_xor_sync(0xffffffffu, work0, off);
+  }
+  // Whether every sequence fits by time m (the bounds of the rule).
+  const auto fits = [&](int64_t m) {
+    float work = 0.f;
+    int64_t extra = 0;
+    int bad = 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (n[h] == 0) continue;
+      const int c = prefix_cuts(n[h], m, rule.r, rule.smax, &work, nullptr);
+      bad |= c == 0;
+      extra += c - 1;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      work += __shfl_xor_sync(0xffffffffu, work, off);
+      extra += __shfl_xor_sync(0xffffffffu, extra, off);
+      bad |= __shfl_xor_sync(0xffffffffu, bad, off);
+    }
+    return !bad && extra <= X && (rule.forced || work <= rule.lam * static_cast<float>(m));
+  };
+  int64_t lo = rule.min_m < nmax ? rule.min_m : nmax, hi = nmax > 1 ? nmax : 1;
+  lo = lo > 1 ? lo : 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (fits(mid)) hi = mid; else lo = mid + 1;
+  }
+  const float uncut = fmaxf(static_cast<float>(nmax), rule.lam > 0.f ? work0 / rule.lam : 0.f);
+  const int64_t m = rule.forced || static_cast<float>(lo) < 0.95f * uncut ? lo : nmax;
+  // The cuts at m; segments first (each the window's longest walks), then the sequences whole.
+  int64_t len[2][kMaxPrefixSegments];
+  int64_t segs[2], cut[2], whole[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float unused = 0.f;
+    segs[h] = n[h] > 0 ? prefix_cuts(n[h], m, rule.r, rule.smax, &unused, len[h]) : 0;
+    if (segs[h] == 0 && n[h] > 0) segs[h] = 1, len[h][0] = n[h];  // (m = nmax always fits)
+    cut[h] = segs[h] > 1 ? 1 : 0;
+    whole[h] = segs[h] == 1 ? 1 : 0;
+  }
+  int64_t pos_cut[2], pos_whole[2], slot[2], ncut_entries, nwhole, nslots;
+  warp_scan64(cut[0] * segs[0], cut[1] * segs[1], &pos_cut[0], &pos_cut[1], &ncut_entries);
+  warp_scan64(whole[0], whole[1], &pos_whole[0], &pos_whole[1], &nwhole);
+  warp_scan64(cut[0], cut[1], &slot[0], &slot[1], &nslots);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const WindowSpan& a = sp[h];
+    if (whole[h]) map[ncut_entries + pos_whole[h]] = WindowLane{a.k, a.cb, a.cb, a.ce, -1, 1};
+    if (!cut[h]) continue;
+    int64_t b = a.cb;
+    for (int j = 0; j < segs[h]; ++j) {
+      map[pos_cut[h] + j] = WindowLane{a.k, a.cb, b, b + len[h][j], slot[h], j + 1 == segs[h] ? 1 : 0};
+      b += len[h][j];
+    }
+    // The start state: the carry slot of the sequence (time-major) past its first window, else
+    // its read slot of past_state or of the pool, else zeros.
+    SplitStart ss{a.k, 0, 0};
+    if (a.cb > 0) {
+      ss.kind = 1;
+      ss.base = a.k * rule.carry_per_seq;
+    } else {
+      ResolvedSequence r;
+      resolve_sequence(x, tab.seq(a.k), &r);  // true: the table holds only sequences that resolve
+      if (r.read >= 0) {
+        ss.kind = rule.past ? 2 : 3;
+        ss.base = r.read * (rule.past ? rule.past_sb : rule.pres_sb);
+      }
+    }
+    src[slot[h]] = ss;
+  }
+  for (int64_t e = ncut_entries + nwhole + lane; e < L + X; e += 32) map[e] = WindowLane{-1, 0, 0, 0, -1, 0};
+  for (int64_t e = nslots + lane; e < X; e += 32) src[e] = SplitStart{-1, 0, 0};
+}
+
 // Time-major calls rank the sequences longest first (a rank count per sequence over all
 // others: they have at most kTimeMajorMaxSequences unless a test forces the layout), then
 // write the steps' offsets off[c] = sum_k min(cnt_k, c).
 // Then the chunk map and the window map (chunked_layout.cuh) for windows of W chunks.
+// With X > 0 the window map cuts sequences into prefix segments (split_window).
 __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, int64_t* table,
                                                               bool time_major, int64_t M, int64_t W,
-                                                              int64_t windows, int64_t L,
-                                                              int64_t* cmap, int64_t* wmap) {
+                                                              int64_t windows, int64_t L, int64_t X,
+                                                              SplitRule rule, int64_t* cmap,
+                                                              WindowLane* wmap, SplitStart* ssrc) {
   __shared__ int64_t tot_chunks, tot_seqs;
   int64_t chunks = 0, seqs = 0;  // running sums over the tiles before this one
   int64_t* start = table + 1;
@@ -290,35 +529,16 @@ __global__ void __launch_bounds__(kTableThreads) table_kernel(ServingIndices x, 
     cmap[2 * g] = t0;
     cmap[2 * g + 1] = bn;
   }
-  // Window map: scan CTA i of window w -> (k, cbeg, cend).
-  for (int64_t e = threadIdx.x; e < windows * L; e += kTableThreads) {
-    const int64_t c0 = (e / L) * W, i = e % L;
-    const int64_t nc = W < M - c0 ? W : M - c0;
-    int64_t k = -1, cb = 0, ce = 0;
-    if (c0 < total && i < nc) {
-      if (time_major) {
-        // The window starts at sequence ka of step ca and meets sequences (ka + i) mod a_ca.
-        const int64_t ca = tab.step_of(c0);
-        const int64_t a = tab.off(ca + 1) - tab.off(ca);
-        if (i < a) {
-          k = (c0 - tab.off(ca) + i) % a;
-          const int64_t cnt = tab.start(k + 1) - tab.start(k);
-          cb = tab.first_step_from(c0, k, cnt);
-          ce = tab.first_step_from(c0 + nc, k, cnt);
-        }
-      } else {
-        k = tab.find(c0) + i;
-        if (k < tab.count() && tab.start(k) < c0 + nc) {
-          const int64_t first = tab.start(k), end = tab.start(k + 1);
-          cb = (first > c0 ? first : c0) - first;
-          ce = (end < c0 + nc ? end : c0 + nc) - first;
-        }
-      }
-      if (cb >= ce) k = -1;
+  // Window map: scan CTA i of window w -> its entry (chunked_layout.cuh).
+  if (X == 0) {
+    for (int64_t e = threadIdx.x; e < windows * L; e += kTableThreads) {
+      WindowSpan sp = window_span(tab, time_major, total, M, W, e / L, e % L);
+      wmap[e] = WindowLane{sp.k, sp.cb, sp.cb, sp.ce, -1, 1};
     }
-    wmap[3 * e] = k;
-    wmap[3 * e + 1] = cb;
-    wmap[3 * e + 2] = ce;
+  } else {
+    for (int64_t w = threadIdx.x >> 5; w < windows; w += kTableThreads / 32) {
+      split_window(x, tab, time_major, total, M, W, w, L, X, rule, wmap + w * (L + X), ssrc + w * X);
+    }
   }
 }
 
@@ -445,9 +665,10 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   // 2. The sequence table; 3. sequences without chunks.
   auto* table = reinterpret_cast<int64_t*>(ws + w.table_off);
   auto* cmap = reinterpret_cast<int64_t*>(ws + w.cmap_off);
-  auto* wmap = reinterpret_cast<int64_t*>(ws + w.wmap_off);
+  auto* wmap = reinterpret_cast<WindowLane*>(ws + w.wmap_off);
+  auto* ssrc = reinterpret_cast<SplitStart*>(ws + w.split_src_off);
   table_kernel<<<1, kTableThreads, 0, stream>>>(s.ix, table, w.time_major, w.max_chunks, w.window,
-                                                w.windows, w.lanes, cmap, wmap);
+                                                w.windows, w.lanes, w.splits, w.rule, cmap, wmap, ssrc);
   LINATTN_RETURN_IF_ERROR(launch_error("table"));
   edges_kernel<<<static_cast<unsigned>(s.ix.N), 256, 0, stream>>>(p, s.ix);
   LINATTN_RETURN_IF_ERROR(launch_error("edges"));
@@ -457,7 +678,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.p = p;
   a.split = o.split_state;
   a.pw = o.p_warpgroup;
-  a.head = whole_heads(p, w.lanes, o.split_state, o.whole_head);
+  a.head = w.head;
   a.gate_dtype = gate_dtype;
   set_vector_access(a);
   a.g = reinterpret_cast<float*>(ws + w.rg_off);
@@ -475,7 +696,10 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.time_major = w.time_major;
   a.chunk_map = cmap;
   a.window_map = wmap;
-  a.window_lanes = w.lanes;
+  a.window_lanes = w.lanes + w.splits;
+  a.split_lanes = w.splits;
+  a.split_src = ssrc;
+  a.split_state = reinterpret_cast<float*>(ws + w.split_state_off);
   for (int64_t c0 = 0; c0 < w.max_chunks; c0 += w.window) {
     a.c0 = c0;
     a.nc = std::min(w.window, w.max_chunks - c0);

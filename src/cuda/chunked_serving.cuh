@@ -11,8 +11,9 @@
 
 namespace linattn::detail::cuda {
 
-// split_state, max_window_chunks, run_prep and run_scan apply; segments do not (serving
-// windows are cut over the global chunk index instead, see chunked_serving.cu).
+// split_state, max_window_chunks, whole_head, prefix, prefix_share, run_prep and run_scan
+// apply; segments only with prefix = 1 (serving windows are cut over the global chunk index, and
+// their sequences into prefix segments by the rule in chunked_serving.cu).
 struct ChunkedServingOptions : ChunkedOptions {
   // How the chunks of all sequences are numbered, which decides what one window holds
   // (chunked_layout.cuh). kAuto: time-major when the call has at most kTimeMajorMaxSequences

@@ -4,8 +4,8 @@
 // separate read pools and read slots, padded slot strides, batch rows, prefix checkpoints,
 // fused q/k L2 norm and gating, an out-of-range slot (flag, sequence untouched), windows forced
 // small so that sequences cross them, and a varlen call of equal lengths against the dense
-// chunked prefill on the same data. Outputs and pools are NaN-poisoned; slots nobody writes
-// must stay bit-identical.
+// chunked prefill on the same data, sequences cut into prefix segments. Outputs and pools are
+// NaN-poisoned; slots nobody writes must stay bit-identical.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -156,9 +156,11 @@ using Layout = detail::cuda::ChunkedServingOptions::Layout;
 // The CUDA serving call: window = 0 through the public API (the library's choice), window > 0
 // through the chunked serving entry with windows of that many chunks and the given numbering
 // of the chunks (chunked_layout.cuh), the P o Q K^T warpgroup or not, and the form of the final
-// pass (ChunkedOptions::whole_head: -1 the rule, 0 slabs, 1 whole heads).
+// pass (ChunkedOptions::whole_head: -1 the rule, 0 slabs, 1 whole heads), and prefix segments
+// (ChunkedOptions::prefix: -1 the rule, 0 none, 1 the longest sequences of every window cut into
+// `segments`).
 Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajor, bool p_warpgroup = true,
-                int whole_head = -1) {
+                int whole_head = -1, int prefix = -1, int segments = 0) {
   Result r{k.out, k.pool, k.past};
   Mirror m;
   const linattn_tensor dout = m.up(r.out), dpool = m.up(r.pool);
@@ -186,6 +188,8 @@ Result run_cuda(const Call& k, int64_t window, Layout layout = Layout::kTimeMajo
     o.max_window_chunks = window;
     o.p_warpgroup = p_warpgroup;
     o.whole_head = whole_head;
+    o.prefix = prefix;
+    o.segments = segments;
     detail::Exec e;
     e.workspace_bytes = detail::cuda::chunked_prefill_serving_workspace_bytes_with(s, o);
     EXPECT_EQ(cudaMalloc(&e.workspace, e.workspace_bytes > 0 ? e.workspace_bytes : 1), cudaSuccess);
@@ -446,6 +450,94 @@ TEST(ChunkedServing, OutOfRangeSlotRaisesFlag) {
   Call cmp = k;
   cmp.slot[5] = -1;  // for the slot bookkeeping: sequence 5 writes nothing
   compare(cmp, ref, dev, 5, kTol, "out-of-range slot");
+}
+
+// Whether two results are the same bits (outputs, pools and their padding).
+void expect_identical(const Result& a, const Result& b, const std::string& what) {
+  EXPECT_EQ(std::memcmp(a.out.data(), b.out.data(), a.out.storage_bytes()), 0) << what << ": output differs";
+  EXPECT_EQ(std::memcmp(a.pool.data(), b.pool.data(), a.pool.storage_bytes()), 0) << what << ": pool differs";
+}
+
+// Sequences cut into prefix segments (chunked_layout.cuh), every segment's chain walking the
+// chunks before it alone from a copy of the start state: forced to 2, 3 and 4 segments per
+// sequence of a window, in one window (start states read in place from the pool, zeros, PAD
+// and zero-length sequences beside them) and across windows of 3 chunks (from the carry), on
+// both forms of the final pass; with checkpoints; from a separate read pool with d_k = 64 and
+// two query heads per state (slabs); and the library's rule on a lone long sequence. The chain
+// before a segment runs exactly the uncut walk's arithmetic, so every result equals the uncut
+// call bit for bit, and it matches the reference.
+TEST(ChunkedServing, PrefixSegments) {
+  LINATTN_SKIP_WITHOUT_GPU();
+  const auto check = [](const Call& k, const Result& ref, int64_t window, int whole_head,
+                        std::initializer_list<int> cuts, const std::string& name) {
+    const Result whole = run_cuda(k, window, Layout::kTimeMajor, true, whole_head, 0);
+    EXPECT_EQ(whole.flag, 0);
+    for (int n : cuts) {
+      const Result d = run_cuda(k, window, Layout::kTimeMajor, true, whole_head, 1, n);
+      EXPECT_EQ(d.flag, 0);
+      const std::string what = name + " (" + std::to_string(n) + " segments, window " + std::to_string(window) +
+                               (whole_head == 1 ? ", whole heads)" : whole_head == 0 ? ", slabs)" : ")");
+      compare(k, ref, d, -1, kTol, what.c_str());
+      expect_identical(whole, d, what);
+    }
+  };
+  {
+    const Call k = varlen_pool_call(801);
+    const Result ref = run_reference(k);
+    for (int whole_head : {1, 0}) {
+      for (int64_t window : {64, 3}) check(k, ref, window, whole_head, {2, 3, 4}, "varlen pool");
+    }
+  }
+  {
+    Call k;
+    k.lens = {200, 64, 10, 700};
+    k.c = dims(1, 974, 811);
+    k.in = make_inputs(k.c);
+    k.out = output_for(k.c);
+    k.pool = make_pool(k.c, 24, false, true, 812);
+    k.slot = {0, 1, 2, 3};
+    k.interval = 64;
+    k.M = 11;
+    k.ckpt.assign(44, -1);
+    for (int64_t i = 0; i < 44; i += 3) k.ckpt[i] = 4 + i / 3;  // every third checkpoint kept
+    k.ckpt[3 * 11 + 10] = 20;  // past the long sequence's end (704 > 700 tokens): never written
+    k.make_index_tensors();
+    const Result ref = run_reference(k);
+    for (int whole_head : {1, 0}) check(k, ref, 64, whole_head, {3}, "checkpoints");
+    check(k, ref, 4, 1, {4}, "checkpoints");
+  }
+  {
+    Call k;
+    k.lens = {300, 64, 0, 129, 77};
+    k.c = dims(1, 570, 821, /*Hq=*/4, /*Hk=*/2, /*Hkv=*/2, /*d=*/64);
+    k.in = make_inputs(k.c);
+    k.out = output_for(k.c);
+    k.pool = make_pool(k.c, 7, false, true, 822);
+    k.past = make_pool(k.c, 5, false, true, 823);
+    k.slot = {6, 0, 3, 1, 4};
+    k.read = {2, -1, 4, 0, 0};
+    k.init = {1, 1, 1, 1, 0};
+    k.make_index_tensors();
+    const Result ref = run_reference(k);
+    for (int64_t window : {64, 2}) check(k, ref, window, -1, {2, 4}, "read pool");
+  }
+  {
+    // One sequence of 24 chunks on 4 value heads: the rule cuts it (whole heads, 33 sequences'
+    // worth of SMs on the H100: four segments).
+    Call k;
+    k.lens = {1500};
+    k.c = dims(1, 1500, 831);
+    k.in = make_inputs(k.c);
+    k.out = output_for(k.c);
+    k.pool = make_pool(k.c, 3, false, true, 832);
+    k.slot = {1};
+    k.make_index_tensors();
+    const Result ref = run_reference(k);
+    const Result lib = run_cuda(k, 0);
+    EXPECT_EQ(lib.flag, 0);
+    compare(k, ref, lib, -1, kTol, "lone sequence (library)");
+    expect_identical(run_cuda(k, 64, Layout::kTimeMajor, true, -1, 0), lib, "lone sequence (library)");
+  }
 }
 
 // A varlen call of equal lengths equals the dense chunked prefill on the same sequences.
