@@ -225,19 +225,18 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   int s = 0;
   uint32_t phase = 0;
   const int64_t npre = cbeg - pbeg;
-  // Dense calls issue (K S)^T of a chunk at the end of the chunk before, as soon as its state is
-  // known, so that it runs while that chunk's outputs are stored: more products in flight where
-  // every SM runs a CTA. Serving calls issue it with (Q S)^T: their time is the longest
-  // sequence's, a lone CTA whose next chunk waits for (Q S)^T anyway (measured: the varlen row
-  // 9% slower with the early issue, 8 x 8192 5% faster).
-  constexpr bool kEarlyKS = !SERVING;
+  // (K S)^T of a chunk is issued at the end of the chunk before, as soon as its state is known,
+  // so that it runs while that chunk's outputs are stored: more products in flight where every
+  // SM runs a CTA (8 x 8192 5% faster). Serving calls issued it with (Q S)^T until their long
+  // sequences were cut into prefix segments (the varlen row was 9% slower with the early issue,
+  // its time then a lone CTA's tail; with the cuts 5% faster).
   float au[8][4];
   const auto issue_ks = [&](const uint16_t* Ks) {
     wg_begin(au);
 #pragma unroll
     for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
   };
-  if (kEarlyKS && pbeg < cend) {
+  if (pbeg < cend) {
     mbar_wait(full, 0);
     proxy_fence();
     issue_ks(stages);
@@ -254,12 +253,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     const bool out = io >= 0;
     const int bsel = static_cast<int>(io & 1);
     const uint32_t bpar = static_cast<uint32_t>((io >> 1) & 1);
-    // (Q S)^T from the state's fragments (and (K S)^T, unless it is under way).
-    if constexpr (!kEarlyKS) {
-      mbar_wait(full + s, phase);
-      proxy_fence();
-      issue_ks(Ks);
-    }
+    // (Q S)^T from the state's fragments ((K S)^T is under way).
     float ao[8][4];
     if (out) {
       wg_begin(ao);
@@ -356,7 +350,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     // Every read of the stage by this warpgroup is complete.
     mbar_arrive(empty + s);
     state_frags();
-    if constexpr (kEarlyKS) {
+    {
       // The next chunk's (K S)^T (on the last chunk a product of this stage that nobody reads,
       // so that no wgmma stands in a branch).
       int sn = s;
@@ -371,11 +365,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
       wg_issued();
     }
     if (out) {
-      if constexpr (kEarlyKS) {
-        wg_complete_prior();
-      } else {
-        wg_complete();
-      }
+      wg_complete_prior();
       wg_done(ao);
       mbar_arrive(pfree + bsel);
       // O^T (the warp's 16 value columns x the chunk's tokens) to the warp's tile transposed,
@@ -411,10 +401,8 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     if constexpr (SERVING) store_checkpoint(accS, args, cl, cbeg, seq_n, seq_len, h, sm, vcol);
     next_stage(s, phase);
   }
-  if constexpr (kEarlyKS) {
-    wg_complete();
-    wg_done(au);
-  }
+  wg_complete();
+  wg_done(au);
   // Only the last segment's end state leaves the window.
   if (seg + 1 == args.nseg && (!SERVING || wk.fin_p || wk.fin_f)) {
     if (wk.fin_p) {
