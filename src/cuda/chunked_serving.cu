@@ -384,13 +384,14 @@ __device__ void split_window(const ServingIndices& x, const SeqTable& tab, bool 
   const float uncut = fmaxf(static_cast<float>(nmax), rule.lam > 0.f ? work0 / rule.lam : 0.f);
   const int64_t m = rule.forced || static_cast<float>(lo) < 0.95f * uncut ? lo : nmax;
   // The cuts at m; segments first (each the window's longest walks), then the sequences whole.
+  // Every sequence has its cuts at m: either m = nmax (one segment each) or the search found m
+  // to fit.
   int64_t len[2][kMaxPrefixSegments];
   int64_t segs[2], cut[2], whole[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float unused = 0.f;
     segs[h] = n[h] > 0 ? prefix_cuts(n[h], m, rule.r, rule.smax, &unused, len[h]) : 0;
-    if (segs[h] == 0 && n[h] > 0) segs[h] = 1, len[h][0] = n[h];  // (m = nmax always fits)
     cut[h] = segs[h] > 1 ? 1 : 0;
     whole[h] = segs[h] == 1 ? 1 : 0;
   }
