@@ -21,7 +21,8 @@
 //
 // With segments (chunked_layout.cuh) each CTA walks one segment of the window. The local pass
 // (LOCAL: the chain and the loads alone, two CTAs per SM on sm_90a) skips the outputs and
-// writes the segment's end state; its extra CTAs run the same recurrence on d_k x 64 column
+// writes the segment's end state (the state fed to K S as the call's split says, LSPLIT); its
+// extra CTAs run the same recurrence on d_k x 64 column
 // blocks of the transition product (start I, V = 0: then
 // S <- exp(G_C) S - K^T diag(exp(G_C - G)) T diag(b L) K S = M_c S). The final pass starts
 // segment s > 0 from the state the combine pass left in slot s - 1. With prefix segments
@@ -163,7 +164,7 @@ __device__ __forceinline__ void p_times_u(float (&ao)[8][4], const uint32_t (&ph
 }
 
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING, bool PW>
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING, bool PW, bool LSPLIT>
 __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan<DK, LOCAL, PW>::kCtas)
     chunked_scan_kernel(const KernelArgs args) {
   const LinearAttentionParams& p = args.p;
@@ -300,9 +301,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
   // X = V - diag(L) K S feeds T diag(b) as hi + lo parts: rounded once to 16 bits it put
   // five serving tests over their 3e-3 bound and the ungated delta rule at 3.2e-3 (2.6e-3
   // split). The local pass of a segment after the first starts from zero (or I) and skips the
-  // split.
+  // split. The state's split follows the call in both passes (the local pass's as a template
+  // argument, LSPLIT: as a run-time flag ptxas serialized its k-step issue): the local pass
+  // rounds S to 16 bits for K S where the final pass does.
   const bool xsplit = !LOCAL || seg == 0;
-  const bool ssplit = LOCAL || args.split;
+  const bool ssplit = LOCAL ? LSPLIT : args.split;
   if (wg == 0) {
     // (PW: each warpgroup takes its registers where its code starts, so that ptxas gives each
     // branch its own budget.)
@@ -766,10 +769,10 @@ cudaError_t prepare(void (*kernel)(KernelArgs)) {
   return err;
 }
 
-template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false, bool PW = false>
+template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false, bool PW = false, bool LSPLIT = true>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
   using Plan = ScanPlan<DK, LOCAL, PW>;
-  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING, PW>;
+  auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING, PW, LSPLIT>;
   constexpr size_t bytes = Plan::bytes();
   cudaError_t err = prepare<DK, LOCAL, PW>(kernel);
   if (err != cudaSuccess) {
@@ -797,7 +800,7 @@ bool use_pw(const KernelArgs& a) {
   static std::array<std::atomic<int>, 64> cache{};
   return asked_once_per_device(cache, [](int) {
     cudaFuncAttributes attr{};
-    return cudaFuncGetAttributes(&attr, chunked_scan_kernel<BF16, 128, true, false, false, true>) == cudaSuccess &&
+    return cudaFuncGetAttributes(&attr, chunked_scan_kernel<BF16, 128, true, false, false, true, true>) == cudaSuccess &&
            attr.ptxVersion >= 90;
   });
 }
@@ -816,7 +819,11 @@ Status launch_rule(const KernelArgs& a, cudaStream_t stream) {
     }
   }
   if (a.serving) return a.p.delta ? launch<BF16, DK, true, false, true>(a, stream) : launch<BF16, DK, false, false, true>(a, stream);
-  if (a.local) return a.p.delta ? launch<BF16, DK, true, true>(a, stream) : launch<BF16, DK, false, true>(a, stream);
+  if (a.local) {
+    // The split matters to the local pass's chain only with the delta rule's K S.
+    if (!a.p.delta) return launch<BF16, DK, false, true>(a, stream);
+    return a.split ? launch<BF16, DK, true, true>(a, stream) : launch<BF16, DK, true, true, false, false, false>(a, stream);
+  }
   return a.p.delta ? launch<BF16, DK, true, false>(a, stream) : launch<BF16, DK, false, false>(a, stream);
 }
 
@@ -828,7 +835,7 @@ size_t scan_smem(int dk) { return dk == 128 ? ScanPlan<128, false>::bytes() : Sc
 namespace {
 template <int DK, bool LOCAL>
 int ctas_per_sm() {
-  auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false, false>;
+  auto kernel = chunked_scan_kernel<true, DK, true, LOCAL, false, false, true>;
   int n = 0;
   if (prepare<DK, LOCAL>(kernel) != cudaSuccess ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, ScanPlan<DK, LOCAL>::kThreadsAll,
