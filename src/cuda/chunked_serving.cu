@@ -56,9 +56,12 @@ constexpr int64_t kMinSplitChunks = 8;
 // How the table kernel cuts the sequences of a window into prefix segments (chunked_layout.cuh).
 // In chunk times with outputs (a chunk the chain walks alone costs r), it looks for the
 // smallest makespan M such that every sequence fits into at most smax segments that all end by
-// M (segment j gets M - r x (the chunks before it), the last the rest), the segments beyond the
+// M (the fewest that do, with the least work: prefix_cuts), the segments beyond the
 // first number at most X, and the work of all of them fits the SMs: sum of times <= lam M, lam
-// being the sequences the final pass runs at once (SMs over CTAs per sequence). It cuts only
+// being the sequences the final pass runs at once (SMs over CTAs per sequence). The segments of
+// the cut sequences, which the map puts first, also number at most lam, so that all start at
+// once: the work bound alone let the least-work cuts take three segments of a lone sequence on
+// 64 CTAs each, whose third waited for the first to end (lone 65536-token row +3%). It cuts only
 // where M is below 0.95 of the window's time uncut, max(longest, work / lam), and M is at least
 // kMinSplitChunks (a CTA's start, its state load and first stages, costs a few chunks' time,
 // which the rule does not count). Forced (tests): the work bound, the gain and the least M are
@@ -292,26 +295,64 @@ __device__ WindowSpan window_span(const SeqTable& tab, bool time_major, int64_t 
   return WindowSpan{k, cb, ce};
 }
 
-// Prefix segments of n chunks that all end by time m (SplitRule): segment j gets m - r (chunks
-// before it), the last the rest. Returns their count (0: more than smax, or no progress), adds
-// their times to *work and, with len, writes their lengths.
+// Prefix segments of n chunks that all end by time m (SplitRule), where a segment's time is its
+// chunks plus r times the chunks before it (its chain walks them first). Their count is the
+// fewest that fit: the cut from the front with each segment as long as it can be. Their lengths
+// then come from the back, each as long as it can be: every chunk in front of a segment is
+// walked again by its chain, so short front segments leave the least work (n + r sum of the
+// segments' prefixes) to share the SMs with the other sequences. Returns the count (0: more
+// than smax, or no progress), adds the segments' times to *work and, with len, writes their
+// lengths.
 __device__ int prefix_cuts(int64_t n, int64_t m, float r, int smax, float* work, int64_t* len) {
-  int64_t pre = 0;
-  for (int j = 0; j < smax; ++j) {
+  // The count, and the work of the cut from the front (no arrays: the table kernel's binary
+  // search calls this for every sequence at every step, and local arrays cost it about 10 us).
+  int s = 0;
+  float work_front = 0.f;
+  for (int64_t pre = 0;;) {
     const int64_t rest = n - pre;
     const float before = r * static_cast<float>(pre);
     if (before + static_cast<float>(rest) <= static_cast<float>(m)) {
-      if (len) len[j] = rest;
-      *work += before + static_cast<float>(rest);
-      return j + 1;
+      work_front += before + static_cast<float>(rest);
+      ++s;
+      break;
     }
     const auto l = static_cast<int64_t>(static_cast<float>(m) - before);
-    if (l < 1) return 0;
-    if (len) len[j] = l;
-    *work += before + static_cast<float>(l);
+    if (l < 1 || s + 1 == smax) return 0;
+    work_front += before + static_cast<float>(l);
+    ++s;
     pre += l;
   }
-  return 0;
+  // From the back: segment j takes at most (m - r rest) / (1 - r) of the rest (its prefix is the
+  // rest less itself) and leaves one chunk at least to each segment in front of it. With two
+  // segments or more r < 1 (the second's time is at least n > m otherwise).
+  bool back = s > 1;
+  float work_back = 0.f;
+  int64_t rest = n;
+  for (int j = s - 1; j > 0 && back; --j) {
+    auto l = static_cast<int64_t>((static_cast<float>(m) - r * static_cast<float>(rest)) / (1.f - r));
+    l = l < rest - j ? l : rest - j;
+    back = l >= 1;
+    work_back += r * static_cast<float>(rest - l) + static_cast<float>(l);
+    if (len) len[j] = l;
+    rest -= l;
+  }
+  // Rounding down can leave the front segment over m: then the cut from the front.
+  back = back && rest <= m;
+  if (back) {
+    if (len) len[0] = rest;
+    *work += work_back + static_cast<float>(rest);
+    return s;
+  }
+  *work += work_front;
+  if (len) {
+    int64_t pre = 0;
+    for (int j = 0; j < s; ++j) {
+      const int64_t l = j + 1 == s ? n - pre : static_cast<int64_t>(static_cast<float>(m) - r * static_cast<float>(pre));
+      len[j] = l;
+      pre += l;
+    }
+  }
+  return s;
 }
 
 // Exclusive prefix sums over a warp's 64 values (thread t holds values t and 32 + t); *total
@@ -358,7 +399,7 @@ __device__ void split_window(const ServingIndices& x, const SeqTable& tab, bool 
   // Whether every sequence fits by time m (the bounds of the rule).
   const auto fits = [&](int64_t m) {
     float work = 0.f;
-    int64_t extra = 0;
+    int64_t extra = 0, cut_entries = 0;
     int bad = 0;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -366,14 +407,17 @@ __device__ void split_window(const ServingIndices& x, const SeqTable& tab, bool 
       const int c = prefix_cuts(n[h], m, rule.r, rule.smax, &work, nullptr);
       bad |= c == 0;
       extra += c - 1;
+      cut_entries += c > 1 ? c : 0;
     }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
       work += __shfl_xor_sync(0xffffffffu, work, off);
       extra += __shfl_xor_sync(0xffffffffu, extra, off);
+      cut_entries += __shfl_xor_sync(0xffffffffu, cut_entries, off);
       bad |= __shfl_xor_sync(0xffffffffu, bad, off);
     }
-    return !bad && extra <= X && (rule.forced || work <= rule.lam * static_cast<float>(m));
+    return !bad && extra <= X &&
+           (rule.forced || (work <= rule.lam * static_cast<float>(m) && static_cast<float>(cut_entries) <= rule.lam));
   };
   int64_t lo = rule.min_m < nmax ? rule.min_m : nmax, hi = nmax > 1 ? nmax : 1;
   lo = lo > 1 ? lo : 1;
