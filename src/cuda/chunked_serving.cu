@@ -304,8 +304,8 @@ __device__ WindowSpan window_span(const SeqTable& tab, bool time_major, int64_t 
 // than smax, or no progress), adds the segments' times to *work and, with len, writes their
 // lengths.
 __device__ int prefix_cuts(int64_t n, int64_t m, float r, int smax, float* work, int64_t* len) {
-  // The count, and the work of the cut from the front (no arrays: the table kernel's binary
-  // search calls this for every sequence at every step, and local arrays cost it about 10 us).
+  // The count, and the work of the cut from the front (kept in registers: the table kernel's
+  // binary search calls this for every sequence at every step).
   int s = 0;
   float work_front = 0.f;
   for (int64_t pre = 0;;) {
