@@ -266,7 +266,8 @@ __device__ __forceinline__ void store_p(const uint32_t (&f)[4][4], uint16_t* til
 // records rec0 + cl (time-major serving calls: rec0 + off(cl)); serving calls count cl within
 // the sequence, dense calls within the window. The state comes from init_f (float32
 // [d_k][d_v]) or init_p (any dtype, row stride init_sk) or is zero, and goes to fin_f or fin_p
-// likewise (neither: a serving call's prefix segment before the last). Serving: the sequence seq_n and its length (checkpoints).
+// likewise (neither: a serving call's prefix segment before the last). Serving: the sequence
+// seq_n and its length (checkpoints).
 struct Walk {
   int64_t bh, b, pbeg, cbeg, cend, rec0, tbase, tok_end;
   int h, seg;

@@ -110,9 +110,11 @@ void split_rule(const LinearAttentionServing& s, const ChunkedServingOptions& o,
     w->splits = w->lanes * (r.smax - 1);
     return;
   }
+  // Both final-pass forms hold an SM alone by their shared memory (the slab form's one CTA per SM
+  // is asserted by ChunkedPrefill.FitsDeviceSharedMemory; the whole-head form takes 222 KB), so
+  // the rule asks no occupancy on every call.
   const int64_t per_seq = int64_t{p.Hkv} * (w->head ? 1 : p.dv / kSlab);
-  const int64_t ctas = int64_t{sm_count()} * std::max(1, scan_ctas_per_sm(p.dk, false));
-  r.lam = static_cast<float>(static_cast<double>(ctas) / static_cast<double>(per_seq));
+  r.lam = static_cast<float>(static_cast<double>(sm_count()) / static_cast<double>(per_seq));
   r.smax = kMaxPrefixSegments;
   r.min_m = kMinSplitChunks;
   w->splits = std::min<int64_t>(static_cast<int64_t>(r.lam), w->lanes * (r.smax - 1));
