@@ -41,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "core/dtype.hpp"
 #include "cuda/chunked_layout.cuh"
@@ -346,12 +347,18 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     // V's tile is swizzled: the k steps below move whole atoms, which the swizzle leaves alone.
     const int foff = frag_t_offset(kBuf), voff = swz_off(frag_t_offset(kStaged));
     constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
-    // The local pass issues the products after K S k step by k step (below).
-    constexpr bool kPipe = LOCAL;
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
     const int64_t npre = cbeg - pbeg;  // chunks before the segment
-    for (int64_t cl = pbeg, i = 0; cl < cend; ++cl, ++i) {
+    // One chunk of the chain; OUT: a chunk with outputs (the final pass from the segment's first
+    // chunk on), else the chain alone (the local pass, and the chunks a prefix segment walks
+    // before its own), which hands nothing to the outputs.
+    const auto chunk = [&](auto out_tag, int64_t cl, int64_t i) __attribute__((always_inline)) {
+      constexpr bool OUT = decltype(out_tag)::value;
+      // The local pass issues the products after K S k step by k step (below); a prefix
+      // segment's chain keeps the final pass's order, so that its state is the uncut call's to
+      // the bit (and k-step issue measured 1% slower there).
+      constexpr bool kPipe = LOCAL;
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
       const uint16_t* Tbs = st + Plan::kOffT;
@@ -360,7 +367,6 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // io: the chunk's index among those with outputs (negative before the segment, where the
       // buffers still alternate by chunk: the split state's lo tile feeds the chain's K S).
       const int64_t io = i - npre;
-      const bool out = !LOCAL && io >= 0;
       const int bsel = static_cast<int>(io & 1);
       uint16_t* sb = Sbuf + bsel * 2 * DK * kSlab;  // final pass
       uint16_t* slo = LOCAL ? Sbuf : sb + DK * kSlab;
@@ -374,14 +380,14 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       }
       // The state at the start of chunk i to buffer i % 2 once chunk i - 2's outputs are done
       // with it (the local pass: its lo part alone, for the delta rule's K S).
-      // Before the segment nothing reads the buffers but the chain itself: the stores go on
-      // (in a branch they made ptxas serialize the products around them).
-      if (out && io >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((io >> 1) - 1) & 1));
-      if constexpr (!LOCAL) {
+      // Before the segment (the chain alone, a loop of its own: as a branch in one loop the
+      // stores made ptxas serialize the products around them) nothing is handed over.
+      if (OUT && io >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((io >> 1) - 1) & 1));
+      if constexpr (OUT) {
 #pragma unroll
         for (int kk = 0; kk < KS; ++kk) stsm_x4_t(sh[kk], sb + foff + il(16 * kk, 0, kBuf));
       }
-      if (ssplit && (DELTA || !LOCAL)) {
+      if (ssplit && (DELTA || OUT)) {
         // The local pass has one lo tile: every warp's product of chunk i - 1 has read it.
         if (LOCAL && i > 0) bar_sync(kBarWg, 128);
 #pragma unroll
@@ -391,14 +397,15 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
           stsm_x4_t(lo, slo + foff + il(16 * kk, 0, kBuf));
         }
       }
-      proxy_fence();
+      // (Nothing stored for the chain alone without the split: no fence on its path.)
+      if (OUT || LOCAL || ssplit) proxy_fence();
       if (DELTA && ssplit) {
         // (K S_lo)^T with S_lo^T the transpose of the [d_k][64] tile just written.
         bar_sync(kBarWg, 128);
         wg_gemm<BF16, Operand::kColsK, true>(au, slo, kBuf, Ks, kStaged, DK, true);
       }
       if constexpr (DELTA) wg_issued();
-      if (out) mbar_arrive(sfull + bsel);
+      if constexpr (OUT) mbar_arrive(sfull + bsel);
       // V^T as A fragments (k step m: tokens 16 m ..), and G of the thread's columns (tokens
       // 8 j + 2 (lane % 4) and the next).
       uint32_t vt[4][4];
@@ -522,7 +529,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         for (int kk = 0; kk < 4; ++kk) update_step(hf, kk);
       }
       if constexpr (NS > 1) wg_issued();
-      if constexpr (DELTA && !LOCAL) {
+      if constexpr (DELTA && OUT) {
         // U of chunk i to buffer i % 2 while the update runs.
         uint32_t upub[4][4];
 #pragma unroll
@@ -531,7 +538,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) stsm_x4_t(upub[kk], ub + foff + il(16 * kk, 0, kBuf));
         proxy_fence();
-        if (out) mbar_arrive(ufull + bsel);
+        mbar_arrive(ufull + bsel);
       }
       if constexpr (NS > 1) {
         // The state fragments of the first 64 rows while the others' products run.
@@ -547,6 +554,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       state_frags(NS > 1 ? 4 : 0, KS);
       if constexpr (SERVING) store_checkpoint(accS, args, cl, cbeg, seq_n, seq_len, h, sm, vcol);
       next_stage(s, phase);
+    };
+    int64_t cl = pbeg, i = 0;
+    for (; cl < (LOCAL ? cend : cbeg); ++cl, ++i) chunk(std::false_type{}, cl, i);
+    if constexpr (!LOCAL) {
+      for (; cl < cend; ++cl, ++i) chunk(std::true_type{}, cl, i);
     }
 
     if (LOCAL) {
