@@ -347,6 +347,10 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     // V's tile is swizzled: the k steps below move whole atoms, which the swizzle leaves alone.
     const int foff = frag_t_offset(kBuf), voff = swz_off(frag_t_offset(kStaged));
     constexpr int kBarWg = 2;  // warpgroup 0's own named barrier
+    // The local pass issues the products after K S k step by k step (below); a prefix segment's
+    // chain keeps the final pass's order, so that its state is the uncut call's to the bit (and
+    // k-step issue measured 1% slower there).
+    constexpr bool kPipe = LOCAL;
     int s = 0;  // the stage of chunk cl, in its use of parity `phase`
     uint32_t phase = 0;
     const int64_t npre = cbeg - pbeg;  // chunks before the segment
@@ -355,10 +359,6 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
     // before its own), which hands nothing to the outputs.
     const auto chunk = [&](auto out_tag, int64_t cl, int64_t i) __attribute__((always_inline)) {
       constexpr bool OUT = decltype(out_tag)::value;
-      // The local pass issues the products after K S k step by k step (below); a prefix
-      // segment's chain keeps the final pass's order, so that its state is the uncut call's to
-      // the bit (and k-step issue measured 1% slower there).
-      constexpr bool kPipe = LOCAL;
       const uint16_t* st = stages + s * kStage;
       const uint16_t* Ks = st;
       const uint16_t* Tbs = st + Plan::kOffT;
@@ -398,7 +398,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         }
       }
       // (Nothing stored for the chain alone without the split: no fence on its path.)
-      if (OUT || LOCAL || ssplit) proxy_fence();
+      if (OUT || ssplit) proxy_fence();
       if (DELTA && ssplit) {
         // (K S_lo)^T with S_lo^T the transpose of the [d_k][64] tile just written.
         bar_sync(kBarWg, 128);
