@@ -274,15 +274,16 @@ int bench_chunked_prefill(int argc, char** argv) {
   int states = 3;             // --state hi | hi+lo: only that state operand (bit 0: hi+lo, 1: hi)
   // --segments N (0: the rule), --window-mb N (records per window; 0: the library's bound),
   // --prefix 0|1 (never / always prefix segments; -1: the rule), --prefix-share X (0: the
-  // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup), --whole-head 0|1
-  // (ChunkedOptions::whole_head: slabs / whole heads; by default the rule). The serving rows
-  // take --prefix, --prefix-share and (with --prefix 1) --segments; their dense rows beside
-  // them run the library's defaults.
+  // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup), --pair 0|1
+  // (ChunkedOptions::pair_slabs), --whole-head 0|1 (ChunkedOptions::whole_head: slabs / whole
+  // heads; by default the rule). The serving rows take --prefix, --prefix-share, --pair and
+  // (with --prefix 1) --segments; their dense rows beside them run the library's defaults.
   detail::cuda::ChunkedOptions o;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--prefix") == 0) o.prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
     if (std::strcmp(argv[i], "--prefix-share") == 0) o.prefix_share = std::max(0.0, std::atof(argv[i + 1]));
     if (std::strcmp(argv[i], "--p-warpgroup") == 0) o.p_warpgroup = std::atoi(argv[i + 1]) != 0;
+    if (std::strcmp(argv[i], "--pair") == 0) o.pair_slabs = std::atoi(argv[i + 1]) != 0;
     if (std::strcmp(argv[i], "--whole-head") == 0) o.whole_head = std::atoi(argv[i + 1]) != 0 ? 1 : 0;
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--segments") == 0) o.segments = std::max(0, std::atoi(argv[i + 1]));
@@ -295,6 +296,7 @@ int bench_chunked_prefill(int argc, char** argv) {
   so.prefix = o.prefix;
   so.prefix_share = o.prefix_share;
   so.segments = o.segments;
+  so.pair_slabs = o.pair_slabs;
   // --varlen-only: just the serving rows and the dense rows beside them.
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--varlen-only") == 0) return print_varlen_row(reps, varlen_window, so);
@@ -305,7 +307,7 @@ int bench_chunked_prefill(int argc, char** argv) {
               o.segments > 0 ? std::to_string(o.segments).c_str() : "by rule",
               o.prefix < 0 ? "by rule" : (o.prefix > 0 ? "always" : "never"),
               o.prefix_share > 0 ? (" (share " + std::to_string(o.prefix_share) + ")").c_str() : "",
-              o.p_warpgroup ? "" : ", no P warpgroup", o.whole_head < 0 ? "" : (o.whole_head > 0 ? ", whole-head final pass" : ", slab final pass"));
+              o.p_warpgroup ? (o.pair_slabs ? "" : ", unpaired slabs") : ", no P warpgroup", o.whole_head < 0 ? "" : (o.whole_head > 0 ? ", whole-head final pass" : ", slab final pass"));
   std::printf("%-8s %-14s %-6s %10s %10s %10s %12s %9s %9s\n", "q,k/v", "BxT", "state", "ms",
               "prep ms", "target", "Mtok/s", "TFLOP/s", "vs tgt");
   int rc = 0;

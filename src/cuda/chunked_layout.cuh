@@ -132,6 +132,9 @@ struct KernelArgs {
   bool vec_out16;  // output rows are 16-byte aligned: 16-byte stores
   bool split;      // hi + lo state operands
   bool pw = true;  // P o Q K^T on a fourth warpgroup where the scan has that form (chunked_scan.cu)
+  // The two slab CTAs of a value head in the PW form as a cluster that forms P o Q K^T once
+  // (chunked_pair.cuh) where the form has two slabs; launch() clears it elsewhere.
+  bool pair = true;
   bool head = false;  // the final pass on whole value heads (chunked_head.cu; chunked_prefill.cu decides)
   int64_t c0;    // first chunk of this window
   int64_t nc;    // chunks in this window

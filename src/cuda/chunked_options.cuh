@@ -42,6 +42,10 @@ struct ChunkedOptions {
   // per state, no state split, a wgmma build; chunked_scan.cu). Off: the outputs warpgroup forms
   // it. Tests cover both forms; benchmarks compare them.
   bool p_warpgroup = true;
+  // The PW form with two value slabs per head (d_v = 128) runs each head's two slab CTAs as a
+  // cluster that forms P o Q K^T once per chunk (chunked_pair.cuh). Off: each CTA forms it.
+  // The results are the same to the bit; tests compare the two, benchmarks time them.
+  bool pair_slabs = true;
   // Whether the final pass runs one CTA per whole value head (chunked_head.cu: two state chains
   // per SM) or one per 64-column slab (chunked_scan.cu): -1 the rule in chunked_prefill.cu, 0
   // slabs, 1 whole heads wherever they can run (d_k = d_v = 128, the delta rules, one query head

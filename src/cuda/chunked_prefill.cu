@@ -194,6 +194,7 @@ Status chunked_prefill_with(const LinearAttentionParams& p, const Exec& e, const
   a.p = p;
   a.split = o.split_state;
   a.pw = o.p_warpgroup;
+  a.pair = o.pair_slabs;
   a.head = chunked::dense_whole_heads(p, o);
   a.gate_dtype = p.act_dtype;
   chunked::set_vector_access(a);

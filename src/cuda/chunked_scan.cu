@@ -46,6 +46,7 @@
 #include "core/dtype.hpp"
 #include "cuda/chunked_layout.cuh"
 #include "cuda/chunked_mma.cuh"
+#include "cuda/chunked_pair.cuh"
 #include "cuda/chunked_scan_tiles.cuh"
 #include "cuda/chunked_wgmma.cuh"
 
@@ -76,7 +77,7 @@ struct ScanPlan {
   static constexpr int kOffV = kOffT + kC * kC;
   static constexpr int kStateElems = (LOCAL ? 1 : 4) * DK * kSlab;
   static constexpr int kUElems = LOCAL ? 0 : 2 * kC * kSlab;
-  static constexpr int kBarriers = 3 * kStages + 3 * 2 + (PW ? 2 : 0);
+  static constexpr int kBarriers = 3 * kStages + 3 * 2 + (PW ? 3 : 0);
   static constexpr int kComputeWarps = LOCAL ? 4 : (PW ? 12 : kWarps);
   static constexpr int kThreadsAll = 32 * kComputeWarps + 128;
   static constexpr int kCtas = LOCAL ? kLocalCtas : 1;
@@ -193,7 +194,14 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
   uint64_t* ufull = sfull + 2;
   uint64_t* ofree = ufull + 2;
   // PW: pfull[b]: P o Q K^T of the chunk in buffer b written (warpgroup 2); ofree frees it too.
+  // Pair (args.pair): the CTA of rank r forms P o Q K^T for the chunks of buffer r alone and
+  // copies it into the peer's buffer r too; pfull[1 - r] completes on that copy (one arrival
+  // and its bytes), and rfree on the peer's outputs done with a chunk of buffer r (one
+  // arrival each).
   uint64_t* pfull = ofree + 2;
+  uint64_t* rfree = pfull + 2;
+  const bool pair = PW && args.pair;
+  const int rank = pair ? cluster_rank() : 0;
 
   const int tid = threadIdx.x, w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int slabs = p.dv / kSlab;
@@ -259,10 +267,15 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       mbar_init(sfull + i, 128);
       mbar_init(ufull + i, 128);
       mbar_init(ofree + i, 128);
-      if (PW) mbar_init(pfull + i, 128);
+      if (PW) mbar_init(pfull + i, pair && i != rank ? 1 : 128);
     }
+    if (PW) mbar_init(rfree, 1);
   }
-  __syncthreads();
+  if (pair) {
+    cluster_sync_all();
+  } else {
+    __syncthreads();
+  }
 
   if (w >= Plan::kComputeWarps) {
     reg_dealloc<Plan::kLoadRegs>();
@@ -579,6 +592,10 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // P o Q K^T of chunk i (one query head) to buffer i % 2 as hi + lo tiles, once chunk
       // i - 2's outputs are done with that buffer; the stage is released as soon as Q K^T is
       // complete and G is in registers.
+      // Pair: only the chunks of buffer `rank`; the tile then goes to the peer's buffer too,
+      // once the peer's outputs are done with the chunk two before (rfree).
+      constexpr int kBarP = 3;  // warpgroup 2's own named barrier
+      constexpr uint32_t kPBytes = 2 * kC * kC * 2;
       int s = 0;
       uint32_t phase = 0;
       skip_chunks(cbeg - pbeg, fullB, empty, s, phase);
@@ -588,6 +605,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         const int bsel = static_cast<int>(i & 1);
         uint16_t* P = Sbuf + bsel * 2 * DK * kSlab + DK * kSlab;
         mbar_wait(fullB + s, phase);
+        if (pair && bsel != rank) {
+          mbar_arrive(empty + s);
+          next_stage(s, phase);
+          continue;
+        }
         proxy_fence();
         float qk[8][4], grow[2];
         float2 gcol[8];
@@ -595,13 +617,25 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         mbar_arrive(empty + s);
         uint32_t ph[4][4], pl[4][4];
         build_p<BF16>(qk, gcol, grow, row, wr, ph, pl);
-        if (i >= 2) mbar_wait(ofree + bsel, static_cast<uint32_t>(((i >> 1) - 1) & 1));
+        if (i >= 2) {
+          const uint32_t par = static_cast<uint32_t>(((i >> 1) - 1) & 1);
+          mbar_wait(ofree + bsel, par);
+          if (pair) mbar_wait_cluster(rfree, par);
+        }
         store_p(ph, P, row);
         store_p(pl, P + kC * kC, row);
         proxy_fence();
         mbar_arrive(pfull + bsel);
+        if (pair) {
+          bar_sync(kBarP, 128);
+          if (tid == 256) copy_to_peer(peer_addr(P, rank ^ 1), P, kPBytes, peer_addr(pfull + bsel, rank ^ 1));
+        }
         next_stage(s, phase);
       }
+      // Pair: the peer has read the last tile this CTA copied (and so has made its last
+      // arrival here) before this CTA may exit.
+      const int64_t own = pair ? (cend - cbeg + 1 - rank) / 2 : 0;
+      if (own > 0) mbar_wait_cluster(rfree, static_cast<uint32_t>((own - 1) & 1));
       return;
     }
     // Outputs of every query head reading this state: scale (diag(L) Q S + (P o Q K^T) U),
@@ -670,6 +704,8 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       // The outputs pass through the first 64 columns of the Q tile (the warp's 16 rows), as
       // below; warpgroup 2 finished its Q K^T before P o Q K^T was published.
       bar_sync(kBarOut, 128);
+      // Pair: every warp's products are complete, so the peer may refill its tile here.
+      if (pair && bsel != rank && t == 0) mbar_arrive_peer(peer_addr(rfree, rank ^ 1));
       rows_to_pieces(ow, Qs + 16 * wr * 64, pend);
       const int r0 = 16 * wr + (lane >> 3);
       pbase = static_cast<uint16_t*>(p.out) + b * p.o_sb + p.output_head(h, 0) * p.dv + vcol + (t0 + r0) * p.o_st +
@@ -795,8 +831,24 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   const int64_t blocks = window_state_lanes(a) * (a.p.dv / kSlab + (LOCAL ? DK / kSlab : 0)) *
                          (LOCAL ? a.nseg - 1 : a.nseg);
   if (blocks == 0) return Status::ok_status();
-  kernel<<<static_cast<unsigned>(blocks), Plan::kThreadsAll, bytes, stream>>>(a);
-  err = cudaGetLastError();
+  // The PW form with two slabs per head runs them as a pair (chunked_pair.cuh): adjacent CTAs,
+  // the two slabs of one lane, form a cluster.
+  KernelArgs ka = a;
+  ka.pair = PW && !LOCAL && a.pair && a.p.dv == 2 * kSlab;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+  cfg.blockDim = dim3(Plan::kThreadsAll);
+  cfg.dynamicSmemBytes = bytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = ka.pair ? 2 : 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ka.pair ? 1 : 0;
+  err = cudaLaunchKernelEx(&cfg, kernel, ka);
+  if (err == cudaSuccess) err = cudaGetLastError();
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
   }

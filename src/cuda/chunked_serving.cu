@@ -725,6 +725,7 @@ Status chunked_prefill_serving_with(const LinearAttentionServing& s, const Exec&
   a.p = p;
   a.split = o.split_state;
   a.pw = o.p_warpgroup;
+  a.pair = o.pair_slabs;
   a.head = w.head;
   a.gate_dtype = gate_dtype;
   set_vector_access(a);

@@ -38,18 +38,19 @@ struct Cfg {
   int prefix = -1;     // ChunkedOptions::prefix
   double share = 0;    // ChunkedOptions::prefix_share
   bool pw = true;      // ChunkedOptions::p_warpgroup
+  bool pair = true;    // ChunkedOptions::pair_slabs
   int head = -1;       // ChunkedOptions::whole_head
   double tol = 3e-3;
 };
 
 std::string describe(const Cfg& c) {
   char buf[360];
-  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d pw=%d head=%d window=%lld seg=%d prefix=%d share=%.2f",
+  std::snprintf(buf, sizeof buf, "%s B=%lld T=%lld Hq=%d Hk=%d Hkv=%d dk=%d dv=%d act=%s past=%s present=%s%s%s pad=%d split=%d pw=%d pair=%d head=%d window=%lld seg=%d prefix=%d share=%.2f",
                 linattn_update_rule_name(c.rule), (long long)c.B, (long long)c.T, c.Hq, c.Hk,
                 c.Hkv, c.dk, c.dv, linattn_dtype_name(c.act),
                 c.has_past ? linattn_dtype_name(c.past) : "none", linattn_dtype_name(c.present),
                 c.in_place ? " in-place" : "", c.beta_shared ? " beta-shared" : "", c.pad,
-                c.split ? 1 : 0, c.pw ? 1 : 0, c.head, (long long)c.window, c.segments, c.prefix, c.share);
+                c.split ? 1 : 0, c.pw ? 1 : 0, c.pair ? 1 : 0, c.head, (long long)c.window, c.segments, c.prefix, c.share);
   return buf;
 }
 
@@ -99,6 +100,7 @@ struct Tensor {
 struct Errors {
   double out = 0, state = 0;
   int64_t nan = 0;
+  std::vector<double> got_out, got_state;  // the device's results
 };
 
 double rel(const std::vector<double>& a, const std::vector<double>& b) {
@@ -211,6 +213,7 @@ Errors run(const Cfg& c, uint64_t seed) {
   o.prefix = c.prefix;
   o.prefix_share = c.share;
   o.p_warpgroup = c.pw;
+  o.pair_slabs = c.pair;
   o.whole_head = c.head;
   Exec e;
   e.workspace_bytes = cuda::chunked_prefill_workspace_bytes_with(p, o);
@@ -241,6 +244,8 @@ Errors run(const Cfg& c, uint64_t seed) {
     }
   er.out = rel(got_out, ref_out);
   er.state = rel(got_state, ref_state);
+  er.got_out = std::move(got_out);
+  er.got_state = std::move(got_state);
   return er;
 }
 
@@ -483,6 +488,57 @@ TEST(ChunkedPrefill, PWarpgroup) {
   c.prefix = 0;
   c.rule = LINATTN_RULE_GATED;
   check(c);
+}
+
+TEST(ChunkedPrefill, PairedSlabs) {
+  // The two slab CTAs of a head as a cluster that forms P o Q K^T once per chunk (each CTA
+  // every other chunk, copied to the other) against each CTA forming it: the same tiles, so
+  // the same results to the bit, and both within the oracle's bound. Even and odd chunk counts
+  // per CTA (one chunk: the second CTA forms none), partial chunks, both rules with decay and
+  // both activation types, prefix segments, and the local pass with the combine before it.
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  struct Case {
+    linattn_update_rule rule;
+    linattn_dtype act;
+    int64_t B, T;
+    int segments, prefix;
+  };
+  const Case cases[] = {
+      {LINATTN_RULE_GATED_DELTA, LINATTN_BFLOAT16, 1, 64, 0, -1},
+      {LINATTN_RULE_GATED_DELTA, LINATTN_BFLOAT16, 2, 1000, 0, -1},
+      {LINATTN_RULE_GATED_DELTA, LINATTN_FLOAT16, 3, 130, 0, -1},
+      {LINATTN_RULE_GATED, LINATTN_BFLOAT16, 1, 700, 0, -1},
+      {LINATTN_RULE_GATED, LINATTN_FLOAT16, 1, 1500, 2, -1},
+      {LINATTN_RULE_GATED_DELTA, LINATTN_BFLOAT16, 1, 1500, 3, 1},
+      {LINATTN_RULE_GATED_DELTA, LINATTN_BFLOAT16, 1, 1500, 3, 0},
+  };
+  for (const Case& k : cases) {
+    Cfg c;
+    c.rule = k.rule;
+    c.act = k.act;
+    c.B = k.B;
+    c.T = k.T;
+    c.segments = k.segments;
+    c.prefix = k.prefix;
+    c.split = false;
+    c.head = 0;
+    const uint64_t seed = std::random_device{}();
+    c.pair = false;
+    const Errors alone = run(c, seed);
+    c.pair = true;
+    const Errors paired = run(c, seed);
+    std::printf("[chunked] %-110s out %.2e state %.2e\n", describe(c).c_str(), paired.out, paired.state);
+    EXPECT_EQ(paired.nan, 0) << describe(c);
+    EXPECT_LE(paired.out, c.tol) << describe(c);
+    EXPECT_LE(paired.state, c.tol) << describe(c);
+    ASSERT_EQ(alone.got_out.size(), paired.got_out.size());
+    ASSERT_EQ(alone.got_state.size(), paired.got_state.size());
+    int64_t out_diff = 0, state_diff = 0;
+    for (size_t i = 0; i < alone.got_out.size(); ++i) out_diff += alone.got_out[i] != paired.got_out[i];
+    for (size_t i = 0; i < alone.got_state.size(); ++i) state_diff += alone.got_state[i] != paired.got_state[i];
+    EXPECT_EQ(out_diff, 0) << describe(c);
+    EXPECT_EQ(state_diff, 0) << describe(c);
+  }
 }
 
 TEST(ChunkedPrefill, Rules) {
