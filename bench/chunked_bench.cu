@@ -276,8 +276,9 @@ int bench_chunked_prefill(int argc, char** argv) {
   // --prefix 0|1 (never / always prefix segments; -1: the rule), --prefix-share X (0: the
   // library's), --p-warpgroup 0|1 (ChunkedOptions::p_warpgroup), --pair 0|1
   // (ChunkedOptions::pair_slabs), --whole-head 0|1 (ChunkedOptions::whole_head: slabs / whole
-  // heads; by default the rule). The serving rows take --prefix, --prefix-share, --pair and
-  // (with --prefix 1) --segments; their dense rows beside them run the library's defaults.
+  // heads; by default the rule). The serving rows take --prefix, --prefix-share, --pair,
+  // --whole-head and (with --prefix 1) --segments; their dense rows beside them run the
+  // library's defaults.
   detail::cuda::ChunkedOptions o;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--prefix") == 0) o.prefix = std::atoi(argv[i + 1]) > 0 ? 1 : 0;
@@ -297,6 +298,7 @@ int bench_chunked_prefill(int argc, char** argv) {
   so.prefix_share = o.prefix_share;
   so.segments = o.segments;
   so.pair_slabs = o.pair_slabs;
+  so.whole_head = o.whole_head;
   // --varlen-only: just the serving rows and the dense rows beside them.
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--varlen-only") == 0) return print_varlen_row(reps, varlen_window, so);

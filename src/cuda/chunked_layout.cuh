@@ -90,8 +90,10 @@ constexpr int kMaxPrefixSegments = 4;
 // against a chunk with outputs. First estimated at 0.6 from the chain's cycles per chunk without
 // and with the outputs (about 2,500 and 4,300); three rounds of `chunked_bench --prefix-share`
 // on the H100 measured 0.5 to 0.6 within 1% on 1x8192 and 1x65536 (0.4 and 0.45 1-3% slower),
-// 0.5 the steadiest.
-constexpr double kPrefixChainShare = 0.5;
+// 0.5 the steadiest. Since the slab pairs (chunked_pair.cuh) made a chunk with outputs cheaper,
+// two rounds measured 1x65536 at 1.63 / 1.61 / 1.61 / 1.66 ms for 0.5 / 0.55 / 0.6 / 0.65
+// (1x8192 flat within 1% up to 0.6).
+constexpr double kPrefixChainShare = 0.55;
 // The share a call uses: ChunkedOptions::prefix_share (0: the constant above), clamped.
 inline double prefix_share(double forced) {
   return forced > 0 ? (forced < 0.05 ? 0.05 : (forced > 0.95 ? 0.95 : forced)) : kPrefixChainShare;
