@@ -72,9 +72,9 @@ if step build cmake --build "$BUILD" -j "$JOBS" && [ "$PARTS" != bench ]; then
     "$BUILD/tests/test_cuda_oracle_matrix" --gtest_brief=1 --gtest_filter="$san_filter"
   step memcheck_chunked "$sanitizer" --tool memcheck --error-exitcode 1 \
     "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 \
-    --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments:ChunkedPrefill.PrefixSegments:ChunkedPrefill.PWarpgroup:ChunkedPrefill.WholeHead'
+    --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.Segments:ChunkedPrefill.PrefixSegments:ChunkedPrefill.PWarpgroup:ChunkedPrefill.PairedSlabs:ChunkedPrefill.WholeHead'
   step racecheck_chunked "$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 1 \
-    "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.PWarpgroup'
+    "$BUILD/tests/test_chunked_prefill" --gtest_brief=1 --gtest_filter='ChunkedPrefill.Rules:ChunkedPrefill.PWarpgroup:ChunkedPrefill.PairedSlabs'
   # The serving kernels: memcheck and racecheck on the tests that reach every serving kernel
   # path at small shapes (the reference-shape and long cases would only add minutes).
   serving_san() {  # serving_san TEST MEMCHECK_FILTER RACECHECK_FILTER
