@@ -14,7 +14,9 @@
 // Final passes with d_k = 128, one query head per state and no state split (PW) have a fourth
 // warpgroup that forms P o Q K^T a chunk ahead of the outputs and hands it over as hi + lo
 // tiles in the lo halves of the state buffers, which only the split writes; the outputs then
-// run two products per chunk (Q S and (P o Q K^T) U, both operands from shared memory).
+// run two products per chunk (Q S and (P o Q K^T) U, both operands from shared memory). With
+// two slabs per head (d_v = 128) the two slab CTAs of a head run as a cluster whose CTAs each
+// form P o Q K^T for every other chunk and copy it to the other (chunked_pair.cuh).
 // Stages, state and U buffers pass between them on mbarriers, so nothing on the chain waits for
 // a barrier of the whole CTA. The float32 state feeds the tensor cores rounded to 16 bits or as
 // hi + lo parts (ChunkedOptions::split_state).
