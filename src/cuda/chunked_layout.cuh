@@ -348,5 +348,7 @@ size_t scan_smem(int dk);
 // CTAs of the scan's final pass (local = false) or local pass that one SM of the current device
 // holds at once (bf16, delta rule; 0 when the device cannot be asked): on sm_90 one and two.
 int scan_ctas_per_sm(int dk, bool local);
+// Whether the current device holds a cluster of the final pass's paired slab CTAs.
+bool scan_pairs_fit();
 
 }  // namespace linattn::detail::cuda::chunked

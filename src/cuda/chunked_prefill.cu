@@ -149,6 +149,8 @@ bool chunked_prefill_fits_device(int dk, int device_id) {
 
 int chunked_prefill_scan_ctas_per_sm(int dk, bool local_pass) { return chunked::scan_ctas_per_sm(dk, local_pass); }
 
+bool chunked_prefill_slab_pairs_fit() { return chunked::scan_pairs_fit(); }
+
 Status chunked_prefill_check_device(int dk, int device_id) {
   if (chunked_prefill_fits_device(dk, device_id)) return Status::ok_status();
   return unsupported("chunked prefill: the scan at d_k = " + std::to_string(dk) + " needs " +

@@ -21,6 +21,10 @@ bool chunked_prefill_fits_device(int dk, int device_id);
 // CTAs of the scan's final pass, or of its local pass (segments), that one SM of the current
 // device holds at once (0 when the device cannot be asked): one and two on sm_90.
 int chunked_prefill_scan_ctas_per_sm(int dk, bool local_pass);
+// Whether the current device holds a cluster of two final-pass CTAs, the two 64-column slabs of a
+// value head that form P o Q K^T once per chunk between them (ChunkedOptions::pair_slabs): yes
+// on sm_90; where not, the slabs run unpaired.
+bool chunked_prefill_slab_pairs_fit();
 // OK when it fits; otherwise LINATTN_ERROR_UNSUPPORTED naming both sizes and the device.
 Status chunked_prefill_check_device(int dk, int device_id);
 // Device workspace the chunked path needs for p (0 when unsupported).

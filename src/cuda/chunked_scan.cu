@@ -819,6 +819,31 @@ cudaError_t prepare(void (*kernel)(KernelArgs)) {
   return err;
 }
 
+// Whether the current device holds a cluster of the paired PW kernel (asked once per device):
+// a partition whose GPCs cannot give two CTAs of this size SMs side by side would not, and there
+// the slabs run unpaired.
+bool pairs_fit() {
+  static std::array<std::atomic<int>, 64> cache{};
+  return asked_once_per_device(cache, [](int) {
+    auto kernel = chunked_scan_kernel<true, 128, true, false, false, true, true>;
+    using Plan = ScanPlan<128, false, true>;
+    if (prepare<128, false, true>(kernel) != cudaSuccess) return false;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(2);
+    cfg.blockDim = dim3(Plan::kThreadsAll);
+    cfg.dynamicSmemBytes = Plan::bytes();
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    return cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) == cudaSuccess && n > 0;
+  });
+}
+
 template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false, bool PW = false, bool LSPLIT = true>
 Status launch(const KernelArgs& a, cudaStream_t stream) {
   using Plan = ScanPlan<DK, LOCAL, PW>;
@@ -836,7 +861,7 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   // The PW form with two slabs per head runs them as a pair (chunked_pair.cuh): adjacent CTAs,
   // the two slabs of one lane, form a cluster.
   KernelArgs ka = a;
-  ka.pair = PW && !LOCAL && a.pair && a.p.dv == 2 * kSlab;
+  ka.pair = PW && !LOCAL && a.pair && a.p.dv == 2 * kSlab && pairs_fit();
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(blocks));
   cfg.blockDim = dim3(Plan::kThreadsAll);
@@ -912,6 +937,8 @@ int ctas_per_sm() {
   return n;
 }
 }  // namespace
+
+bool scan_pairs_fit() { return pairs_fit(); }
 
 int scan_ctas_per_sm(int dk, bool local) {
   if (dk == 128) return local ? ctas_per_sm<128, true>() : ctas_per_sm<128, false>();

@@ -725,6 +725,10 @@ TEST(ChunkedPrefill, FitsDeviceSharedMemory) {
     EXPECT_EQ(cuda::chunked_prefill_scan_ctas_per_sm(dk, true), fa.ptxVersion >= 90 ? 2 : 1)
         << "d_k " << dk << ", code from compute_" << fa.ptxVersion;
   }
+  // The paired slab CTAs (clusters of two final-pass CTAs) fit on sm_90, where the PW form runs.
+  if (fa.ptxVersion >= 90 && cuda::chunked_prefill_fits_device(128, dev)) {
+    EXPECT_TRUE(cuda::chunked_prefill_slab_pairs_fit());
+  }
 }
 
 }  // namespace
