@@ -630,7 +630,7 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         mbar_arrive(pfull + bsel);
         if (pair) {
           bar_sync(kBarP, 128);
-          if (tid == 256) copy_to_peer(peer_addr(P, rank ^ 1), P, kPBytes, peer_addr(pfull + bsel, rank ^ 1));
+          if (tid == 2 * 128) copy_to_peer(peer_addr(P, rank ^ 1), P, kPBytes, peer_addr(pfull + bsel, rank ^ 1));
         }
         next_stage(s, phase);
       }
@@ -822,23 +822,31 @@ cudaError_t prepare(void (*kernel)(KernelArgs)) {
 // Whether the current device holds a cluster of the paired PW kernel (asked once per device):
 // a partition whose GPCs cannot give two CTAs of this size SMs side by side would not, and there
 // the slabs run unpaired.
+// A launch of `blocks` CTAs of Plan, as clusters of two where `pair` (`attr` holds the cluster
+// shape the configuration points to).
+template <class Plan>
+cudaLaunchConfig_t scan_config(int64_t blocks, bool pair, cudaStream_t stream, cudaLaunchAttribute& attr) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+  cfg.blockDim = dim3(Plan::kThreadsAll);
+  cfg.dynamicSmemBytes = Plan::bytes();
+  cfg.stream = stream;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = pair ? 2 : 1;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pair ? 1 : 0;
+  return cfg;
+}
+
 bool pairs_fit() {
   static std::array<std::atomic<int>, 64> cache{};
   return asked_once_per_device(cache, [](int) {
     auto kernel = chunked_scan_kernel<true, 128, true, false, false, true, true>;
-    using Plan = ScanPlan<128, false, true>;
     if (prepare<128, false, true>(kernel) != cudaSuccess) return false;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(2);
-    cfg.blockDim = dim3(Plan::kThreadsAll);
-    cfg.dynamicSmemBytes = Plan::bytes();
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cudaLaunchAttribute attr{};
+    const cudaLaunchConfig_t cfg = scan_config<ScanPlan<128, false, true>>(2, true, nullptr, attr);
     int n = 0;
     return cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) == cudaSuccess && n > 0;
   });
@@ -848,7 +856,6 @@ template <bool BF16, int DK, bool DELTA, bool LOCAL, bool SERVING = false, bool 
 Status launch(const KernelArgs& a, cudaStream_t stream) {
   using Plan = ScanPlan<DK, LOCAL, PW>;
   auto kernel = chunked_scan_kernel<BF16, DK, DELTA, LOCAL, SERVING, PW, LSPLIT>;
-  constexpr size_t bytes = Plan::bytes();
   cudaError_t err = prepare<DK, LOCAL, PW>(kernel);
   if (err != cudaSuccess) {
     return Status(LINATTN_ERROR_DEVICE, std::string("chunked prefill (scan): ") + cudaGetErrorString(err));
@@ -862,18 +869,8 @@ Status launch(const KernelArgs& a, cudaStream_t stream) {
   // the two slabs of one lane, form a cluster.
   KernelArgs ka = a;
   ka.pair = PW && !LOCAL && a.pair && a.p.dv == 2 * kSlab && pairs_fit();
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(blocks));
-  cfg.blockDim = dim3(Plan::kThreadsAll);
-  cfg.dynamicSmemBytes = bytes;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = ka.pair ? 2 : 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ka.pair ? 1 : 0;
+  cudaLaunchAttribute attr{};
+  const cudaLaunchConfig_t cfg = scan_config<Plan>(blocks, ka.pair, stream, attr);
   err = cudaLaunchKernelEx(&cfg, kernel, ka);
   if (err == cudaSuccess) err = cudaGetLastError();
   if (err != cudaSuccess) {
