@@ -606,12 +606,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
         const float* Gs = gstage + s * kC;
         const int bsel = static_cast<int>(i & 1);
         uint16_t* P = Sbuf + bsel * 2 * DK * kSlab + DK * kSlab;
-        mbar_wait(fullB + s, phase);
         if (pair && bsel != rank) {
-          mbar_arrive(empty + s);
-          next_stage(s, phase);
+          skip_chunks(1, fullB, empty, s, phase);
           continue;
         }
+        mbar_wait(fullB + s, phase);
         proxy_fence();
         float qk[8][4], grow[2];
         float2 gcol[8];

@@ -29,8 +29,9 @@ __device__ __forceinline__ void next_stage(int& s, uint32_t& phase) {
   }
 }
 
-// A warpgroup that reads Q skips the n chunks before its prefix segment's own (they hold no
-// Q): it releases each stage once loaded.
+// A warpgroup that reads Q skips n chunks (those before its prefix segment's own, which hold no
+// Q; a paired P o Q K^T warpgroup's chunks that the peer forms): it releases each stage once
+// loaded.
 __device__ __forceinline__ void skip_chunks(int64_t n, uint64_t* full, uint64_t* empty, int& s, uint32_t& phase) {
   for (int64_t k = 0; k < n; ++k) {
     mbar_wait(full + s, phase);
