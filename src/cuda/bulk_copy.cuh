@@ -65,13 +65,6 @@ __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
 __device__ __forceinline__ void grid_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void grid_release() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
-// L2 policy for data read once: evict it first, which leaves L2 to the lines being written.
-__device__ __forceinline__ uint64_t evict_first() {
-  uint64_t pol;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-  return pol;
-}
-
 // bytes (a multiple of 16, both addresses 16-byte aligned) from global src to shared dst,
 // counted on bar.
 __device__ __forceinline__ void load(void* dst, const void* src, uint32_t bytes, uint64_t* bar, uint64_t pol) {

@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kClThreads) conv_cl_bulk_kernel(const CausalCo
   if (threadIdx.x == 0) {
     const uint32_t bytes = 2u * nch;
     bulk::bar_expect(&bar, bytes * static_cast<uint32_t>(KM + nt - r0));
-    const uint64_t pol = bulk::evict_first();
+    const uint64_t pol = l2_evict_first();
     const uint16_t* xg = static_cast<const uint16_t*>(p.x) + b * p.x_sb + c0;
     for (int r = r0; r < KM + nt; ++r) bulk::load(rows[r], xg + (t0 - KM + r) * p.x_sl, bytes, &bar, pol);
   }

@@ -131,7 +131,7 @@ __device__ __forceinline__ void load_tile(uint16_t* xs, uint16_t* ss, const uint
                                           int nch, int km, uint64_t* bar) {
   const uint32_t xbytes = 2u * nch, sbytes = sg ? 2u * nch * km : 0u;
   bulk::bar_expect(bar, xbytes + sbytes);
-  const uint64_t pol = bulk::evict_first();
+  const uint64_t pol = l2_evict_first();
   bulk::load(xs, xg, xbytes, bar, pol);
   if (sg) bulk::load(ss, sg, sbytes, bar, pol);
 }
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kBulkThreads, 16) conv_update_bulk_serving_ker
 
   if (threadIdx.x == 0) {
     bulk::bar_init(&bar);
-    const uint64_t pol = bulk::evict_first();
+    const uint64_t pol = l2_evict_first();
     bulk::bar_expect_more(&bar, 2u * nch);
     bulk::load(xs, static_cast<const uint16_t*>(p.x) + n * p.x_sb + c0, 2u * nch, &bar, pol);
     ResolvedSequence r;

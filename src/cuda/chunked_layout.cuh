@@ -260,18 +260,23 @@ __device__ __forceinline__ uint4 load8_unaligned(const uint16_t* s) {
 }
 
 // Rows [0, n) of a 64 x COLS tile from global memory (row stride `stride` elements), zeros below.
-// Aligned rows go through cp.async (visible after cp_async_wait_all and a barrier); others are
-// copied synchronously.
+// Aligned rows go through cp.async with the L2 policy pol (visible after cp_async_wait_all and a
+// barrier); others are copied synchronously.
 template <int COLS>
 __device__ __forceinline__ void load_tile(uint16_t* dst, int ld, const uint16_t* src,
-                                          int64_t stride, int n, bool vec) {
+                                          int64_t stride, int n, bool vec, uint64_t pol) {
   constexpr int kVpr = COLS / 8;
   if (vec) {
+    // Thread t copies 16 bytes of rows t / kVpr + k kRows: one row pointer, stepped.
+    constexpr int kRows = kThreads / kVpr;
+    static_assert(kThreads % kVpr == 0 && kC % kRows == 0, "whole rows per pass");
+    const int r0 = static_cast<int>(threadIdx.x / kVpr), cv = static_cast<int>(threadIdx.x % kVpr) * 8;
+    const uint16_t* s = src + r0 * stride + cv;
+    uint16_t* d = dst + r0 * ld + cv;
 #pragma unroll
-    for (int k = 0; k < kC * kVpr / kThreads; ++k) {
-      const int i = threadIdx.x + k * kThreads;
-      const int r = i / kVpr, cv = (i % kVpr) * 8;
-      cp_async16(dst + r * ld + cv, src + (r < n ? r * stride + cv : 0), r < n);
+    for (int k = 0; k < kC / kRows; ++k) {
+      const bool valid = r0 + k * kRows < n;
+      cp_async16(d + k * kRows * ld, valid ? s + k * kRows * stride : src, valid, pol);
     }
     return;
   }

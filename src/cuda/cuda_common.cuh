@@ -148,6 +148,14 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// L2 policy (sm_80 and newer) for lines touched once for a long while: they go first when L2
+// needs room, which leaves it to the lines written, or to those other CTAs are about to read.
+__device__ __forceinline__ uint64_t l2_evict_first() {
+  uint64_t pol;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+  return pol;
+}
+
 // Checks the launch that was just issued: configuration errors show up here, asynchronously
 // raised faults at the caller's next synchronisation.
 inline Status launch_status(const char* what) {
