@@ -233,8 +233,9 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
   float au[8][4];
   const auto issue_ks = [&](const uint16_t* Ks) {
     wg_begin(au);
+    const BTile<true> bk(Ks, kStaged);
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16>(au, sh[kk], bk, il(0, 16 * kk, kStaged), kk > 0);
   };
   if (pbeg < cend) {
     mbar_wait(full, 0);
@@ -257,8 +258,9 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     float ao[8][4];
     if (out) {
       wg_begin(ao);
+      const BTile<true> bq(Qs, kStaged);
 #pragma unroll
-      for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(ao, sh[kk], Qs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+      for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16>(ao, sh[kk], bq, il(0, 16 * kk, kStaged), kk > 0);
     }
     wg_issued();
     const float gend = Gs[kC - 1];
@@ -279,7 +281,7 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const uint32_t v = vt[2 * (j & 1) + (e >> 1)];
-          const float x = from_bits<BF16>(static_cast<uint16_t>(e & 1 ? v >> 16 : v & 0xffffu));
+          const float x = half_as_float<BF16>(v, e & 1);
           au[j][e] = x - (e & 1 ? l1 : l0) * au[j][e];
           ao[j][e] *= e & 1 ? l1 : l0;
         }
@@ -290,10 +292,11 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     // U^T = X^T (T diag(b))^T: T diag(b) as the K-major B operand.
     float uu[8][4];
     wg_begin(uu);
+    const BTile<true> bt(Tbs, kStaged);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xh[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(uu, xh[kk], bt, il(0, 16 * kk, kStaged), kk > 0);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(uu, xl[kk], Tbs + il(0, 16 * kk, kStaged), kStaged, true);
+    for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(uu, xl[kk], bt, il(0, 16 * kk, kStaged), true);
     wg_issued();
     // While U is on the tensor cores: the decay of the state.
 #pragma unroll
@@ -326,10 +329,11 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
     // S^T <- exp(G_C) S^T + (U diag(exp(G_C - G)))^T K: K as the N-major B operand.
 #pragma unroll
     for (int hf = 0; hf < NS; ++hf) wg_begin(accS[hf]);
+    const BTile<false> bkn(Ks, kStaged);
 #pragma unroll
     for (int hf = 0; hf < NS; ++hf) {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(accS[hf], uf[kk], bkn, il(16 * kk, 64 * hf, kStaged));
     }
     wg_issued();
     if (out) {
@@ -337,10 +341,11 @@ __global__ void __launch_bounds__(HeadPlan::kThreads, 1) chunked_head_kernel(con
       mbar_wait(pfull + bsel, bpar);
       const uint16_t* P = Pbuf + bsel * 2 * kC * kC;
       wg_begin(ao);
+      const BTile<true> bp(P, kPTile);
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(ao, ut[kk], P + il(0, 16 * kk, kPTile), kPTile);
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(ao, ut[kk], bp, il(0, 16 * kk, kPTile));
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16, true>(ao, ut[kk], P + kC * kC + il(0, 16 * kk, kPTile), kPTile);
+      for (int kk = 0; kk < 4; ++kk) wg_gemm_ra<BF16>(ao, ut[kk], bp, kC * kC + il(0, 16 * kk, kPTile));
     }
     // (An empty group without outputs: the wait below is the same in both cases.)
     wg_issued();

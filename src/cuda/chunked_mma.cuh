@@ -30,6 +30,17 @@ __device__ __forceinline__ float from_bits(uint16_t h) {
   }
 }
 
+// The 16-bit value in half h (0: the low bits) of w as float. bfloat16 is the top half of a
+// float32: one mask or shift, where from_bits of the extracted half took two.
+template <bool BF16>
+__device__ __forceinline__ float half_as_float(uint32_t w, int h) {
+  if constexpr (BF16) {
+    return __uint_as_float(h ? (w & 0xffff0000u) : (w << 16));
+  } else {
+    return from_bits<false>(static_cast<uint16_t>(h ? w >> 16 : w & 0xffffu));
+  }
+}
+
 // Two values as one 32-bit word, the first at the lower address: one packed conversion
 // (cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32), the same rounding as two to_bits.
 template <bool BF16>
@@ -47,8 +58,7 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 // twice the significant bits of hi alone.
 template <bool BF16>
 __device__ __forceinline__ uint32_t pack2_lo(float x0, float x1, uint32_t hi) {
-  return pack2<BF16>(x0 - from_bits<BF16>(static_cast<uint16_t>(hi & 0xffffu)),
-                     x1 - from_bits<BF16>(static_cast<uint16_t>(hi >> 16)));
+  return pack2<BF16>(x0 - half_as_float<BF16>(hi, 0), x1 - half_as_float<BF16>(hi, 1));
 }
 
 // 2^x and e^x on the special function unit, results below 2^-126 flushed to zero: __expf

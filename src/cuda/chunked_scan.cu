@@ -390,8 +390,9 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       float au[8][4];  // (K S)^T
       if constexpr (DELTA) {
         wg_begin(au);
+        const BTile<true> bk(Ks, kStaged);
 #pragma unroll
-        for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16, true>(au, sh[kk], Ks + il(0, 16 * kk, kStaged), kStaged, kk > 0);
+        for (int kk = 0; kk < KS; ++kk) wg_gemm_ra<BF16>(au, sh[kk], bk, il(0, 16 * kk, kStaged), kk > 0);
       }
       // The state at the start of chunk i to buffer i % 2 once chunk i - 2's outputs are done
       // with it (the local pass: its lo part alone, for the delta rule's K S).
@@ -446,11 +447,11 @@ __global__ void __launch_bounds__(ScanPlan<DK, LOCAL, PW>::kThreadsAll, ScanPlan
       float uu[8][4];
       // U^T (+)= (k step kk of X^T) (T diag(b))^T: T diag(b) as the K-major B operand.
       const auto u_step = [&](const uint32_t(&x)[4], int kk, bool accumulate) {
-        wg_gemm_ra<BF16, true>(uu, x, Tbs + il(0, 16 * kk, kStaged), kStaged, accumulate);
+        wg_gemm_ra<BF16>(uu, x, BTile<true>(Tbs, kStaged), il(0, 16 * kk, kStaged), accumulate);
       };
       // Rows 64 hf .. of S^T (+)= (k step kk of (U diag(exp(G_C - G)))^T) K: K N-major.
       const auto update_step = [&](int hf, int kk) {
-        wg_gemm_ra<BF16>(accS[hf], uf[kk], Ks + il(16 * kk, 64 * hf, kStaged), kStaged);
+        wg_gemm_ra<BF16>(accS[hf], uf[kk], BTile<false>(Ks, kStaged), il(16 * kk, 64 * hf, kStaged));
       };
       if constexpr (DELTA) {
         wg_complete();

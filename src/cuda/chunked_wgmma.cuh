@@ -79,6 +79,12 @@ __device__ __forceinline__ uint64_t smem_desc(const void* p, Tile t, bool k_majo
          (static_cast<uint64_t>((sbo & 0x3FFFFu) >> 4) << 32) | (t.sw ? uint64_t{1} << 62 : 0);
 }
 
+// The descriptor of an operand starting off 16-bit elements (a multiple of 8) after the one d
+// describes: the start address field counts 16-byte units and no shared-memory address carries
+// out of it, so the add is the whole update (ptxas makes it one or two uniform instructions,
+// where a descriptor formed from its pointer took about five).
+__device__ __forceinline__ uint64_t desc_add(uint64_t d, int off) { return d + static_cast<uint64_t>(off >> 3); }
+
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -176,11 +182,12 @@ __device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, T
 #if defined(LINATTN_WGMMA)
   constexpr bool kAK = FORM == Operand::kRowsK;
   int acc_flag = accumulate ? 1 : 0;
+  const uint64_t da = smem_desc(A, ta, kAK), db = smem_desc(B, tb, B_T);
 #pragma unroll
   for (int k0 = 0; k0 < K; k0 += 16) {
-    const uint64_t da = smem_desc(A + (kAK ? il(0, k0, ta) : il(k0, 0, ta)), ta, kAK);
-    const uint64_t db = smem_desc(B + (B_T ? il(0, k0, tb) : il(k0, 0, tb)), tb, B_T);
-    wgmma_ss<BF16, FORM == Operand::kColsK ? 1 : 0, B_T ? 0 : 1>(acc, da, db, acc_flag);
+    wgmma_ss<BF16, FORM == Operand::kColsK ? 1 : 0, B_T ? 0 : 1>(
+        acc, desc_add(da, kAK ? il(0, k0, ta) : il(k0, 0, ta)), desc_add(db, B_T ? il(0, k0, tb) : il(k0, 0, tb)),
+        acc_flag);
     acc_flag = 1;
   }
 #else
@@ -201,6 +208,21 @@ __device__ __forceinline__ void wg_gemm(float (&acc)[8][4], const uint16_t* A, T
 #endif
 }
 
+// The shared-memory B operand of a run of wg_gemm_ra products (rows K x columns N, or when B_T
+// rows N x columns K): the tile's start and, on sm_90a, its descriptor, which each product
+// advances by its element offset instead of forming its own.
+template <bool B_T = false>
+struct BTile {
+  const uint16_t* p;
+  Tile t;
+  uint64_t d = 0;
+  __device__ __forceinline__ BTile(const uint16_t* tile, Tile layout) : p(tile), t(layout) {
+#if defined(LINATTN_WGMMA)
+    d = smem_desc(tile, layout, B_T);
+#endif
+  }
+};
+
 // acc (+)= A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
 // B one k step of a tile of layout tb: rows 16 x columns 64 (N-major),
 // or when B_T rows 64 x columns 16 (K-major, B^T stored), B pointing at the step's first core.
@@ -212,6 +234,17 @@ __device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&
 #else
   if (!accumulate) zero_acc(acc);
   mma_k_step<BF16, B_T>(acc, a, B, tb, 0);
+#endif
+}
+// The same with B the k step at element offset off of b.
+template <bool BF16, bool B_T>
+__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const BTile<B_T>& b, int off,
+                                           bool accumulate = true) {
+#if defined(LINATTN_WGMMA)
+  wgmma_rs<BF16, B_T ? 0 : 1>(acc, a, desc_add(b.d, off), accumulate ? 1 : 0);
+#else
+  if (!accumulate) zero_acc(acc);
+  mma_k_step<BF16, B_T>(acc, a, b.p + off, b.t, 0);
 #endif
 }
 
@@ -237,7 +270,7 @@ __device__ __forceinline__ void acc_frag_lo(const float (&acc)[NT][4], int kk, c
 template <bool BF16>
 __device__ __forceinline__ float frag_elem(const uint32_t (&f)[4][4], int j, int e) {
   const uint32_t v = f[j >> 1][2 * (j & 1) + (e >> 1)];
-  return from_bits<BF16>(static_cast<uint16_t>(e & 1 ? v >> 16 : v & 0xffffu));
+  return half_as_float<BF16>(v, e & 1);
 }
 
 // Element offset, in a tile of layout t, of the row this lane addresses when a warp's four
