@@ -225,18 +225,7 @@ struct BTile {
 
 // acc (+)= A B with A given as the warp's mma.sync A fragment (rows 16 (w & 3) .., k 0..15) and
 // B one k step of a tile of layout tb: rows 16 x columns 64 (N-major),
-// or when B_T rows 64 x columns 16 (K-major, B^T stored), B pointing at the step's first core.
-template <bool BF16, bool B_T = false>
-__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, Tile tb,
-                                           bool accumulate = true) {
-#if defined(LINATTN_WGMMA)
-  wgmma_rs<BF16, B_T ? 0 : 1>(acc, a, smem_desc(B, tb, B_T), accumulate ? 1 : 0);
-#else
-  if (!accumulate) zero_acc(acc);
-  mma_k_step<BF16, B_T>(acc, a, B, tb, 0);
-#endif
-}
-// The same with B the k step at element offset off of b.
+// or when B_T rows 64 x columns 16 (K-major, B^T stored): the k step at element offset off of b.
 template <bool BF16, bool B_T>
 __device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const BTile<B_T>& b, int off,
                                            bool accumulate = true) {
@@ -246,6 +235,12 @@ __device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&
   if (!accumulate) zero_acc(acc);
   mma_k_step<BF16, B_T>(acc, a, b.p + off, b.t, 0);
 #endif
+}
+// The same with B given by a pointer to the step's first core.
+template <bool BF16, bool B_T = false>
+__device__ __forceinline__ void wg_gemm_ra(float (&acc)[8][4], const uint32_t (&a)[4], const uint16_t* B, Tile tb,
+                                           bool accumulate = true) {
+  wg_gemm_ra<BF16>(acc, a, BTile<B_T>(B, tb), 0, accumulate);
 }
 
 // A fragments and accumulators: register q of the A fragment of k step kk holds columns
